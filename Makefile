@@ -1,0 +1,40 @@
+# `make demo` and `make test` work from a fresh clone: they install what they need.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install demo test check bench browser clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/assay demo
+
+# Headless Chromium renders the scorecard in a test; install it where we can (CI runs as root).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "warning: could not install chromium; the screenshot test will skip"; \
+	  else echo "note: chromium not found; the screenshot test will skip"; fi; }
+
+test: install browser
+	$(BIN)/pytest -q
+
+check: install browser
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/pytest -q
+
+bench: install
+	$(BIN)/python benchmarks/timing_fidelity.py
+
+clean:
+	rm -rf $(VENV) .assay reports .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,230 @@
+"""The provider client: one async `send()` that times, streams and classifies failures.
+
+Timing rule (DESIGN.md invariant 3): every chunk is stamped with the clock the
+moment `readany()` hands it over, before any parsing, and all events in that
+chunk share the stamp because they arrived together.
+
+Timeouts by phase: `connect` (TCP/TLS, enforced by aiohttp), `first_token`
+(send to first content token, headers included), `idle` (gap between chunks)
+and `total`. One `asyncio.timeout` is re-armed before each wait with the
+nearest deadline, so the phase that expired is always known and no task is
+created per chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import aiohttp
+import orjson
+
+from assay.clients.errors import error_for_status
+from assay.clock import Clock, SystemClock
+from assay.errors import BadResponse, ConfigError, ConnectionFailed, ProviderError, StreamBroken, Timeout
+from assay.model import ChatRequest, Completion, Target, Timing, Usage
+
+__all__ = ["ProviderClient", "StreamState", "Timeouts", "estimate_tokens", "open_session"]
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    connect_s: float = 10.0
+    first_token_s: float = 30.0
+    idle_s: float = 30.0
+    total_s: float = 60.0
+
+
+@dataclass(slots=True)
+class StreamState:
+    """What the protocol parser accumulates while a response streams in."""
+
+    parts: list[str] = field(default_factory=list)
+    finish_reason: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    done: bool = False
+    model: str | None = None
+
+
+def estimate_tokens(text: str) -> int:
+    """~4 characters a token: a rough fallback used only when the server reports no usage."""
+    return (len(text) + 3) // 4 if text else 0
+
+
+def open_session(max_connections: int = 1000) -> aiohttp.ClientSession:
+    """One pooled session for all targets; per-request timeouts are set by the client."""
+    connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0, ttl_dns_cache=300)
+    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None), auto_decompress=True)
+
+
+class ProviderClient(ABC):
+    """Speaks one wire protocol to one target."""
+
+    api: ClassVar[str]
+
+    def __init__(
+        self,
+        target: Target,
+        session: aiohttp.ClientSession,
+        timeouts: Timeouts | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.target = target
+        self.session = session
+        self.timeouts = timeouts or Timeouts()
+        self.clock: Clock = clock or SystemClock()
+        self._api_key: str | None = None
+        if target.api_key_env:
+            key = os.environ.get(target.api_key_env)
+            if not key:
+                raise ConfigError(f"target {target.name!r}: environment variable {target.api_key_env} is not set")
+            self._api_key = key
+
+    # -- what each protocol supplies -------------------------------------------------
+    @abstractmethod
+    def url(self) -> str: ...
+
+    @abstractmethod
+    def headers(self) -> dict[str, str]: ...
+
+    @abstractmethod
+    def body(self, request: ChatRequest) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def on_event(self, event: dict[str, Any], state: StreamState) -> str | None:
+        """Fold one stream event into `state`; return its content text, if any."""
+
+    @abstractmethod
+    def parse_body(self, data: dict[str, Any], state: StreamState) -> None:
+        """Fill `state` from a non-streaming response body."""
+
+    # -- the shared lifecycle ----------------------------------------------------------
+    async def send(self, request: ChatRequest, timing: Timing | None = None) -> Completion:
+        """Send one request. Raises a ProviderError subclass on any failure.
+
+        Pass `timing` to keep the stamps of a failed or cancelled attempt.
+        """
+        timing = timing if timing is not None else Timing()
+        payload = orjson.dumps(self.body(request))
+        headers = {"content-type": "application/json", **self.target.headers, **self.headers()}
+        loop = asyncio.get_running_loop()
+        t = self.timeouts
+        state = StreamState()
+        phase = "first_token"
+        timing.sent_ns = self.clock.now_ns()
+        start = loop.time()
+        total_at, first_at = start + t.total_s, start + t.first_token_s
+        http_status = 0
+        request_id: str | None = None
+        try:
+            async with asyncio.timeout(None) as deadline:
+
+                def arm(idle: bool) -> None:
+                    nonlocal phase
+                    choices = [(total_at, "total")]
+                    if not timing.content_ns:
+                        choices.append((first_at, "first_token"))
+                    if idle:
+                        choices.append((loop.time() + t.idle_s, "idle"))
+                    when, phase = min(choices)
+                    deadline.reschedule(when)
+
+                arm(idle=False)
+                async with self.session.post(
+                    self.url(),
+                    data=payload,
+                    headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=None, sock_connect=t.connect_s),
+                ) as resp:
+                    timing.headers_ns = self.clock.now_ns()
+                    http_status = resp.status
+                    request_id = resp.headers.get("x-request-id") or resp.headers.get("request-id")
+                    if resp.status >= 300:
+                        raw = await resp.read()
+                        timing.first_byte_ns = timing.done_ns = self.clock.now_ns()
+                        raise error_for_status(resp.status, resp.headers, raw)
+                    if request.stream:
+                        await self._read_stream(resp, state, timing, arm)
+                    else:
+                        raw = await resp.read()
+                        timing.first_byte_ns = stamp = self.clock.now_ns()
+                        self.parse_body(orjson.loads(raw), state)
+                        if any(state.parts):
+                            timing.content_ns.append(stamp)
+                        timing.done_ns = stamp
+        except ProviderError:
+            raise
+        except TimeoutError as e:
+            if isinstance(e, aiohttp.ConnectionTimeoutError) or not deadline.expired():
+                raise Timeout(f"connect timed out after {t.connect_s:g}s", phase="connect") from None
+            limits = {"total": t.total_s, "first_token": t.first_token_s, "idle": t.idle_s}
+            raise Timeout(f"{phase} timeout after {limits[phase]:g}s", phase=phase, http_status=http_status or None) from None
+        except (orjson.JSONDecodeError, UnicodeDecodeError) as e:
+            raise BadResponse(f"unparseable response: {e}", http_status=http_status or None) from None
+        except aiohttp.ClientConnectorError as e:
+            raise ConnectionFailed(f"cannot connect to {self.target.base_url}: {e.os_error.strerror or e}") from None
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError) as e:
+            if timing.first_byte_ns:
+                raise StreamBroken(f"connection lost mid-stream: {_short(e)}", http_status=http_status) from None
+            raise ConnectionFailed(f"connection closed before any response: {_short(e)}") from None
+        except aiohttp.ClientResponseError as e:
+            raise BadResponse(f"malformed HTTP response: {e.message}") from None
+
+        text = "".join(state.parts)
+        usage = state.usage
+        if usage.source == "none":
+            usage.output_tokens = estimate_tokens(text)
+            usage.input_tokens = sum(estimate_tokens(m.content) for m in request.messages) + estimate_tokens(
+                request.system or ""
+            )
+            usage.source = "estimate"
+        return Completion(
+            text=text,
+            finish_reason=state.finish_reason,
+            usage=usage,
+            timing=timing,
+            http_status=http_status,
+            request_id=request_id,
+            model=state.model,
+        )
+
+    async def _read_stream(self, resp: aiohttp.ClientResponse, state: StreamState, timing: Timing, arm: Any) -> None:
+        buf = b""
+        content = resp.content
+        while True:
+            arm(idle=True)
+            chunk = await content.readany()
+            stamp = self.clock.now_ns()
+            if not chunk:
+                break
+            if not timing.first_byte_ns:
+                timing.first_byte_ns = stamp
+            buf += chunk
+            if b"\n" not in chunk:
+                continue
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                if not line.startswith(b"data:"):
+                    continue  # event names, comments, blank separators
+                data = line[5:].strip()
+                if data == b"[DONE]":
+                    state.done = True
+                    continue
+                try:
+                    event = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    raise BadResponse(f"malformed stream event: {data[:80]!r}", http_status=resp.status) from None
+                if self.on_event(event, state):
+                    timing.content_ns.append(stamp)
+            if state.done:
+                break
+        timing.done_ns = stamp
+        if not state.done:
+            raise StreamBroken("stream ended before the completion was finished", http_status=resp.status)
+
+
+def _short(e: BaseException) -> str:
+    return str(e) or type(e).__name__

@@ -1,0 +1,89 @@
+"""Map HTTP failures to the error taxonomy, and read Retry-After and rate-limit headers."""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import time
+from collections.abc import Mapping
+
+import orjson
+
+from assay.errors import ClientError, Overloaded, ProviderError, RateLimited, ServerError
+
+__all__ = ["error_for_status", "parse_duration_s", "rate_limit_headers", "retry_after_s"]
+
+_RATE_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-", "retry-after")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+
+
+def rate_limit_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers a provider uses to describe its limits, lower-cased."""
+    return {k.lower(): v for k, v in headers.items() if k.lower().startswith(_RATE_PREFIXES)}
+
+
+def parse_duration_s(text: str) -> float | None:
+    """Parse OpenAI's reset durations ('1s', '6m0s', '20ms', '1h2m3.5s') or plain seconds."""
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    return sum(float(n) * scale[u] for n, u in parts)
+
+
+def retry_after_s(headers: Mapping[str, str], now_wall_s: float | None = None) -> float | None:
+    """How long the provider asked us to wait, from the most precise header it sent."""
+    h = {k.lower(): v for k, v in headers.items()}
+    if "retry-after-ms" in h:
+        try:
+            return float(h["retry-after-ms"]) / 1000.0
+        except ValueError:
+            pass
+    if "retry-after" in h:
+        value = h["retry-after"].strip()
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(value) if value else None
+            if parsed is not None:
+                now = time.time() if now_wall_s is None else now_wall_s
+                return max(0.0, parsed.timestamp() - now)
+    for key in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"):
+        if key in h:
+            d = parse_duration_s(h[key])
+            if d is not None:
+                return d
+    return None
+
+
+def _provider_message(body: bytes) -> tuple[str, str | None]:
+    """The human message and error type inside an OpenAI- or Anthropic-style error body."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body[:200].decode("utf-8", "replace").strip(), None
+    err = data.get("error") if isinstance(data, dict) else None
+    if isinstance(err, dict):
+        return str(err.get("message", ""))[:300], err.get("type") or err.get("code")
+    if isinstance(err, str):
+        return err[:300], None
+    return body[:200].decode("utf-8", "replace"), None
+
+
+def error_for_status(status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
+    """The taxonomy class for a non-2xx response."""
+    message, err_type = _provider_message(body)
+    text = f"HTTP {status}" + (f" {err_type}" if err_type else "") + (f": {message}" if message else "")
+    kwargs: dict[str, object] = {"http_status": status, "headers": rate_limit_headers(headers)}
+    if status == 429:
+        return RateLimited(text, retry_after_s=retry_after_s(headers), **kwargs)  # type: ignore[arg-type]
+    if status in (503, 529) or err_type == "overloaded_error":
+        return Overloaded(text, retry_after_s=retry_after_s(headers), **kwargs)  # type: ignore[arg-type]
+    if status >= 500:
+        return ServerError(text, **kwargs)  # type: ignore[arg-type]
+    return ClientError(text, **kwargs)  # type: ignore[arg-type]

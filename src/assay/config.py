@@ -1,0 +1,190 @@
+"""The project file (`assay.yaml`): schema, loading, and errors that point at lines.
+
+Every section is a `StrictModel`, so a misspelt key is an error, not a silent
+default. `load_config` reports *every* problem at once, each with the file,
+the line, the field path and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError, field_validator
+
+from assay.errors import ConfigError
+from assay.model import StrictModel, Target
+
+__all__ = [
+    "ProbeSettings",
+    "ProjectConfig",
+    "SLO",
+    "example_config_text",
+    "load_config",
+    "missing_key_envs",
+    "parse_config",
+    "state_dir",
+]
+
+
+class ProbeSettings(StrictModel):
+    """Defaults for `assay probe`; command-line options override them."""
+
+    requests: int = Field(default=50, ge=1, le=1_000_000)
+    concurrency: int = Field(default=4, ge=1, le=10_000)
+    timeout_s: float = Field(default=60.0, gt=0, description="Total time allowed for one request.")
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    first_token_timeout_s: float = Field(default=30.0, gt=0)
+    idle_timeout_s: float = Field(default=30.0, gt=0, description="Longest allowed gap between stream chunks.")
+    prompt: str = "Explain in three sentences why the sky is blue."
+    max_tokens: int = Field(default=128, ge=1)
+    stream: bool = True
+    retries: int = Field(default=0, ge=0, le=10, description="Retries per item; 0 measures the raw API.")
+    bucket_s: float | None = Field(default=None, gt=0, description="Uptime bucket width; default ~20 buckets.")
+
+
+class SLO(StrictModel):
+    """Service-level objectives; latency tiers and (later) goodput read them."""
+
+    ttft_ms: float | None = Field(default=None, gt=0)
+    e2e_ms: float | None = Field(default=None, gt=0)
+    tpot_ms: float | None = Field(default=None, gt=0)
+    success_rate: float | None = Field(default=None, ge=0, le=1)
+
+
+class ProjectConfig(StrictModel):
+    """The whole `assay.yaml`. Later capabilities add their own sections here."""
+
+    targets: list[Target] = Field(min_length=1)
+    probe: ProbeSettings = Field(default_factory=ProbeSettings)
+    slo: SLO = Field(default_factory=SLO)
+
+    @field_validator("targets")
+    @classmethod
+    def _unique_names(cls, targets: list[Target]) -> list[Target]:
+        seen: set[str] = set()
+        for t in targets:
+            if t.name in seen:
+                raise ValueError(f"target name {t.name!r} is used twice; names must be unique")
+            seen.add(t.name)
+        return targets
+
+    def target(self, name: str) -> Target:
+        for t in self.targets:
+            if t.name == name:
+                return t
+        raise ConfigError(f"no target named {name!r}; the config has: {', '.join(t.name for t in self.targets)}")
+
+
+def state_dir() -> Path:
+    """Where runs are stored: `$ASSAY_HOME`, else `.assay` in the working directory."""
+    return Path(os.environ.get("ASSAY_HOME", ".assay"))
+
+
+def example_config_text() -> str:
+    return resources.files("assay").joinpath("example_config.yaml").read_text(encoding="utf-8")
+
+
+def load_config(path: str | Path) -> ProjectConfig:
+    """Read and validate a project file; raise ConfigError listing every problem."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such file (create one with `assay init`)") from None
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read: {e.strerror}") from None
+    return parse_config(text, source=str(p))
+
+
+def parse_config(text: str, source: str = "<config>") -> ProjectConfig:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise ConfigError(f"{where}: not valid YAML: {e.problem}") from None
+    if data is None:
+        raise ConfigError(f"{source}: the file is empty; expected a mapping with a `targets:` list")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}:1: expected a mapping at the top level, got {type(data).__name__}")
+    lines = _line_index(node)
+    problems = _duplicate_names(data, lines, source)
+    try:
+        config = ProjectConfig.model_validate(data)
+    except ValidationError as e:
+        problems += [_describe(err, lines, source) for err in e.errors() if "used twice" not in err["msg"]]
+    if problems:
+        raise ConfigError(f"{source}: {len(problems)} problem(s)", problems)
+    return config
+
+
+def _duplicate_names(data: dict[str, Any], lines: dict[tuple[Any, ...], int], source: str) -> list[str]:
+    """Checked on the raw data so the message can point at the second use's line."""
+    targets = data.get("targets")
+    if not isinstance(targets, list):
+        return []
+    seen: dict[str, int] = {}
+    out = []
+    for i, t in enumerate(targets):
+        name = t.get("name") if isinstance(t, dict) else None
+        if not isinstance(name, str):
+            continue
+        if name in seen:
+            line = lines.get(("targets", i, "name"), 1)
+            out.append(f"{source}:{line}: targets[{i}].name: {name!r} is already the name of targets[{seen[name]}]; "
+                       "target names must be unique")
+        else:
+            seen[name] = i
+    return out
+
+
+def missing_key_envs(config: ProjectConfig, names: Iterable[str] | None = None) -> list[str]:
+    """Targets whose `api_key_env` is not set in the environment, as messages."""
+    wanted = set(names) if names is not None else None
+    return [
+        f"target {t.name!r}: environment variable {t.api_key_env} is not set"
+        for t in config.targets
+        if t.api_key_env and (wanted is None or t.name in wanted) and not os.environ.get(t.api_key_env)
+    ]
+
+
+def _line_index(node: yaml.Node | None, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
+    """Map each field path (as pydantic spells `loc`) to its 1-based line in the file."""
+    out: dict[tuple[Any, ...], int] = {}
+    if node is None:
+        return out
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            k = key.value
+            out[(*path, k)] = key.start_mark.line + 1
+            out.update({p: ln for p, ln in _line_index(value, (*path, k)).items() if p != (*path, k)})
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            out.update(_line_index(item, (*path, i)))
+    return out
+
+
+def _describe(err: Any, lines: dict[tuple[Any, ...], int], source: str) -> str:
+    loc = tuple(err["loc"])
+    probe = loc
+    while probe and probe not in lines:
+        probe = probe[:-1]
+    line = lines.get(probe, 1)
+    field = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[") or "(top level)"
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        msg = "unknown key; check the spelling (allowed keys are listed in docs/CONFIG.md)"
+    elif kind == "missing":
+        msg = "required field is missing"
+    else:
+        msg = err["msg"].removeprefix("Value error, ")
+        if "input" in err and not isinstance(err["input"], dict | list):
+            msg += f" (got {err['input']!r})"
+    return f"{source}:{line}: {field}: {msg}"

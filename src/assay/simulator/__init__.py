@@ -1,0 +1,32 @@
+"""The provider simulator: simulated vendors that speak the OpenAI and Anthropic APIs."""
+
+from assay.simulator.profiles import (
+    Dist,
+    Faults,
+    Incident,
+    ModelProfile,
+    RateLimit,
+    SimulatorSpec,
+    Vendor,
+    builtin_spec,
+    load_spec,
+)
+from assay.simulator.serve import RunningSimulator, SimulatorProcess, serve_forever, start_simulator
+from assay.simulator.server import VendorServer
+
+__all__ = [
+    "Dist",
+    "Faults",
+    "Incident",
+    "ModelProfile",
+    "RateLimit",
+    "RunningSimulator",
+    "SimulatorProcess",
+    "SimulatorSpec",
+    "Vendor",
+    "VendorServer",
+    "builtin_spec",
+    "load_spec",
+    "serve_forever",
+    "start_simulator",
+]

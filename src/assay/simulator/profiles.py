@@ -1,0 +1,181 @@
+"""Behaviour profiles of simulated models: latency distributions, faults, limits, incidents."""
+
+from __future__ import annotations
+
+import math
+import random
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, model_validator
+
+from assay.errors import ConfigError
+from assay.model import StrictModel
+
+__all__ = [
+    "FAULT_KINDS",
+    "Dist",
+    "Faults",
+    "Incident",
+    "ModelProfile",
+    "RateLimit",
+    "SimulatorSpec",
+    "Vendor",
+    "builtin_spec",
+    "load_spec",
+]
+
+FAULT_KINDS = ("rate_limited", "server_error", "overloaded", "hang", "reset", "stream_broken", "malformed_chunk")
+
+
+class Dist(StrictModel):
+    """A distribution of a non-negative quantity (milliseconds or tokens).
+
+    `fixed` uses `value`; `normal` uses `mean` and `sd`; `lognormal` uses
+    `median` and `sigma` (of the log); `uniform` uses `low` and `high`.
+    Samples are clipped to [`min`, `max`].
+    """
+
+    dist: Literal["fixed", "normal", "lognormal", "uniform"] = "fixed"
+    value: float | None = None
+    mean: float | None = None
+    sd: float = 0.0
+    median: float | None = None
+    sigma: float = 0.0
+    low: float | None = None
+    high: float | None = None
+    min: float = 0.0
+    max: float = math.inf
+
+    @model_validator(mode="before")
+    @classmethod
+    def _number_is_fixed(cls, data: Any) -> Any:
+        return {"dist": "fixed", "value": data} if isinstance(data, int | float) else data
+
+    @model_validator(mode="after")
+    def _has_parameters(self) -> Dist:
+        need = {"fixed": ("value",), "normal": ("mean",), "lognormal": ("median",), "uniform": ("low", "high")}
+        missing = [p for p in need[self.dist] if getattr(self, p) is None]
+        if missing:
+            raise ValueError(f"a {self.dist} distribution needs {' and '.join(missing)}")
+        return self
+
+    def sample(self, rng: random.Random) -> float:
+        if self.dist == "fixed":
+            x = float(self.value or 0.0)
+        elif self.dist == "normal":
+            x = rng.gauss(self.mean or 0.0, self.sd)
+        elif self.dist == "lognormal":
+            x = (self.median or 0.0) * math.exp(rng.gauss(0.0, self.sigma))
+        else:
+            x = rng.uniform(self.low or 0.0, self.high or 0.0)
+        return min(max(x, self.min), self.max)
+
+
+class Faults(StrictModel):
+    """Probability per request of each injected failure; they are exclusive and sum to at most 1."""
+
+    rate_limited: float = Field(default=0.0, ge=0, le=1)
+    server_error: float = Field(default=0.0, ge=0, le=1)
+    overloaded: float = Field(default=0.0, ge=0, le=1)
+    hang: float = Field(default=0.0, ge=0, le=1)
+    reset: float = Field(default=0.0, ge=0, le=1)
+    stream_broken: float = Field(default=0.0, ge=0, le=1)
+    malformed_chunk: float = Field(default=0.0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _at_most_one(self) -> Faults:
+        if sum(getattr(self, k) for k in FAULT_KINDS) > 1.0 + 1e-9:
+            raise ValueError("fault probabilities add up to more than 1")
+        return self
+
+    def pick(self, u: float) -> str | None:
+        """The fault for a uniform draw `u` in [0, 1), or None for a clean answer."""
+        acc = 0.0
+        for kind in FAULT_KINDS:
+            acc += getattr(self, kind)
+            if u < acc:
+                return kind
+        return None
+
+
+class RateLimit(StrictModel):
+    """Token buckets per model, refilled continuously: requests and tokens per minute."""
+
+    rpm: float | None = Field(default=None, gt=0)
+    tpm: float | None = Field(default=None, gt=0)
+
+
+class Incident(StrictModel):
+    """A window, in seconds since the simulator started, where faults or latency change."""
+
+    start_s: float = Field(ge=0)
+    end_s: float = Field(gt=0)
+    faults: Faults | None = None
+    latency_factor: float = Field(default=1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Incident:
+        if self.end_s <= self.start_s:
+            raise ValueError("end_s must be after start_s")
+        return self
+
+
+class ModelProfile(StrictModel):
+    name: str
+    ttft_ms: Dist = Field(default_factory=lambda: Dist(value=200))
+    itl_ms: Dist = Field(default_factory=lambda: Dist(value=20))
+    output_tokens: Dist = Field(default_factory=lambda: Dist(value=64))
+    prefill_ms_per_1k_input: float = Field(default=0.0, ge=0, description="Extra TTFT per 1,000 input tokens.")
+    faults: Faults = Field(default_factory=Faults)
+    rate_limit: RateLimit = Field(default_factory=RateLimit)
+    incidents: list[Incident] = Field(default_factory=list)
+    retry_after_s: float = Field(default=2.0, ge=0, description="Retry-After sent with injected 429s and 503s.")
+    hang_s: float = Field(default=120.0, gt=0, description="How long a hung request stays silent before closing.")
+
+
+class Vendor(StrictModel):
+    name: str
+    description: str = ""
+    models: list[ModelProfile] = Field(min_length=1)
+
+
+class SimulatorSpec(StrictModel):
+    seed: int = 0
+    vendors: list[Vendor] = Field(min_length=1)
+
+    def vendor(self, name: str) -> Vendor:
+        for v in self.vendors:
+            if v.name == name:
+                return v
+        raise ConfigError(f"no simulated vendor named {name!r}; known: {', '.join(v.name for v in self.vendors)}")
+
+
+def builtin_spec(seed: int = 0) -> SimulatorSpec:
+    """The three demo vendors: fast-cheap-flaky, balanced, slow-premium-reliable."""
+    text = resources.files("assay.simulator").joinpath("demo_vendors.yaml").read_text(encoding="utf-8")
+    spec = _parse(text, "demo_vendors.yaml")
+    return spec.model_copy(update={"seed": seed})
+
+
+def load_spec(path: str | Path) -> SimulatorSpec:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read simulator profile: {e.strerror}") from None
+    return _parse(text, str(p))
+
+
+def _parse(text: str, source: str) -> SimulatorSpec:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: not valid YAML: {e}") from None
+    try:
+        return SimulatorSpec.model_validate(data)
+    except ValidationError as e:
+        problems = [f"{source}: {'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()]
+        raise ConfigError(f"{source}: invalid simulator profile", problems) from None

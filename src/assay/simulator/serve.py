@@ -1,0 +1,129 @@
+"""Start simulated vendors on loopback ports, in this process or in a child process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+from aiohttp import web
+
+from assay.errors import AssayError
+from assay.simulator.profiles import SimulatorSpec
+from assay.simulator.server import VendorServer
+
+__all__ = ["RunningSimulator", "SimulatorProcess", "serve_forever", "start_simulator"]
+
+
+@dataclass
+class RunningSimulator:
+    """Vendors served by this event loop; `urls` maps vendor name to its root URL."""
+
+    servers: dict[str, VendorServer]
+    urls: dict[str, str]
+    _runners: list[web.AppRunner] = field(default_factory=list)
+
+    async def stop(self) -> None:
+        for r in self._runners:
+            await r.cleanup()
+
+
+async def start_simulator(
+    spec: SimulatorSpec, host: str = "127.0.0.1", port: int = 0, vendors: list[str] | None = None
+) -> RunningSimulator:
+    """Serve each vendor on its own port: `port`, `port+1`, ... (all ephemeral when `port` is 0)."""
+    chosen = [spec.vendor(n) for n in vendors] if vendors else list(spec.vendors)
+    servers: dict[str, VendorServer] = {}
+    urls: dict[str, str] = {}
+    runners: list[web.AppRunner] = []
+    for i, vendor in enumerate(chosen):
+        server = VendorServer(vendor, seed=spec.seed)
+        runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port + i if port else 0, backlog=1024)
+        try:
+            await site.start()
+        except OSError as e:
+            for r in [*runners, runner]:
+                await r.cleanup()
+            raise AssayError(f"simulator: cannot listen on {host}:{port + i}: {e.strerror}") from None
+        bound = runner.addresses[0][1]
+        servers[vendor.name] = server
+        urls[vendor.name] = f"http://{host}:{bound}"
+        runners.append(runner)
+    return RunningSimulator(servers, urls, runners)
+
+
+async def serve_forever(spec: SimulatorSpec, host: str, port: int, vendors: list[str] | None = None) -> None:
+    """Run until SIGINT/SIGTERM; print one JSON line with the URLs once listening."""
+    sim = await start_simulator(spec, host, port, vendors)
+    print(orjson.dumps({"ready": True, "urls": sim.urls}).decode(), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await sim.stop()
+
+
+class SimulatorProcess:
+    """The simulator in a child process, so its CPU work never skews the client's clock readings."""
+
+    def __init__(
+        self,
+        profile: Path | None = None,
+        seed: int = 0,
+        vendors: list[str] | None = None,
+        startup_timeout_s: float = 30.0,
+    ) -> None:
+        cmd = [sys.executable, "-m", "assay", "simulator", "serve", "--port", "0", "--seed", str(seed)]
+        if profile:
+            cmd += ["--profile", str(profile)]
+        for v in vendors or ():
+            cmd += ["--vendor", v]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.urls = self._await_ready(startup_timeout_s)
+
+    def _await_ready(self, timeout_s: float) -> dict[str, str]:
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout_s
+        line = ""
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if line.startswith("{"):
+                break
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read() if self.proc.stderr else ""
+                raise AssayError(f"simulator exited before it was ready:\n{err[-2000:]}")
+        else:
+            self.stop()
+            raise AssayError(f"simulator not ready within {timeout_s:g}s")
+        urls: dict[str, str] = orjson.loads(line)["urls"]
+        return urls
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream:
+                stream.close()
+
+    def __enter__(self) -> SimulatorProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

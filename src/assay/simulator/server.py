@@ -1,0 +1,276 @@
+"""The provider simulator: an OpenAI- and Anthropic-compatible HTTP server per simulated vendor.
+
+Every request gets a plan drawn from an RNG seeded by (seed, model, request
+number), so the n-th request to a model always behaves the same. The server
+stamps its own monotonic times (received, headers, first token, done) and
+serves them at `/_assay/requests`: tests and benchmarks use them as ground
+truth for client measurements.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from assay.clock import Clock, SystemClock
+from assay.simulator.profiles import ModelProfile, Vendor
+from assay.simulator.ratelimit import Decision, RateLimiter
+from assay.simulator.text import words
+from assay.simulator.wire import AnthropicWire, OpenAIWire, Wire
+
+__all__ = ["Plan", "VendorServer"]
+
+LOG_LIMIT = 200_000
+
+
+@dataclass(slots=True)
+class Plan:
+    """What the simulator will do with one request, decided before it starts."""
+
+    fault: str | None
+    ttft_ms: float
+    itl_ms: list[float]
+    tokens: list[str]
+    break_at: int
+
+
+@dataclass(slots=True)
+class _ModelState:
+    profile: ModelProfile
+    limiter: RateLimiter
+    counter: int = 0
+
+
+@dataclass(slots=True)
+class _Call:
+    """The parsed request, in protocol-neutral terms."""
+
+    model: str
+    max_tokens: int
+    stream: bool
+    include_usage: bool
+    input_tokens: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class VendorServer:
+    """One simulated vendor: its models, limits, faults and request log."""
+
+    def __init__(self, vendor: Vendor, seed: int = 0, clock: Clock | None = None) -> None:
+        self.vendor = vendor
+        self.seed = seed
+        self.clock: Clock = clock or SystemClock()
+        self.started_ns = self.clock.now_ns()
+        self.models = {
+            m.name: _ModelState(m, RateLimiter(m.rate_limit.rpm, m.rate_limit.tpm, self.clock)) for m in vendor.models
+        }
+        self.log: deque[dict[str, Any]] = deque(maxlen=LOG_LIMIT)
+        self._n = 0
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=32 * 1024 * 1024)
+        app.router.add_get("/health", self._health)
+        app.router.add_get("/v1/models", self._list_models)
+        app.router.add_get("/_assay/requests", self._requests)
+        app.router.add_post("/v1/chat/completions", self._openai)
+        app.router.add_post("/v1/messages", self._anthropic)
+        return app
+
+    # -- plans -------------------------------------------------------------------------
+    def plan(self, profile: ModelProfile, seq: int, max_tokens: int, input_tokens: int, elapsed_s: float) -> Plan:
+        """Deterministic in (seed, model, seq, max_tokens, input size, incident window)."""
+        rng = random.Random(f"{self.seed}/{profile.name}/{seq}")
+        faults, factor = profile.faults, 1.0
+        for inc in profile.incidents:
+            if inc.start_s <= elapsed_s < inc.end_s:
+                faults = inc.faults or faults
+                factor = inc.latency_factor
+        fault = faults.pick(rng.random())
+        ttft = (profile.ttft_ms.sample(rng) + profile.prefill_ms_per_1k_input * input_tokens / 1000) * factor
+        n_out = max(1, min(max_tokens, round(profile.output_tokens.sample(rng))))
+        itl = [profile.itl_ms.sample(rng) * factor for _ in range(n_out - 1)]
+        break_at = rng.randrange(n_out) if n_out > 1 else 0
+        return Plan(fault, ttft, itl, words(rng, n_out), break_at)
+
+    # -- handlers ----------------------------------------------------------------------
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "vendor": self.vendor.name})
+
+    async def _list_models(self, request: web.Request) -> web.Response:
+        data = [{"id": m, "object": "model", "owned_by": self.vendor.name, "created": 0} for m in self.models]
+        return web.json_response({"object": "list", "data": data})
+
+    async def _requests(self, request: web.Request) -> web.Response:
+        since = int(request.query.get("since", "0"))
+        rows = [r for r in self.log if r["n"] >= since]
+        return web.Response(body=orjson.dumps({"requests": rows}), content_type="application/json")
+
+    async def _openai(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, OpenAIWire())
+
+    async def _anthropic(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, AnthropicWire())
+
+    async def _serve(self, request: web.Request, wire: Wire) -> web.StreamResponse:
+        received_ns = self.clock.now_ns()
+        entry: dict[str, Any] = {"n": self._n, "api": wire.api, "received_ns": received_ns}
+        self._n += 1
+        self.log.append(entry)
+        call_or_error = await self._parse(request, wire)
+        if isinstance(call_or_error, web.Response):
+            entry.update(status=call_or_error.status, done_ns=self.clock.now_ns())
+            return call_or_error
+        call = call_or_error
+        state = self.models[call.model]
+        seq = state.counter
+        state.counter += 1
+        rid = f"{'chatcmpl' if wire.api == 'openai' else 'msg'}-{self.vendor.name}-{call.model}-{seq}"
+        entry.update(id=rid, model=call.model, seq=seq, stream=call.stream)
+        elapsed_s = (received_ns - self.started_ns) / 1e9
+        plan = self.plan(state.profile, seq, call.max_tokens, call.input_tokens, elapsed_s)
+        decision = state.limiter.admit(call.input_tokens + call.max_tokens)
+        headers = {"x-request-id": rid, **_limit_headers(decision, wire.api)}
+        if not decision.allowed:
+            entry.update(fault="rate_limit_bucket")
+            return self._error(entry, wire, 429, "Rate limit reached; retry later.", headers, decision.retry_after_s)
+        entry["fault"] = plan.fault
+        profile = state.profile
+        if plan.fault == "rate_limited":
+            return self._error(entry, wire, 429, "Rate limit reached (injected).", headers, profile.retry_after_s)
+        if plan.fault == "server_error":
+            return self._error(entry, wire, 500, "The server had an error (injected).", headers)
+        if plan.fault == "overloaded":
+            msg = "Overloaded (injected)."
+            return self._error(entry, wire, wire.overloaded_status, msg, headers, profile.retry_after_s)
+        if plan.fault == "hang":
+            await asyncio.sleep(profile.hang_s)
+            return self._abort(request, entry)
+        if plan.fault == "reset":
+            return self._abort(request, entry)
+        if call.stream:
+            return await self._stream(request, wire, call, plan, entry, headers)
+        return await self._whole(wire, call, plan, entry, headers)
+
+    async def _parse(self, request: web.Request, wire: Wire) -> _Call | web.Response:
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            return self._reply(wire, 400, "Request body is not valid JSON.")
+        if not isinstance(body, dict):
+            return self._reply(wire, 400, "Request body must be a JSON object.")
+        model = body.get("model")
+        if model not in self.models:
+            known = ", ".join(self.models)
+            return self._reply(wire, 404, f"The model {model!r} does not exist on {self.vendor.name}; known: {known}.")
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return self._reply(wire, 400, "'messages' must be a non-empty list.")
+        max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
+        if wire.api == "anthropic" and not isinstance(max_tokens, int):
+            return self._reply(wire, 400, "max_tokens: field required")
+        chars = sum(len(str(m.get("content", ""))) for m in messages if isinstance(m, dict))
+        chars += len(str(body.get("system", "")))
+        stream = bool(body.get("stream"))
+        include_usage = wire.api == "anthropic" or bool((body.get("stream_options") or {}).get("include_usage"))
+        return _Call(model, int(max_tokens or 4096), stream, include_usage, max(1, (chars + 3) // 4))
+
+    def _reply(self, wire: Wire, status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+        return web.Response(status=status, body=wire.error_body(status, message), headers=headers,
+                            content_type="application/json")
+
+    def _error(
+        self,
+        entry: dict[str, Any],
+        wire: Wire,
+        status: int,
+        message: str,
+        headers: dict[str, str],
+        retry_after_s: float | None = None,
+    ) -> web.Response:
+        if retry_after_s is not None:
+            headers = {**headers, "retry-after": str(max(1, math.ceil(retry_after_s)))}
+            if wire.api == "openai":
+                headers["retry-after-ms"] = str(round(retry_after_s * 1000))
+        entry.update(status=status, done_ns=self.clock.now_ns())
+        return self._reply(wire, status, message, headers)
+
+    def _abort(self, request: web.Request, entry: dict[str, Any]) -> web.Response:
+        entry.update(status=0, done_ns=self.clock.now_ns())
+        if request.transport is not None:
+            request.transport.abort()
+        raise asyncio.CancelledError  # nothing more can be said on a dead connection
+
+    async def _sleep_until(self, when_ns: int) -> None:
+        delay = (when_ns - self.clock.now_ns()) / 1e9
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def _stream(
+        self, request: web.Request, wire: Wire, call: _Call, plan: Plan, entry: dict[str, Any], headers: dict[str, str]
+    ) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={**headers, "content-type": "text/event-stream", "cache-control": "no-cache"})
+        await resp.prepare(request)
+        entry.update(status=200, headers_ns=self.clock.now_ns())
+        rid, model = entry["id"], call.model
+        try:
+            await resp.write(wire.stream_open(rid, model, call.input_tokens))
+            when = entry["received_ns"] + int(plan.ttft_ms * 1e6)
+            for i, tok in enumerate(plan.tokens):
+                await self._sleep_until(when)
+                if i == plan.break_at and plan.fault == "stream_broken":
+                    entry["output_tokens"] = i
+                    return self._abort(request, entry)
+                if i == plan.break_at and plan.fault == "malformed_chunk":
+                    await resp.write(b'data: {"choices": [{"delta": {"content": "tr\n\n')
+                await resp.write(wire.token(rid, model, tok))
+                if i == 0:
+                    entry["first_token_ns"] = self.clock.now_ns()
+                if i < len(plan.itl_ms):
+                    when += int(plan.itl_ms[i] * 1e6)
+            finish = "length" if len(plan.tokens) >= call.max_tokens else "stop"
+            usage = (call.input_tokens, len(plan.tokens))
+            await resp.write(wire.stream_close(rid, model, finish, usage, call.include_usage))
+            entry.update(done_ns=self.clock.now_ns(), output_tokens=len(plan.tokens))
+            await resp.write_eof()
+        except ConnectionError:
+            entry.update(client_gone=True, done_ns=self.clock.now_ns())
+        return resp
+
+    async def _whole(
+        self, wire: Wire, call: _Call, plan: Plan, entry: dict[str, Any], headers: dict[str, str]
+    ) -> web.Response:
+        total_ms = plan.ttft_ms + sum(plan.itl_ms)
+        await self._sleep_until(entry["received_ns"] + int(total_ms * 1e6))
+        finish = "length" if len(plan.tokens) >= call.max_tokens else "stop"
+        body = wire.body(entry["id"], call.model, "".join(plan.tokens), finish, (call.input_tokens, len(plan.tokens)))
+        now = self.clock.now_ns()
+        entry.update(status=200, headers_ns=now, first_token_ns=now, done_ns=now, output_tokens=len(plan.tokens))
+        return web.Response(body=body, headers=headers, content_type="application/json")
+
+
+def _limit_headers(d: Decision, api: str) -> dict[str, str]:
+    h: dict[str, str] = {}
+    if api == "openai":
+        if d.limit_requests is not None:
+            h["x-ratelimit-limit-requests"] = str(int(d.limit_requests))
+            h["x-ratelimit-remaining-requests"] = str(int(d.remaining_requests or 0))
+            h["x-ratelimit-reset-requests"] = f"{d.reset_requests_s:.3f}s"
+        if d.limit_tokens is not None:
+            h["x-ratelimit-limit-tokens"] = str(int(d.limit_tokens))
+            h["x-ratelimit-remaining-tokens"] = str(int(d.remaining_tokens or 0))
+            h["x-ratelimit-reset-tokens"] = f"{d.reset_tokens_s:.3f}s"
+    else:
+        if d.limit_requests is not None:
+            h["anthropic-ratelimit-requests-limit"] = str(int(d.limit_requests))
+            h["anthropic-ratelimit-requests-remaining"] = str(int(d.remaining_requests or 0))
+        if d.limit_tokens is not None:
+            h["anthropic-ratelimit-tokens-limit"] = str(int(d.limit_tokens))
+            h["anthropic-ratelimit-tokens-remaining"] = str(int(d.remaining_tokens or 0))
+    return h
