@@ -177,6 +177,7 @@ class Record:
     response_text: str | None = None
     prompt: str | None = None
     scores: dict[str, Any] = field(default_factory=dict)
+    final: bool = True  # the last attempt for its item: a success, or a failure with no retry to follow
 
     @property
     def ok(self) -> bool:

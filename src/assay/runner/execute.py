@@ -1,0 +1,170 @@
+"""Run a plan of requests: bounded concurrency per target, retries, one Record per attempt, resume.
+
+Each target gets its own queue and `concurrency` workers, so a slow or failing
+target never holds back another. A cancelled attempt still writes its Record
+(class `cancelled`, not final) before the cancellation goes on, so an
+interrupted run can be resumed: finished items are skipped and attempt
+numbers continue where they stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from assay.clients import ProviderClient
+from assay.clock import Clock, SystemClock
+from assay.errors import Cancelled, ProviderError
+from assay.model import ChatRequest, Completion, Record, Timing
+from assay.runner.retry import RetryPolicy
+
+__all__ = ["RecordSink", "Runner", "WorkItem", "make_record"]
+
+ItemKey = tuple[str, str, str]
+
+
+class RecordSink(Protocol):
+    def put(self, record: Record) -> None: ...
+
+
+@dataclass(slots=True)
+class WorkItem:
+    target: str
+    suite: str
+    item_id: str
+    request: ChatRequest
+    prompt: str | None = None
+
+    @property
+    def key(self) -> ItemKey:
+        return (self.target, self.suite, self.item_id)
+
+
+def make_record(
+    run_id: str,
+    item: WorkItem,
+    attempt: int,
+    wall_start_s: float,
+    timing: Timing,
+    completion: Completion | None = None,
+    error: BaseException | None = None,
+    final: bool = True,
+    keep_text: bool = True,
+) -> Record:
+    """The one Record for an attempt, from what the client measured."""
+    sent = timing.sent_ns
+    rec = Record(
+        run_id=run_id,
+        target=item.target,
+        suite=item.suite,
+        item_id=item.item_id,
+        attempt=attempt,
+        status="ok" if completion is not None else "error",
+        wall_start_s=wall_start_s,
+        intended_ns=timing.intended_ns,
+        sent_ns=sent,
+        headers_ns=timing.headers_ns,
+        first_token_ns=timing.first_token_ns,
+        done_ns=timing.done_ns,
+        content_offsets_us=[(t - sent) // 1000 for t in timing.content_ns],
+        prompt=item.prompt,
+        final=final,
+    )
+    if completion is not None:
+        u = completion.usage
+        rec.input_tokens, rec.output_tokens = u.input_tokens, u.output_tokens
+        rec.cached_tokens, rec.reasoning_tokens, rec.token_source = u.cached_tokens, u.reasoning_tokens, u.source
+        rec.http_status, rec.finish_reason, rec.request_id = completion.http_status, completion.finish_reason, completion.request_id
+        rec.response_text = completion.text if keep_text else None
+    elif isinstance(error, ProviderError):
+        rec.error_class = error.error_class
+        rec.error_phase = getattr(error, "phase", None)
+        rec.error_message = error.message[:500]
+        rec.http_status = error.http_status
+        rec.retry_after_s = error.retry_after_s
+        rec.rate_limit_headers = error.headers
+    elif error is not None:
+        rec.error_class = "internal"
+        rec.error_message = f"{type(error).__name__}: {error}"[:500]
+    return rec
+
+
+@dataclass
+class Runner:
+    run_id: str
+    clients: dict[str, ProviderClient]
+    sink: RecordSink
+    concurrency: int = 4
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    clock: Clock = field(default_factory=SystemClock)
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
+    on_record: Callable[[Record], None] | None = None
+    keep_text: bool = True
+
+    async def run(
+        self,
+        items: Iterable[WorkItem],
+        done: set[ItemKey] | None = None,
+        next_attempt: dict[ItemKey, int] | None = None,
+    ) -> int:
+        """Run every item not in `done`; return how many Records were written."""
+        done = done or set()
+        self._next_attempt = dict(next_attempt or {})
+        self._written = 0
+        queues: dict[str, deque[WorkItem]] = {}
+        for item in items:
+            if item.key not in done:
+                queues.setdefault(item.target, deque()).append(item)
+        workers = [
+            asyncio.create_task(self._worker(q), name=f"assay-worker-{target}")
+            for target, q in queues.items()
+            for _ in range(min(self.concurrency, len(q)))
+        ]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+        return self._written
+
+    async def _worker(self, q: deque[WorkItem]) -> None:
+        while q:
+            await self._do(q.popleft())
+
+    def _emit(self, record: Record) -> None:
+        self.sink.put(record)
+        self._written += 1
+        if self.on_record is not None:
+            self.on_record(record)
+
+    async def _do(self, item: WorkItem) -> None:
+        client = self.clients[item.target]
+        attempt = self._next_attempt.get(item.key, 0)
+        first = attempt
+        while True:
+            timing = Timing(intended_ns=self.clock.now_ns())
+            wall = self.clock.wall_s()
+            try:
+                completion = await client.send(item.request, timing)
+            except asyncio.CancelledError:
+                self._emit(make_record(self.run_id, item, attempt, wall, timing,
+                                       error=Cancelled("interrupted"), final=False))
+                raise
+            except ProviderError as e:
+                delay = self.retry.delay_s(attempt - first, e, self.rng)
+                self._emit(make_record(self.run_id, item, attempt, wall, timing, error=e, final=delay is None))
+                if delay is None:
+                    return
+                attempt += 1
+                await self.clock.sleep(delay)
+                continue
+            except Exception as e:  # a bug of ours: record it and go on with the rest of the plan
+                self._emit(make_record(self.run_id, item, attempt, wall, timing, error=e))
+                return
+            self._emit(make_record(self.run_id, item, attempt, wall, timing, completion, keep_text=self.keep_text))
+            return

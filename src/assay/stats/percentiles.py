@@ -1,0 +1,70 @@
+"""Percentiles with bootstrap confidence intervals."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.stats import binom
+
+__all__ = ["MIN_N_FOR_CI", "QUANTILES", "bootstrap_ci", "percentiles"]
+
+QUANTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0}
+MIN_N_FOR_CI = 20  # below this a percentile CI is too wide to mean anything
+# Resampling costs n_boot * n floats; past this many values the order-statistic CI is exact enough and cheap.
+BOOTSTRAP_MAX_N = 5000
+
+
+def percentiles(values: Sequence[float], qs: dict[str, float] = QUANTILES) -> dict[str, float | None]:
+    """Linear-interpolated percentiles; None for every key when there are no values."""
+    if len(values) == 0:
+        return {k: None for k in qs}
+    arr = np.asarray(values, dtype=float)
+    got = np.percentile(arr, list(qs.values()))
+    return {k: float(v) for k, v in zip(qs, got, strict=True)}
+
+
+def bootstrap_ci(
+    values: Sequence[float],
+    qs: dict[str, float] = QUANTILES,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, tuple[float, float] | None]:
+    """95% CI of each percentile; None where n is too small for it.
+
+    Percentile bootstrap up to BOOTSTRAP_MAX_N values, the binomial
+    order-statistic interval beyond (no resampling, so memory stays flat).
+
+    A p99 needs enough samples above it to resample: we require at least
+    MIN_N_FOR_CI values and, for high quantiles, at least 5 beyond the quantile.
+    """
+    n = len(values)
+    out: dict[str, tuple[float, float] | None] = {}
+    if n < MIN_N_FOR_CI:
+        return {k: None for k in qs}
+    arr = np.asarray(values, dtype=float)
+    alpha = (1 - level) / 2
+    big = n > BOOTSTRAP_MAX_N
+    if big:
+        arr = np.sort(arr)
+    else:
+        samples = arr[np.random.default_rng(seed).integers(0, n, size=(n_boot, n))]
+    for k, q in qs.items():
+        if n * (1 - q / 100) < 5 and q > 50:
+            out[k] = None
+        elif big:
+            out[k] = _order_statistic_ci(arr, q / 100, level)
+        else:
+            stat = np.percentile(samples, q, axis=1)
+            lo, hi = np.quantile(stat, [alpha, 1 - alpha])
+            out[k] = (float(lo), float(hi))
+    return out
+
+
+def _order_statistic_ci(sorted_arr: np.ndarray, p: float, level: float) -> tuple[float, float]:
+    """Distribution-free CI of the p-quantile: the ranks a binomial(n, p) count falls between."""
+    n = len(sorted_arr)
+    lo = int(binom.ppf((1 - level) / 2, n, p))
+    hi = int(binom.ppf(1 - (1 - level) / 2, n, p))
+    return float(sorted_arr[max(lo - 1, 0)]), float(sorted_arr[min(hi, n - 1)])

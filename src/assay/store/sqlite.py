@@ -1,0 +1,222 @@
+"""The run store: runs and their Records in one SQLite file (WAL), written off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import queue
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from assay.errors import AssayError
+from assay.model import Record
+from assay.store.schema import migrate
+
+__all__ = ["RecordWriter", "RunInfo", "Store", "connect"]
+
+_FIELDS = [f.name for f in dataclasses.fields(Record)]
+_JSON_FIELDS = {"rate_limit_headers", "scores"}
+_INSERT = f"INSERT OR IGNORE INTO records ({', '.join(_FIELDS)}) VALUES ({', '.join('?' * len(_FIELDS))})"
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) the store at `path`, migrated to the current schema."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    migrate(conn)
+    return conn
+
+
+def _row(rec: Record) -> tuple[Any, ...]:
+    out: list[Any] = []
+    for name in _FIELDS:
+        v = getattr(rec, name)
+        if name == "content_offsets_us":
+            v = orjson.dumps(v) if v else None
+        elif name in _JSON_FIELDS:
+            v = orjson.dumps(v).decode() if v else None
+        elif name == "final":
+            v = int(v)
+        out.append(v)
+    return tuple(out)
+
+
+def _record(row: sqlite3.Row) -> Record:
+    d = {k: row[k] for k in _FIELDS}
+    d["content_offsets_us"] = orjson.loads(d["content_offsets_us"]) if d["content_offsets_us"] else []
+    for k in _JSON_FIELDS:
+        d[k] = orjson.loads(d[k]) if d[k] else {}
+    d["final"] = bool(d["final"])
+    return Record(**d)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    kind: str
+    status: str
+    created_s: float
+    finished_s: float | None
+    config_hash: str
+    config: dict[str, Any]
+    params: dict[str, Any]
+    versions: dict[str, str]
+
+
+class Store:
+    """Reads and run bookkeeping. Records are appended through a `RecordWriter`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.conn = connect(path)
+        self.conn.row_factory = sqlite3.Row
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def create_run(
+        self,
+        run_id: str,
+        kind: str,
+        created_s: float,
+        config_hash: str,
+        config: dict[str, Any],
+        params: dict[str, Any],
+        versions: dict[str, str],
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO runs VALUES (?, ?, 'running', ?, NULL, ?, ?, ?, ?)",
+            (run_id, kind, created_s, config_hash, orjson.dumps(config).decode(), orjson.dumps(params).decode(),
+             orjson.dumps(versions).decode()),
+        )
+
+    def set_status(self, run_id: str, status: str, finished_s: float | None = None) -> None:
+        self.conn.execute("UPDATE runs SET status = ?, finished_s = ? WHERE run_id = ?", (status, finished_s, run_id))
+
+    def run(self, run_id: str) -> RunInfo:
+        """A run by id, or the newest for `latest`."""
+        if run_id == "latest":
+            row = self.conn.execute("SELECT * FROM runs ORDER BY created_s DESC LIMIT 1").fetchone()
+            if row is None:
+                raise AssayError(f"no runs in {self.path} yet; start one with `assay probe`")
+        else:
+            row = self.conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise AssayError(f"no run {run_id!r} in {self.path}; `assay runs` lists them")
+        return RunInfo(
+            run_id=row["run_id"],
+            kind=row["kind"],
+            status=row["status"],
+            created_s=row["created_s"],
+            finished_s=row["finished_s"],
+            config_hash=row["config_hash"],
+            config=orjson.loads(row["config_json"]),
+            params=orjson.loads(row["params_json"]),
+            versions=orjson.loads(row["versions_json"]),
+        )
+
+    def runs(self, limit: int = 50) -> list[RunInfo]:
+        ids = [r[0] for r in self.conn.execute("SELECT run_id FROM runs ORDER BY created_s DESC LIMIT ?", (limit,))]
+        return [self.run(i) for i in ids]
+
+    def records(self, run_id: str, target: str | None = None) -> list[Record]:
+        return list(self.iter_records(run_id, target))
+
+    def iter_records(self, run_id: str, target: str | None = None) -> Iterator[Record]:
+        sql, args = "SELECT * FROM records WHERE run_id = ?", [run_id]
+        if target is not None:
+            sql += " AND target = ?"
+            args.append(target)
+        for row in self.conn.execute(sql + " ORDER BY id", args):
+            yield _record(row)
+
+    def attempts_so_far(self, run_id: str) -> tuple[set[tuple[str, str, str]], dict[tuple[str, str, str], int]]:
+        """For resume: items already finished, and the next attempt number of every item seen."""
+        done: set[tuple[str, str, str]] = set()
+        next_attempt: dict[tuple[str, str, str], int] = {}
+        rows = self.conn.execute(
+            "SELECT target, suite, item_id, MAX(attempt), MAX(final AND error_class IS NOT 'cancelled') "
+            "FROM records WHERE run_id = ? GROUP BY target, suite, item_id",
+            (run_id,),
+        )
+        for target, suite, item, max_attempt, finished in rows:
+            key = (target, suite, item)
+            next_attempt[key] = max_attempt + 1
+            if finished:
+                done.add(key)
+        return done, next_attempt
+
+
+class RecordWriter:
+    """Appends Records from a background thread in batches; the event loop only enqueues."""
+
+    BATCH = 500
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._queue: queue.Queue[Record | None] = queue.Queue()
+        self._error: BaseException | None = None
+        self._conn = connect(path)
+        self._thread = threading.Thread(target=self._loop, name="assay-record-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, record: Record) -> None:
+        if self._error is not None:
+            raise AssayError(f"record writer failed: {self._error}")
+        self._queue.put(record)
+
+    def _loop(self) -> None:
+        batch: list[Record] = []
+        stop = False
+        while not stop:
+            item = self._queue.get()
+            if item is None:
+                stop = True
+            else:
+                batch.append(item)
+            while len(batch) < self.BATCH:
+                try:
+                    more = self._queue.get(timeout=0.05) if not stop else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                else:
+                    batch.append(more)
+            if batch:
+                try:
+                    self._conn.execute("BEGIN")
+                    self._conn.executemany(_INSERT, [_row(r) for r in batch])
+                    self._conn.execute("COMMIT")
+                except sqlite3.Error as e:  # keep the loop alive so close() still returns
+                    self._error = e
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                batch = []
+        self._conn.close()
+
+    def close(self) -> None:
+        """Flush everything queued and stop the thread (blocking)."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        if self._error is not None:
+            raise AssayError(f"record writer failed: {self._error}")
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.close)

@@ -1,0 +1,157 @@
+"""The reliability probe: N requests per target with one standard prompt, measured raw.
+
+No retries by default: the probe measures what the API does, not what a
+client could paper over. With `retries`, every attempt is still its own Record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import platform
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+import assay
+from assay.clients import Timeouts, make_client, open_session
+from assay.clock import Clock, SystemClock
+from assay.config import ProjectConfig
+from assay.errors import ConfigError
+from assay.model import ChatRequest, Message, Record
+from assay.runner import RetryPolicy, Runner, WorkItem
+from assay.stats import TargetSummary, summarize
+from assay.store import RecordWriter, Store
+
+__all__ = ["ProbeOptions", "ProbeResult", "config_hash", "probe_items", "run_probe", "summarize_run", "versions"]
+
+SUITE = "probe"
+
+
+@dataclass(frozen=True)
+class ProbeOptions:
+    requests: int = 50
+    concurrency: int = 4
+    timeout_s: float = 60.0
+    connect_timeout_s: float = 10.0
+    first_token_timeout_s: float = 30.0
+    idle_timeout_s: float = 30.0
+    prompt: str = "Explain in three sentences why the sky is blue."
+    max_tokens: int = 128
+    stream: bool = True
+    retries: int = 0
+    bucket_s: float | None = None
+    targets: tuple[str, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_config(cls, config: ProjectConfig, **overrides: Any) -> ProbeOptions:
+        base = config.probe.model_dump()
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        if "targets" in base:
+            base["targets"] = tuple(base["targets"])
+        return cls(**base)
+
+    @property
+    def timeouts(self) -> Timeouts:
+        # A first-token or idle limit longer than the total one would never fire.
+        t = self.timeout_s
+        return Timeouts(self.connect_timeout_s, min(self.first_token_timeout_s, t), min(self.idle_timeout_s, t), t)
+
+
+@dataclass
+class ProbeResult:
+    run_id: str
+    summaries: dict[str, TargetSummary]
+    interrupted: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "targets": {n: s.to_json() for n, s in self.summaries.items()}}
+
+
+def config_hash(config: ProjectConfig) -> str:
+    """Same config, same hash: two runs with one hash are comparable."""
+    return hashlib.sha256(orjson.dumps(config.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def versions() -> dict[str, str]:
+    return {"assay": assay.__version__, "python": platform.python_version(), "aiohttp": aiohttp.__version__,
+            "platform": platform.platform(terse=True)}
+
+
+def probe_items(config: ProjectConfig, opts: ProbeOptions) -> list[WorkItem]:
+    names = list(opts.targets) or [t.name for t in config.targets]
+    for n in names:
+        config.target(n)  # refuses unknown names with the list of known ones
+    request = ChatRequest([Message("user", opts.prompt)], max_tokens=opts.max_tokens, stream=opts.stream)
+    width = len(str(opts.requests - 1))
+    return [WorkItem(n, SUITE, f"{i:0{width}d}", request, opts.prompt) for n in names for i in range(opts.requests)]
+
+
+def summarize_run(store: Store, run_id: str, bucket_s: float | None = None) -> dict[str, TargetSummary]:
+    by_target: dict[str, list[Record]] = {}
+    for r in store.iter_records(run_id):
+        by_target.setdefault(r.target, []).append(r)
+    info = store.run(run_id)
+    order = [t["name"] for t in info.config.get("targets", [])]
+    names = [n for n in order if n in by_target] + [n for n in by_target if n not in order]
+    return {n: summarize(n, by_target[n], bucket_s) for n in names}
+
+
+async def run_probe(
+    config: ProjectConfig,
+    opts: ProbeOptions,
+    db_path: Path,
+    *,
+    resume: str | None = None,
+    clock: Clock | None = None,
+    on_record: Callable[[Record], None] | None = None,
+    on_start: Callable[[str, int], None] | None = None,
+) -> ProbeResult:
+    """Run (or resume) a probe and return its per-target summaries.
+
+    `on_start(run_id, n_pending)` is called once the plan is known.
+    """
+    clock = clock or SystemClock()
+    store = Store(db_path)
+    try:
+        if resume:
+            info = store.run(resume)
+            if info.kind != "probe":
+                raise ConfigError(f"run {info.run_id} is a {info.kind} run, not a probe")
+            run_id = info.run_id
+            config = ProjectConfig.model_validate(info.config)
+            opts = ProbeOptions(**{**info.params, "targets": tuple(info.params.get("targets", ()))})
+            done, next_attempt = store.attempts_so_far(run_id)
+            store.set_status(run_id, "running")
+        else:
+            run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime(clock.wall_s())) + "-" + secrets.token_hex(3)
+            params = {**asdict(opts), "targets": list(opts.targets)}
+            store.create_run(run_id, "probe", clock.wall_s(), config_hash(config), config.model_dump(mode="json"),
+                             params, versions())
+            done, next_attempt = set(), {}
+        items = probe_items(config, opts)
+        if on_start:
+            on_start(run_id, sum(1 for i in items if i.key not in done))
+        writer = RecordWriter(db_path)
+        interrupted = False
+        try:
+            async with open_session() as session:
+                clients = {t.name: make_client(t, session, opts.timeouts, clock) for t in config.targets}
+                runner = Runner(run_id, clients, writer, opts.concurrency, RetryPolicy(max_retries=opts.retries),
+                                clock=clock, on_record=on_record, keep_text=False)
+                await runner.run(items, done, next_attempt)
+        except asyncio.CancelledError:
+            interrupted = True
+            raise
+        finally:
+            await writer.aclose()
+            store.set_status(run_id, "interrupted" if interrupted else "complete", clock.wall_s())
+        return ProbeResult(run_id, summarize_run(store, run_id, opts.bucket_s))
+    finally:
+        store.close()
