@@ -20,9 +20,9 @@ from assay.errors import ConfigError
 from assay.model import StrictModel, Target
 
 __all__ = [
+    "SLO",
     "ProbeSettings",
     "ProjectConfig",
-    "SLO",
     "example_config_text",
     "load_config",
     "missing_key_envs",
@@ -137,8 +137,10 @@ def _duplicate_names(data: dict[str, Any], lines: dict[tuple[Any, ...], int], so
             continue
         if name in seen:
             line = lines.get(("targets", i, "name"), 1)
-            out.append(f"{source}:{line}: targets[{i}].name: {name!r} is already the name of targets[{seen[name]}]; "
-                       "target names must be unique")
+            out.append(
+                f"{source}:{line}: targets[{i}].name: {name!r} is already the name of targets[{seen[name]}]; "
+                "target names must be unique"
+            )
         else:
             seen[name] = i
     return out

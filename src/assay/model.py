@@ -8,6 +8,7 @@ load and never validated twice.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -214,4 +215,4 @@ class Record:
 
     def itl_ms(self) -> list[float]:
         offs = self.content_offsets_us
-        return [(b - a) / 1e3 for a, b in zip(offs, offs[1:], strict=False)]
+        return [(b - a) / 1e3 for a, b in itertools.pairwise(offs)]

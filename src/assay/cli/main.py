@@ -1,2 +1,46 @@
+"""`assay`: the command line. Each command lives in a module named for it."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from assay import __version__
+from assay.cli import demo, probe, project, report, simulator
+from assay.cli.console import err
+from assay.errors import AssayError, ConfigError
+
+app = typer.Typer(
+    name="assay",
+    help="Evidence for choosing LLM providers: reliability, latency, and a one-page scorecard.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("init")(project.init)
+app.command("validate")(project.validate)
+app.command("probe")(probe.probe)
+app.command("report")(report.report)
+app.command("runs")(report.runs)
+app.command("demo")(demo.demo)
+app.add_typer(simulator.app, name="simulator")
+
+
+@app.callback(invoke_without_command=True)
+def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
+    if version:
+        print(__version__)
+        raise typer.Exit()
+
+
 def main() -> None:
-    pass
+    """Entry point: usage errors are typer's (exit 2); ours print one clear message."""
+    try:
+        app()
+    except ConfigError as e:
+        err.print(f"[bold red]config error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except AssayError as e:
+        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(1)

@@ -161,15 +161,20 @@ class ProviderClient(ABC):
             if isinstance(e, aiohttp.ConnectionTimeoutError) or not deadline.expired():
                 raise Timeout(f"connect timed out after {t.connect_s:g}s", phase="connect") from None
             limits = {"total": t.total_s, "first_token": t.first_token_s, "idle": t.idle_s}
-            raise Timeout(f"{phase} timeout after {limits[phase]:g}s", phase=phase, http_status=http_status or None) from None
+            raise Timeout(
+                f"{phase} timeout after {limits[phase]:g}s", phase=phase, http_status=http_status or None
+            ) from None
         except (orjson.JSONDecodeError, UnicodeDecodeError) as e:
             raise BadResponse(f"unparseable response: {e}", http_status=http_status or None) from None
         except aiohttp.ClientConnectorError as e:
             raise ConnectionFailed(f"cannot connect to {self.target.base_url}: {e.os_error.strerror or e}") from None
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError) as e:
             if timing.first_byte_ns:
-                raise StreamBroken(f"connection lost mid-stream: {_short(e)}", http_status=http_status) from None
-            raise ConnectionFailed(f"connection closed before any response: {_short(e)}") from None
+                n = len(timing.content_ns)
+                raise StreamBroken(
+                    f"connection lost mid-stream after {n} content events ({_short(e)})", http_status=http_status
+                ) from None
+            raise ConnectionFailed(f"connection closed before any response ({_short(e)})") from None
         except aiohttp.ClientResponseError as e:
             raise BadResponse(f"malformed HTTP response: {e.message}") from None
 
@@ -227,4 +232,9 @@ class ProviderClient(ABC):
 
 
 def _short(e: BaseException) -> str:
-    return str(e) or type(e).__name__
+    """aiohttp's messages nest the cause's repr; the class name says enough."""
+    if isinstance(e, aiohttp.ClientPayloadError):
+        return "payload incomplete"
+    if isinstance(e, aiohttp.ServerDisconnectedError):
+        return "server disconnected"
+    return (str(e) or type(e).__name__)[:120]

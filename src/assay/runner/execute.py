@@ -78,7 +78,11 @@ def make_record(
         u = completion.usage
         rec.input_tokens, rec.output_tokens = u.input_tokens, u.output_tokens
         rec.cached_tokens, rec.reasoning_tokens, rec.token_source = u.cached_tokens, u.reasoning_tokens, u.source
-        rec.http_status, rec.finish_reason, rec.request_id = completion.http_status, completion.finish_reason, completion.request_id
+        rec.http_status, rec.finish_reason, rec.request_id = (
+            completion.http_status,
+            completion.finish_reason,
+            completion.request_id,
+        )
         rec.response_text = completion.text if keep_text else None
     elif isinstance(error, ProviderError):
         rec.error_class = error.error_class
@@ -152,8 +156,9 @@ class Runner:
             try:
                 completion = await client.send(item.request, timing)
             except asyncio.CancelledError:
-                self._emit(make_record(self.run_id, item, attempt, wall, timing,
-                                       error=Cancelled("interrupted"), final=False))
+                self._emit(
+                    make_record(self.run_id, item, attempt, wall, timing, error=Cancelled("interrupted"), final=False)
+                )
                 raise
             except ProviderError as e:
                 delay = self.retry.delay_s(attempt - first, e, self.rng)

@@ -182,8 +182,9 @@ class VendorServer:
         return _Call(model, int(max_tokens or 4096), stream, include_usage, max(1, (chars + 3) // 4))
 
     def _reply(self, wire: Wire, status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-        return web.Response(status=status, body=wire.error_body(status, message), headers=headers,
-                            content_type="application/json")
+        return web.Response(
+            status=status, body=wire.error_body(status, message), headers=headers, content_type="application/json"
+        )
 
     def _error(
         self,

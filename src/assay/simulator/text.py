@@ -6,7 +6,7 @@ import random
 
 __all__ = ["words"]
 
-_VOCAB = (
+_VOCAB = (  # noqa: SIM905 - a sentence reads better than a list of 60 strings
     "the light from the sun scatters off molecules in the air and shorter blue wavelengths scatter "
     "more strongly than red ones so the sky looks blue during the day while at sunset light travels "
     "through more air and the blue is scattered away leaving warm colours near the horizon this is "

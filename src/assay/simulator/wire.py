@@ -41,7 +41,9 @@ class OpenAIWire:
     overloaded_status = 503
 
     def error_body(self, status: int, message: str) -> bytes:
-        kind = {429: "rate_limit_exceeded", 400: "invalid_request_error", 404: "model_not_found"}.get(status, "server_error")
+        kind = {429: "rate_limit_exceeded", 400: "invalid_request_error", 404: "model_not_found"}.get(
+            status, "server_error"
+        )
         return orjson.dumps({"error": {"message": message, "type": kind, "code": kind}})
 
     def _chunk(self, rid: str, model: str, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
@@ -82,9 +84,7 @@ class OpenAIWire:
                 "object": "chat.completion",
                 "created": int(time.time()),
                 "model": model,
-                "choices": [
-                    {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
-                ],
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
                 "usage": _openai_usage(usage),
             }
         )
@@ -103,7 +103,7 @@ class AnthropicWire:
         return orjson.dumps({"type": "error", "error": {"type": kind, "message": message}})
 
     def stream_open(self, rid: str, model: str, input_tokens: int) -> bytes:
-        message = {
+        message: dict[str, Any] = {
             "id": rid,
             "type": "message",
             "role": "assistant",

@@ -60,7 +60,9 @@ def uptime(records: Sequence[Record], bucket_s: float | None = None) -> tuple[fl
         attempts[i] += 1
         ok[i] += r.ok
     buckets = [
-        Bucket(i * width, a, s, s >= math.ceil(UPTIME_THRESHOLD * a)) for i, (a, s) in enumerate(zip(attempts, ok, strict=True)) if a
+        Bucket(i * width, a, s, s >= math.ceil(UPTIME_THRESHOLD * a))
+        for i, (a, s) in enumerate(zip(attempts, ok, strict=True))
+        if a
     ]
     pct = 100.0 * sum(b.up for b in buckets) / len(buckets)
     return pct, buckets, width

@@ -69,7 +69,8 @@ def migrate(conn: sqlite3.Connection) -> int:
     current = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if current > SCHEMA_VERSION:
         raise AssayError(
-            f"the store has schema version {current}, newer than this assay understands ({SCHEMA_VERSION}); upgrade assay"
+            f"the store has schema version {current}, newer than this assay understands "
+            f"({SCHEMA_VERSION}); upgrade assay"
         )
     for version in range(current, SCHEMA_VERSION):
         # One transaction per step, version bump included, so a crash never leaves half a migration.

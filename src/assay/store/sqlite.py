@@ -101,8 +101,15 @@ class Store:
     ) -> None:
         self.conn.execute(
             "INSERT INTO runs VALUES (?, ?, 'running', ?, NULL, ?, ?, ?, ?)",
-            (run_id, kind, created_s, config_hash, orjson.dumps(config).decode(), orjson.dumps(params).decode(),
-             orjson.dumps(versions).decode()),
+            (
+                run_id,
+                kind,
+                created_s,
+                config_hash,
+                orjson.dumps(config).decode(),
+                orjson.dumps(params).decode(),
+                orjson.dumps(versions).decode(),
+            ),
         )
 
     def set_status(self, run_id: str, status: str, finished_s: float | None = None) -> None:

@@ -80,8 +80,12 @@ def config_hash(config: ProjectConfig) -> str:
 
 
 def versions() -> dict[str, str]:
-    return {"assay": assay.__version__, "python": platform.python_version(), "aiohttp": aiohttp.__version__,
-            "platform": platform.platform(terse=True)}
+    return {
+        "assay": assay.__version__,
+        "python": platform.python_version(),
+        "aiohttp": aiohttp.__version__,
+        "platform": platform.platform(terse=True),
+    }
 
 
 def probe_items(config: ProjectConfig, opts: ProbeOptions) -> list[WorkItem]:
@@ -104,18 +108,19 @@ def summarize_run(store: Store, run_id: str, bucket_s: float | None = None) -> d
 
 
 async def run_probe(
-    config: ProjectConfig,
+    config: ProjectConfig | None,
     opts: ProbeOptions,
     db_path: Path,
     *,
     resume: str | None = None,
     clock: Clock | None = None,
     on_record: Callable[[Record], None] | None = None,
-    on_start: Callable[[str, int], None] | None = None,
+    on_start: Callable[[str, dict[str, int]], None] | None = None,
 ) -> ProbeResult:
     """Run (or resume) a probe and return its per-target summaries.
 
-    `on_start(run_id, n_pending)` is called once the plan is known.
+    On resume the config and options are the ones stored with the run.
+    `on_start(run_id, pending items per target)` is called once the plan is known.
     """
     clock = clock or SystemClock()
     store = Store(db_path)
@@ -130,21 +135,35 @@ async def run_probe(
             done, next_attempt = store.attempts_so_far(run_id)
             store.set_status(run_id, "running")
         else:
+            if config is None:
+                raise ConfigError("a new probe needs a config")
             run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime(clock.wall_s())) + "-" + secrets.token_hex(3)
             params = {**asdict(opts), "targets": list(opts.targets)}
-            store.create_run(run_id, "probe", clock.wall_s(), config_hash(config), config.model_dump(mode="json"),
-                             params, versions())
+            store.create_run(
+                run_id, "probe", clock.wall_s(), config_hash(config), config.model_dump(mode="json"), params, versions()
+            )
             done, next_attempt = set(), {}
         items = probe_items(config, opts)
         if on_start:
-            on_start(run_id, sum(1 for i in items if i.key not in done))
+            pending: dict[str, int] = {}
+            for item in items:
+                pending[item.target] = pending.get(item.target, 0) + (item.key not in done)
+            on_start(run_id, pending)
         writer = RecordWriter(db_path)
         interrupted = False
         try:
             async with open_session() as session:
                 clients = {t.name: make_client(t, session, opts.timeouts, clock) for t in config.targets}
-                runner = Runner(run_id, clients, writer, opts.concurrency, RetryPolicy(max_retries=opts.retries),
-                                clock=clock, on_record=on_record, keep_text=False)
+                runner = Runner(
+                    run_id,
+                    clients,
+                    writer,
+                    opts.concurrency,
+                    RetryPolicy(max_retries=opts.retries),
+                    clock=clock,
+                    on_record=on_record,
+                    keep_text=False,
+                )
                 await runner.run(items, done, next_attempt)
         except asyncio.CancelledError:
             interrupted = True

@@ -1,0 +1,133 @@
+"""Shared terminal plumbing: consoles, the async entry point, the probe table, progress."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from assay.errors import ERROR_CLASSES
+from assay.model import Record
+from assay.stats import TargetSummary
+
+__all__ = ["ProbeProgress", "err", "failure_lines", "out", "probe_table", "run_async"]
+
+T = TypeVar("T")
+
+# Logs and pipes get a wide table rather than rich's 80-column fallback.
+out = Console(width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True)
+
+_SHORT = {
+    "rate_limited": "429",
+    "overloaded": "overload",
+    "server_error": "5xx",
+    "client_error": "4xx",
+    "timeout": "timeout",
+    "connection": "conn",
+    "stream_broken": "broken",
+    "bad_response": "bad",
+}
+_TIER_STYLE = {
+    "A": "bold white on green",
+    "B": "bold white on cyan",
+    "C": "bold black on yellow",
+    "D": "bold white on red",
+}
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """The only `asyncio.run` in assay: at the CLI edge, on uvloop where available."""
+    try:
+        import uvloop
+
+        return uvloop.run(coro)
+    except ImportError:
+        return asyncio.run(coro)
+
+
+def _ms(v: float | None) -> str:
+    return "–" if v is None else (f"{v:,.0f}" if v >= 100 else f"{v:.1f}")
+
+
+def failure_lines(summaries: dict[str, TargetSummary]) -> list[str]:
+    """One line per target that failed: its failures by class."""
+    lines = []
+    for name, s in summaries.items():
+        parts = [f"{_SHORT[c]}×{n}" for c in ERROR_CLASSES if (n := s.errors.get(c))]
+        if parts:
+            lines.append(f"  {name}: {' '.join(parts)}")
+    return lines
+
+
+def probe_table(summaries: dict[str, TargetSummary], title: str) -> Table:
+    table = Table(
+        title=title,
+        title_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        caption="latency in ms: p50 / p90 / p99 of successful requests",
+        caption_justify="left",
+    )
+    table.add_column("target", style="bold", no_wrap=True)
+    table.add_column("tier", justify="center", no_wrap=True)
+    table.add_column("success", justify="right", no_wrap=True)
+    table.add_column("uptime", justify="right", no_wrap=True)
+    table.add_column("TTFT", justify="right", no_wrap=True)
+    table.add_column("E2E", justify="right", no_wrap=True)
+    table.add_column("tok/s", justify="right", no_wrap=True)
+    table.add_column("failed", justify="right", no_wrap=True)
+    for name, s in summaries.items():
+        rate = s.success_rate
+        style = "green" if (rate or 0) >= 0.99 else "yellow" if (rate or 0) >= 0.95 else "red"
+        tier = Text(f" {s.tier} ", style=_TIER_STYLE[s.tier]) if s.tier else Text("–")
+        table.add_row(
+            name,
+            tier,
+            Text("–" if rate is None else f"{rate * 100:.1f}%", style=style),
+            "–" if s.uptime_pct is None else f"{s.uptime_pct:.3g}%",
+            "/".join(_ms(s.ttft.p[k]).replace(",", "") for k in ("p50", "p90", "p99")),
+            "/".join(_ms(s.e2e.p[k]).replace(",", "") for k in ("p50", "p90", "p99")),
+            _ms(s.speed.p["p50"]),
+            Text(str(s.failed), style="red" if s.failed else "dim"),
+        )
+    return table
+
+
+class ProbeProgress:
+    """One bar per target, counting finished items, with live failure counts."""
+
+    def __init__(self, console: Console, pending: dict[str, int]) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]{task.fields[name]:<16}"),
+            BarColumn(bar_width=30),
+            MofNCompleteColumn(),
+            TextColumn("[red]{task.fields[failed]} failed"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self.tasks = {t: self.progress.add_task("", total=n, name=t, failed=0) for t, n in pending.items()}
+        self.failed = dict.fromkeys(pending, 0)
+
+    def on_record(self, r: Record) -> None:
+        if not r.final:
+            return
+        if not r.ok:
+            self.failed[r.target] += 1
+        self.progress.update(self.tasks[r.target], advance=1, failed=self.failed[r.target])
+
+    def __enter__(self) -> ProbeProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()

@@ -1,0 +1,86 @@
+"""`assay probe`: N requests per target, measured raw; a table or one JSON object."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import typer
+
+from assay.cli.console import ProbeProgress, err, failure_lines, out, probe_table, run_async
+from assay.config import ProjectConfig, load_config, state_dir
+from assay.model import Record
+from assay.suites.probe import ProbeOptions, ProbeResult, run_probe
+
+
+def probe(
+    config: Path = typer.Option(Path("assay.yaml"), "-c", "--config", help="Project file."),
+    requests: int | None = typer.Option(None, "--requests", "-n", min=1, help="Requests per target."),
+    concurrency: int | None = typer.Option(None, "--concurrency", min=1, help="Requests in flight per target."),
+    timeout: float | None = typer.Option(None, "--timeout", min=0.001, help="Total seconds allowed per request."),
+    retries: int | None = typer.Option(
+        None, "--retries", min=0, max=10, help="Retries per item (each attempt recorded)."
+    ),
+    target: list[str] = typer.Option([], "--target", "-t", help="Probe only this target (repeatable)."),
+    no_stream: bool = typer.Option(False, "--no-stream", help="Ask for whole answers instead of streams."),
+    prompt: str | None = typer.Option(None, "--prompt", help="The standard prompt."),
+    max_tokens: int | None = typer.Option(None, "--max-tokens", min=1),
+    resume: str | None = typer.Option(None, "--resume", help="Finish an interrupted run (RUN_ID or 'latest')."),
+    as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
+) -> None:
+    """Probe each target's API: success, failures by class, uptime, latency percentiles."""
+    db = state_dir() / "assay.db"
+    if resume:
+        cfg: ProjectConfig | None = None
+        opts = ProbeOptions()
+    else:
+        cfg = load_config(config)
+        opts = ProbeOptions.from_config(
+            cfg,
+            requests=requests,
+            concurrency=concurrency,
+            timeout_s=timeout,
+            retries=retries,
+            targets=tuple(target) or None,
+            stream=False if no_stream else None,
+            prompt=prompt,
+            max_tokens=max_tokens,
+        )
+    result = run_with_progress(cfg, opts, db, resume, quiet=as_json)
+    if as_json:
+        sys.stdout.write(orjson.dumps(result.to_json()).decode() + "\n")
+        return
+    out.print(probe_table(result.summaries, f"probe {result.run_id}"))
+    for line in failure_lines(result.summaries):
+        out.print(line, highlight=False)
+    out.print(f"[dim]full scorecard:[/] assay report {result.run_id}")
+
+
+def run_with_progress(
+    cfg: ProjectConfig | None, opts: ProbeOptions, db: Path, resume: str | None, quiet: bool = False
+) -> ProbeResult:
+    """Run a probe with a live bar per target; on Ctrl-C say how to resume."""
+    state: dict[str, Any] = {}
+
+    def on_start(run_id: str, pending: dict[str, int]) -> None:
+        state["run_id"] = run_id
+        if not quiet:
+            state["bar"] = ProbeProgress(err, pending).__enter__()
+
+    def on_record(r: Record) -> None:
+        if bar := state.get("bar"):
+            bar.on_record(r)
+
+    try:
+        return run_async(run_probe(cfg, opts, db, resume=resume, on_record=on_record, on_start=on_start))
+    except KeyboardInterrupt:
+        if bar := state.pop("bar", None):
+            bar.__exit__()
+        if "run_id" in state:
+            err.print(f"[yellow]interrupted.[/] resume with: assay probe --resume {state['run_id']}")
+        raise
+    finally:
+        if bar := state.get("bar"):
+            bar.__exit__()

@@ -1,0 +1,49 @@
+"""`assay report` (the scorecard of a run) and `assay runs` (what is stored)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from assay.cli.console import out
+from assay.config import state_dir
+from assay.report.scorecard import write_report
+from assay.store import Store
+from assay.suites.probe import summarize_run
+
+
+def report(
+    run_id: str = typer.Argument("latest", help="RUN_ID, or 'latest'."),
+    out_dir: Path | None = typer.Option(None, "--out", "-o", help="Folder for index.html and scorecard.md."),
+) -> None:
+    """Write the one-page scorecard (self-contained HTML and Markdown) of a run."""
+    with Store(state_dir() / "assay.db") as store:
+        info = store.run(run_id)
+        summaries = summarize_run(store, info.run_id, info.params.get("bucket_s"))
+        target_dir = out_dir or Path("reports") / info.run_id
+        paths = write_report(store, info.run_id, target_dir, summaries)
+    out.print(f"scorecard: [bold]{paths['html']}[/]  (markdown: {paths['markdown']})")
+
+
+def runs(limit: int = typer.Option(20, "--limit", min=1)) -> None:
+    """List stored runs, newest first."""
+    with Store(state_dir() / "assay.db") as store:
+        infos = store.runs(limit)
+        table = Table(header_style="bold")
+        for col in ("run", "kind", "status", "started (UTC)", "targets", "records"):
+            table.add_column(col)
+        for i in infos:
+            n = store.conn.execute("SELECT COUNT(*) FROM records WHERE run_id = ?", (i.run_id,)).fetchone()[0]
+            status = {"complete": "[green]complete", "interrupted": "[yellow]interrupted"}.get(i.status, i.status)
+            table.add_row(
+                i.run_id,
+                i.kind,
+                status,
+                time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(i.created_s)),
+                ", ".join(t["name"] for t in i.config.get("targets", [])),
+                str(n),
+            )
+    out.print(table if infos else "no runs yet; start one with `assay probe`")

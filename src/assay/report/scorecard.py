@@ -1,0 +1,154 @@
+"""The one-page scorecard of a probe run: a view model shared by the HTML and Markdown renderers."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from assay.errors import ERROR_CLASSES
+from assay.report import plots
+from assay.stats import LATENCY_TIERS, TargetSummary
+from assay.store import RunInfo, Store
+
+__all__ = ["Row", "Scorecard", "build_scorecard", "render_html", "render_markdown", "write_report"]
+
+
+@dataclass
+class Row:
+    """One target's line in the table, already formatted for reading."""
+
+    name: str
+    model: str
+    api: str
+    host: str
+    colour: str
+    tier: str | None
+    success_rate: float | None
+    uptime_pct: float | None
+    summary: TargetSummary
+    slo_checks: dict[str, bool | None] = field(default_factory=dict)
+
+    @property
+    def passes_slo(self) -> bool | None:
+        checked = [v for v in self.slo_checks.values() if v is not None]
+        return all(checked) if checked else None
+
+
+@dataclass
+class Scorecard:
+    run: RunInfo
+    rows: list[Row]
+    headline: list[str]
+    slo: dict[str, float]
+    plots: dict[str, str]
+    prompt: str
+    error_classes: tuple[str, ...] = ERROR_CLASSES
+
+    @property
+    def created(self) -> str:
+        return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(self.run.created_s))
+
+
+def _slo_checks(s: TargetSummary, slo: dict[str, Any]) -> dict[str, bool | None]:
+    """Each objective against the measured p90 (latency) or success rate; None when not set."""
+    checks: dict[str, bool | None] = {}
+    for key, metric in (("ttft_ms", s.ttft), ("e2e_ms", s.e2e), ("tpot_ms", s.tpot)):
+        bound, p90 = slo.get(key), metric.p["p90"]
+        checks[key] = None if bound is None or p90 is None else p90 <= bound
+    rate = s.success_rate
+    checks["success_rate"] = None if slo.get("success_rate") is None or rate is None else rate >= slo["success_rate"]
+    return checks
+
+
+def _headline(rows: list[Row]) -> list[str]:
+    measured = [r for r in rows if r.summary.succeeded]
+    if not measured:
+        return ["No target answered successfully."]
+    out = []
+    best = max(measured, key=lambda r: (r.success_rate or 0, r.uptime_pct or 0))
+    out.append(f"Most reliable: {best.name} ({(best.success_rate or 0) * 100:.1f}% success).")
+    fastest = min(measured, key=lambda r: r.summary.ttft.p["p90"] or float("inf"))
+    out.append(f"Fastest first token: {fastest.name} (p90 {fastest.summary.ttft.p['p90']:.0f} ms).")
+    quickest = min(measured, key=lambda r: r.summary.e2e.p["p90"] or float("inf"))
+    out.append(f"Fastest full answer: {quickest.name} (p90 {quickest.summary.e2e.p['p90']:.0f} ms).")
+    passing = [r.name for r in rows if r.passes_slo]
+    if any(r.passes_slo is not None for r in rows):
+        out.append(f"Meet every objective: {', '.join(passing) if passing else 'none'}.")
+    return out
+
+
+def build_scorecard(run: RunInfo, summaries: dict[str, TargetSummary]) -> Scorecard:
+    targets = {t["name"]: t for t in run.config.get("targets", [])}
+    slo = {k: v for k, v in (run.config.get("slo") or {}).items() if v is not None}
+    rows = []
+    for i, (name, s) in enumerate(summaries.items()):
+        t = targets.get(name, {})
+        url = str(t.get("base_url", ""))
+        rows.append(
+            Row(
+                name=name,
+                model=str(t.get("model", "?")),
+                api=str(t.get("api", "?")),
+                host=url.split("://", 1)[-1].split("/", 1)[0],
+                colour=plots.PALETTE[i % len(plots.PALETTE)],
+                tier=s.tier,
+                success_rate=s.success_rate,
+                uptime_pct=s.uptime_pct,
+                summary=s,
+                slo_checks=_slo_checks(s, slo),
+            )
+        )
+    ordered = list(summaries.values())
+    figures = {
+        "cdf": plots.latency_cdf_svg(ordered),
+        "errors": plots.error_bars_svg(ordered),
+        "uptime": plots.uptime_svg(ordered),
+    }
+    return Scorecard(run, rows, _headline(rows), slo, figures, str(run.params.get("prompt", "")))
+
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("assay.report", "templates"),
+    autoescape=jinja2.select_autoescape(["html", "j2"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+    undefined=jinja2.StrictUndefined,
+)
+
+
+def _ms(v: float | None) -> str:
+    if v is None:
+        return "–"
+    return f"{v:,.0f}" if v >= 100 else f"{v:.1f}"
+
+
+def _pct(v: float | None, digits: int = 1) -> str:
+    return "–" if v is None else f"{v * 100:.{digits}f}%"
+
+
+_ENV.filters.update(ms=_ms, pct=_pct)
+_ENV.globals.update(tiers=LATENCY_TIERS, inf=float("inf"))
+
+
+def render_html(card: Scorecard) -> str:
+    return _ENV.get_template("scorecard.html.j2").render(card=card)
+
+
+def render_markdown(card: Scorecard) -> str:
+    return _ENV.get_template("scorecard.md.j2").render(card=card)
+
+
+def write_report(store: Store, run_id: str, out_dir: Path, summaries: dict[str, TargetSummary]) -> dict[str, Path]:
+    """Write index.html and scorecard.md into `out_dir`; files appear whole or not at all."""
+    card = build_scorecard(store.run(run_id), summaries)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"html": out_dir / "index.html", "markdown": out_dir / "scorecard.md"}
+    for kind, text in (("html", render_html(card)), ("markdown", render_markdown(card))):
+        tmp = paths[kind].with_suffix(paths[kind].suffix + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(paths[kind])
+    return paths
