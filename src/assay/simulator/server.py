@@ -230,15 +230,15 @@ class VendorServer:
                     return self._abort(request, entry)
                 if i == plan.break_at and plan.fault == "malformed_chunk":
                     await resp.write(b'data: {"choices": [{"delta": {"content": "tr\n\n')
-                await resp.write(wire.token(rid, model, tok))
-                if i == 0:
+                if i == 0:  # stamped as the bytes are handed over: write() may return after delivery
                     entry["first_token_ns"] = self.clock.now_ns()
+                await resp.write(wire.token(rid, model, tok))
                 if i < len(plan.itl_ms):
                     when += int(plan.itl_ms[i] * 1e6)
             finish = "length" if len(plan.tokens) >= call.max_tokens else "stop"
             usage = (call.input_tokens, len(plan.tokens))
-            await resp.write(wire.stream_close(rid, model, finish, usage, call.include_usage))
             entry.update(done_ns=self.clock.now_ns(), output_tokens=len(plan.tokens))
+            await resp.write(wire.stream_close(rid, model, finish, usage, call.include_usage))
             await resp.write_eof()
         except ConnectionError:
             entry.update(client_gone=True, done_ns=self.clock.now_ns())

@@ -1,0 +1,81 @@
+"""Shared fixtures: simulators on loopback, a target factory, a temporary store."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from assay.model import Target
+from assay.simulator import (
+    Faults,
+    ModelProfile,
+    RunningSimulator,
+    SimulatorProcess,
+    SimulatorSpec,
+    Vendor,
+    builtin_spec,
+    start_simulator,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+ASSAY = str(REPO / ".venv" / "bin" / "assay") if (REPO / ".venv" / "bin" / "assay").exists() else "assay"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--live", action="store_true", help="run tests that call real providers (keys needed)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--live"):
+        return
+    skip = pytest.mark.skip(reason="live provider test: pass --live and set the key")
+    for item in items:
+        if "live" in item.keywords:
+            item.add_marker(skip)
+
+
+def one_model_spec(name: str = "m", seed: int = 0, **profile: object) -> SimulatorSpec:
+    """A vendor `v` with one model whose profile is given by keyword."""
+    return SimulatorSpec(seed=seed, vendors=[Vendor(name="v", models=[ModelProfile(name=name, **profile)])])
+
+
+def fault_spec(kinds: list[str], **profile: object) -> SimulatorSpec:
+    """One model per fault kind, each failing every request that way."""
+    models = [ModelProfile(name=k, faults=Faults(**{k: 1.0}), **profile) for k in kinds]  # type: ignore[arg-type]
+    return SimulatorSpec(seed=0, vendors=[Vendor(name="v", models=models)])
+
+
+def target_for(sim: RunningSimulator | SimulatorProcess, vendor: str, model: str, api: str = "openai") -> Target:
+    url = sim.urls[vendor]
+    return Target(name=f"{vendor}-{model}-{api}", api=api, base_url=url + ("/v1" if api == "openai" else ""), model=model)
+
+
+@pytest.fixture
+async def demo_sim() -> AsyncIterator[RunningSimulator]:
+    sim = await start_simulator(builtin_spec(seed=3))
+    yield sim
+    await sim.stop()
+
+
+@pytest.fixture(scope="module")
+def demo_process() -> Iterator[SimulatorProcess]:
+    """The demo vendors in a child process: the client's timings are not disturbed by the server's work."""
+    with SimulatorProcess(seed=5) as sim:
+        yield sim
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh ASSAY_HOME (store folder) for CLI runs."""
+    monkeypatch.setenv("ASSAY_HOME", str(tmp_path / ".assay"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def cli_env(home: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["ASSAY_HOME"] = str(home / ".assay")
+    return env
