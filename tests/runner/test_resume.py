@@ -1,0 +1,120 @@
+"""Interrupted runs: every attempt recorded, resume without duplicates, a killed run stays readable."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import orjson
+
+from assay.config import parse_config
+from assay.simulator import Faults, SimulatorProcess, start_simulator
+from assay.store import Store
+from assay.suites.probe import ProbeOptions, run_probe
+from tests.conftest import ASSAY, cli_env, one_model_spec
+
+
+def config_for(url: str, names: tuple[str, ...] = ("a", "b")) -> str:
+    rows = "".join(f"  - {{name: {n}, api: openai, base_url: '{url}/v1', model: m}}\n" for n in names)
+    return "targets:\n" + rows
+
+
+async def test_cancelled_run_records_cancellations_and_resumes_without_duplicates(tmp_path: Path) -> None:
+    sim = await start_simulator(one_model_spec(ttft_ms=30, itl_ms=5, output_tokens=10))
+    db = tmp_path / "assay.db"
+    cfg = parse_config(config_for(sim.urls["v"]))
+    opts = ProbeOptions.from_config(cfg, requests=30, concurrency=3)
+    started: list[str] = []
+    seen = 0
+
+    def on_record(_: object) -> None:
+        nonlocal seen
+        seen += 1
+
+    try:
+        task = asyncio.create_task(run_probe(cfg, opts, db, on_start=lambda rid, _: started.append(rid), on_record=on_record))
+        while seen < 12:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        run_id = started[0]
+        with Store(db) as store:
+            first = store.records(run_id)
+            assert store.run(run_id).status == "interrupted"
+        cancelled = [r for r in first if r.error_class == "cancelled"]
+        assert len(cancelled) == 6, "each of the 2x3 in-flight attempts wrote its record"
+        assert all(not r.final and r.sent_ns for r in cancelled)
+
+        result = await run_probe(None, opts, db, resume=run_id)
+        with Store(db) as store:
+            records = store.records(run_id)
+            assert store.run(run_id).status == "complete"
+        finals = Counter((r.target, r.item_id) for r in records if r.final)
+        assert len(finals) == 60 and set(finals.values()) == {1}
+        keys = Counter((r.target, r.item_id, r.attempt) for r in records)
+        assert set(keys.values()) == {1}
+        resumed = [r for r in records if r.item_id == cancelled[0].item_id and r.target == cancelled[0].target]
+        assert [r.attempt for r in resumed] == [0, 1]  # the retry after the interruption is attempt 1
+        assert result.summaries["a"].requests == 30 and result.summaries["a"].cancelled == 3
+    finally:
+        await sim.stop()
+
+
+async def test_retries_are_recorded_as_separate_attempts(tmp_path: Path) -> None:
+    sim = await start_simulator(one_model_spec(faults=Faults(server_error=0.5), ttft_ms=1, itl_ms=1, output_tokens=3))
+    db = tmp_path / "assay.db"
+    cfg = parse_config(config_for(sim.urls["v"], ("a",)))
+    try:
+        result = await run_probe(cfg, ProbeOptions.from_config(cfg, requests=40, retries=3), db)
+        s = result.summaries["a"]
+        assert s.attempts > s.requests == 40
+        assert s.attempt_errors["server_error"] == s.attempts - s.succeeded
+        assert s.errors["server_error"] == s.failed  # only items that failed all 4 attempts
+        with Store(db) as store:
+            by_item = Counter(r.item_id for r in store.records(result.run_id))
+        assert max(by_item.values()) <= 4
+    finally:
+        await sim.stop()
+
+
+def test_killed_cli_run_leaves_a_readable_store_and_resumes(tmp_path: Path) -> None:
+    profile = tmp_path / "slow.yaml"
+    profile.write_text("vendors:\n  - name: v\n    models:\n      - {name: m, ttft_ms: 40, itl_ms: 5, output_tokens: 10}\n")
+    with SimulatorProcess(profile=profile) as sim:
+        (tmp_path / "assay.yaml").write_text(config_for(sim.urls["v"]))
+        env = cli_env(tmp_path)
+        cmd = [ASSAY, "probe", "-c", "assay.yaml", "--requests", "100", "--concurrency", "2", "--json"]
+        proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        db = tmp_path / ".assay" / "assay.db"
+        deadline = time.monotonic() + 30
+        count = 0
+        while time.monotonic() < deadline and count < 20:
+            time.sleep(0.2)
+            if db.exists():
+                with Store(db) as store:
+                    count = store.conn.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        with Store(db) as store:
+            info = store.run("latest")
+            partial = store.records(info.run_id)
+        assert info.status == "running"  # killed: no chance to say otherwise
+        assert 20 <= len(partial) < 200
+        resumed = subprocess.run([ASSAY, "probe", "--resume", info.run_id, "--json"], cwd=tmp_path, env=env,
+                                 capture_output=True, timeout=120)
+        assert resumed.returncode == 0, resumed.stderr.decode()
+        out = orjson.loads(resumed.stdout)
+        assert out["run_id"] == info.run_id
+        assert out["targets"]["a"]["requests"] == 100 and out["targets"]["b"]["requests"] == 100
+        with Store(db) as store:
+            records = store.records(info.run_id)
+        assert len({(r.target, r.item_id) for r in records if r.final}) == 200
+        assert len({(r.target, r.item_id, r.attempt) for r in records}) == len(records)
