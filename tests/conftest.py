@@ -50,7 +50,9 @@ def fault_spec(kinds: list[str], **profile: object) -> SimulatorSpec:
 
 def target_for(sim: RunningSimulator | SimulatorProcess, vendor: str, model: str, api: str = "openai") -> Target:
     url = sim.urls[vendor]
-    return Target(name=f"{vendor}-{model}-{api}", api=api, base_url=url + ("/v1" if api == "openai" else ""), model=model)
+    return Target(
+        name=f"{vendor}-{model}-{api}", api=api, base_url=url + ("/v1" if api == "openai" else ""), model=model
+    )
 
 
 @pytest.fixture

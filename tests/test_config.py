@@ -90,7 +90,7 @@ def test_malformed_files(text: str, expected: str) -> None:
 
 
 def test_missing_file_says_how_to_create_one(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="no such file.*assay init"):
+    with pytest.raises(ConfigError, match=r"no such file.*assay init"):
         load_config(tmp_path / "nope.yaml")
 
 

@@ -17,9 +17,25 @@ PERCENTILE_KEYS = {"p50", "p90", "p99"}
 def test_probe_json_contract(tmp_path: Path, demo_process: SimulatorProcess) -> None:
     (tmp_path / "assay.yaml").write_text(demo_config_text(demo_process.urls))
     run = subprocess.run(
-        [ASSAY, "probe", "-c", "assay.yaml", "--requests", "40", "--concurrency", "8", "--timeout", "5", "--max-tokens", "12",
-         "--json"],
-        cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, timeout=120,
+        [
+            ASSAY,
+            "probe",
+            "-c",
+            "assay.yaml",
+            "--requests",
+            "40",
+            "--concurrency",
+            "8",
+            "--timeout",
+            "5",
+            "--max-tokens",
+            "12",
+            "--json",
+        ],
+        cwd=tmp_path,
+        env=cli_env(tmp_path),
+        capture_output=True,
+        timeout=120,
     )
     assert run.returncode == 0, run.stderr.decode()
     out = orjson.loads(run.stdout)  # exactly one JSON document: loads() refuses trailing output
@@ -31,7 +47,7 @@ def test_probe_json_contract(tmp_path: Path, demo_process: SimulatorProcess) -> 
         assert sum(t["errors"].values()) == t["failed"], name
         assert 0 <= t["uptime_pct"] <= 100
         for key in ("e2e_ms", "ttft_ms", "tpot_ms"):
-            assert PERCENTILE_KEYS <= set(t[key])
+            assert set(t[key]) >= PERCENTILE_KEYS
             assert t[key]["p50"] <= t[key]["p90"] <= t[key]["p99"]
         assert t["ttft_ms"]["p50"] < t["e2e_ms"]["p50"]
         assert t["output_tokens_per_s"]["p50"] > 0
@@ -43,13 +59,20 @@ def test_probe_json_contract(tmp_path: Path, demo_process: SimulatorProcess) -> 
 def test_probe_table_and_report(tmp_path: Path, demo_process: SimulatorProcess) -> None:
     (tmp_path / "assay.yaml").write_text(demo_config_text(demo_process.urls))
     env = cli_env(tmp_path)
-    run = subprocess.run([ASSAY, "probe", "-c", "assay.yaml", "-n", "15", "--target", "atlas", "--max-tokens", "8"], cwd=tmp_path,
-                         env=env, capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [ASSAY, "probe", "-c", "assay.yaml", "-n", "15", "--target", "atlas", "--max-tokens", "8"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     assert "atlas" in run.stdout and "swift" not in run.stdout
     assert "TTFT" in run.stdout and "assay report" in run.stdout
-    rep = subprocess.run([ASSAY, "report", "latest", "-o", "out"], cwd=tmp_path, env=env, capture_output=True,
-                         text=True, timeout=120)
+    rep = subprocess.run(
+        [ASSAY, "report", "latest", "-o", "out"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
     assert rep.returncode == 0, rep.stderr
     html = (tmp_path / "out" / "index.html").read_text()
     assert "atlas-opus" in html and "<svg" in html
@@ -59,8 +82,13 @@ def test_probe_table_and_report(tmp_path: Path, demo_process: SimulatorProcess) 
 
 def test_unknown_target_is_refused_before_anything_runs(tmp_path: Path, demo_process: SimulatorProcess) -> None:
     (tmp_path / "assay.yaml").write_text(demo_config_text(demo_process.urls))
-    run = subprocess.run([ASSAY, "probe", "-c", "assay.yaml", "--target", "nope", "--json"], cwd=tmp_path,
-                         env=cli_env(tmp_path), capture_output=True, text=True)
+    run = subprocess.run(
+        [ASSAY, "probe", "-c", "assay.yaml", "--target", "nope", "--json"],
+        cwd=tmp_path,
+        env=cli_env(tmp_path),
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 2
     assert "no target named 'nope'" in run.stderr and "swift, meridian, atlas" in run.stderr
     assert run.stdout == ""

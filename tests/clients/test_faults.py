@@ -45,7 +45,7 @@ async def test_each_fault_maps_to_its_class(api: str) -> None:
                 if kind in ("rate_limited", "overloaded"):
                     assert err.retry_after_s == pytest.approx(7.0)
                 if kind == "hang":
-                    assert getattr(err, "phase") == "first_token"
+                    assert err.phase == "first_token"
                 if kind == "stream_broken":
                     assert timing.first_byte_ns > 0  # failed after the first byte, by definition
     finally:
@@ -117,7 +117,7 @@ async def test_timeouts_name_their_phase(profile: dict[str, float], timeouts: Ti
             with pytest.raises(ProviderError) as info:
                 await client.send(ChatRequest([Message("user", "hi")], max_tokens=100), timing)
             assert info.value.error_class == "timeout"
-            assert getattr(info.value, "phase") == phase
+            assert info.value.phase == phase
             if phase != "first_token":
                 assert timing.content_ns, "tokens arrived before the stall"
     finally:

@@ -44,7 +44,9 @@ def test_openai_sdk_non_streaming(demo_process: SimulatorProcess) -> None:
 def test_anthropic_sdk_streams(demo_process: SimulatorProcess) -> None:
     with (
         anthropic.Anthropic(base_url=demo_process.urls["atlas"], api_key="unused", max_retries=0) as client,
-        client.messages.stream(model="atlas-opus", max_tokens=15, messages=[{"role": "user", "content": "hi"}]) as stream,
+        client.messages.stream(
+            model="atlas-opus", max_tokens=15, messages=[{"role": "user", "content": "hi"}]
+        ) as stream,
     ):
         text = "".join(stream.text_stream)
         final = stream.get_final_message()

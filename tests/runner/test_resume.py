@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -31,20 +32,22 @@ async def test_cancelled_run_records_cancellations_and_resumes_without_duplicate
     opts = ProbeOptions.from_config(cfg, requests=30, concurrency=3)
     started: list[str] = []
     seen = 0
+    enough = asyncio.Event()
 
     def on_record(_: object) -> None:
         nonlocal seen
         seen += 1
+        if seen >= 12:
+            enough.set()
 
     try:
-        task = asyncio.create_task(run_probe(cfg, opts, db, on_start=lambda rid, _: started.append(rid), on_record=on_record))
-        while seen < 12:
-            await asyncio.sleep(0.01)
+        task = asyncio.create_task(
+            run_probe(cfg, opts, db, on_start=lambda rid, _: started.append(rid), on_record=on_record)
+        )
+        await asyncio.wait_for(enough.wait(), timeout=30)
         task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await task
-        except asyncio.CancelledError:
-            pass
         run_id = started[0]
         with Store(db) as store:
             first = store.records(run_id)
@@ -87,7 +90,9 @@ async def test_retries_are_recorded_as_separate_attempts(tmp_path: Path) -> None
 
 def test_killed_cli_run_leaves_a_readable_store_and_resumes(tmp_path: Path) -> None:
     profile = tmp_path / "slow.yaml"
-    profile.write_text("vendors:\n  - name: v\n    models:\n      - {name: m, ttft_ms: 40, itl_ms: 5, output_tokens: 10}\n")
+    profile.write_text(
+        "vendors:\n  - name: v\n    models:\n      - {name: m, ttft_ms: 40, itl_ms: 5, output_tokens: 10}\n"
+    )
     with SimulatorProcess(profile=profile) as sim:
         (tmp_path / "assay.yaml").write_text(config_for(sim.urls["v"]))
         env = cli_env(tmp_path)
@@ -108,8 +113,9 @@ def test_killed_cli_run_leaves_a_readable_store_and_resumes(tmp_path: Path) -> N
             partial = store.records(info.run_id)
         assert info.status == "running"  # killed: no chance to say otherwise
         assert 20 <= len(partial) < 200
-        resumed = subprocess.run([ASSAY, "probe", "--resume", info.run_id, "--json"], cwd=tmp_path, env=env,
-                                 capture_output=True, timeout=120)
+        resumed = subprocess.run(
+            [ASSAY, "probe", "--resume", info.run_id, "--json"], cwd=tmp_path, env=env, capture_output=True, timeout=120
+        )
         assert resumed.returncode == 0, resumed.stderr.decode()
         out = orjson.loads(resumed.stdout)
         assert out["run_id"] == info.run_id

@@ -54,8 +54,16 @@ def test_uptime_buckets() -> None:
 
 def test_summary_follows_the_glossary() -> None:
     ms = 1_000_000
-    ok = rec(0, sent_ns=1_000 * ms, first_token_ns=1_200 * ms, done_ns=2_200 * ms, output_tokens=11,
-             content_offsets_us=[200_000, 300_000, 500_000], token_source="server", input_tokens=5)
+    ok = rec(
+        0,
+        sent_ns=1_000 * ms,
+        first_token_ns=1_200 * ms,
+        done_ns=2_200 * ms,
+        output_tokens=11,
+        content_offsets_us=[200_000, 300_000, 500_000],
+        token_source="server",
+        input_tokens=5,
+    )
     failed = rec(1, ok=False, error_class="rate_limited", retry_after_s=2.0, t=1.0)
     retried = rec(2, ok=False, error_class="server_error", final=False)
     retried_ok = rec(2, attempt=1, sent_ns=ms, first_token_ns=101 * ms, done_ns=201 * ms, output_tokens=2)
@@ -73,8 +81,16 @@ def test_summary_follows_the_glossary() -> None:
     assert s.token_source == "mixed"
     j = s.to_json()
     assert j["errors"] == error_counts([failed])
-    assert set(j["errors"]) == {"rate_limited", "overloaded", "server_error", "client_error", "timeout",
-                                "connection", "stream_broken", "bad_response"}
+    assert set(j["errors"]) == {
+        "rate_limited",
+        "overloaded",
+        "server_error",
+        "client_error",
+        "timeout",
+        "connection",
+        "stream_broken",
+        "bad_response",
+    }
 
 
 def test_latency_tiers() -> None:

@@ -10,7 +10,6 @@ import typer
 from assay.cli.console import failure_lines, out, probe_table
 from assay.cli.probe import run_with_progress
 from assay.config import load_config, state_dir
-from assay.report.scorecard import write_report
 from assay.simulator import SimulatorProcess, builtin_spec
 from assay.store import Store
 from assay.suites.probe import ProbeOptions
@@ -65,6 +64,8 @@ def demo(
         out.print(f"probing: {requests} streaming requests per vendor, {concurrency} in flight each…")
         db = state_dir() / "assay.db"
         result = run_with_progress(cfg, opts, db, resume=None)
+    from assay.report.scorecard import write_report  # matplotlib is slow to import
+
     out.print(probe_table(result.summaries, f"probe {result.run_id}"))
     for line in failure_lines(result.summaries):
         out.print(line, highlight=False)

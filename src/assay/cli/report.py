@@ -10,7 +10,6 @@ from rich.table import Table
 
 from assay.cli.console import out
 from assay.config import state_dir
-from assay.report.scorecard import write_report
 from assay.store import Store
 from assay.suites.probe import summarize_run
 
@@ -20,6 +19,8 @@ def report(
     out_dir: Path | None = typer.Option(None, "--out", "-o", help="Folder for index.html and scorecard.md."),
 ) -> None:
     """Write the one-page scorecard (self-contained HTML and Markdown) of a run."""
+    from assay.report.scorecard import write_report  # matplotlib is slow to import; only this command needs it
+
     with Store(state_dir() / "assay.db") as store:
         info = store.run(run_id)
         summaries = summarize_run(store, info.run_id, info.params.get("bucket_s"))

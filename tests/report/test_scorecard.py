@@ -1,0 +1,107 @@
+"""The scorecard as a reader sees it: self-contained HTML, Markdown, and a real browser rendering."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from assay.config import parse_config
+from assay.report.scorecard import write_report
+from assay.simulator import Faults, ModelProfile, SimulatorSpec, Vendor, start_simulator
+from assay.store import Store
+from assay.suites.probe import ProbeOptions, run_probe
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture
+async def report_dir(tmp_path: Path) -> Path:
+    """A probe of a healthy and a failing model, rendered."""
+    fast = {"ttft_ms": 20, "itl_ms": 2, "output_tokens": 10}
+    models = [
+        ModelProfile(name="good", **fast),
+        ModelProfile(name="server_error", faults=Faults(server_error=1), **fast),
+    ]
+    spec = SimulatorSpec(vendors=[Vendor(name="v", models=models)])
+    sim = await start_simulator(spec)
+    url = sim.urls["v"]
+    cfg = parse_config(
+        f"targets:\n  - {{name: steady, base_url: '{url}/v1', model: good}}\n"
+        f"  - {{name: broken, base_url: '{url}/v1', model: server_error}}\n"
+        "slo: {ttft_ms: 500, success_rate: 0.9}\n"
+    )
+    db = tmp_path / "assay.db"
+    try:
+        result = await run_probe(cfg, ProbeOptions.from_config(cfg, requests=25, concurrency=5), db)
+    finally:
+        await sim.stop()
+    with Store(db) as store:
+        write_report(store, result.run_id, tmp_path / "report", result.summaries)
+    return tmp_path / "report"
+
+
+def test_html_is_self_contained_and_says_what_matters(report_dir: Path) -> None:
+    html = (report_dir / "index.html").read_text()
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html), "no CDN or remote asset"
+    assert "<script" not in html
+    assert html.count("<svg") == 3  # CDF, failures, availability
+    text = re.sub(r"<[^>]+>", " ", re.sub(r"<svg.*?</svg>", "", html, flags=re.S))
+    text = re.sub(r"\s+", " ", text)
+    assert "Most reliable: steady (100.0% success)." in text
+    assert "Meet every objective: steady." in text
+    assert "steady good · openai" in text and "broken server_error · openai" in text
+    assert "0.0% 0/25" in text  # the broken target's success column
+    assert "✗ fail" in text and "✓ pass" in text
+    assert "server error · 25" in text  # errors-seen table: class, steady (none), broken
+    assert "HTTP 500" in text
+
+
+def test_markdown_table(report_dir: Path) -> None:
+    md = (report_dir / "scorecard.md").read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| steady") or line.startswith("| broken")]
+    assert len(rows) == 2
+    assert "| broken | server_error | – | 0.0% (0/25) |" in md
+    assert "| server_error | 0 | 25 |" in md
+    assert "| timeout |" not in md  # classes nobody hit are left out
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="chromium not installed")
+def test_renders_in_a_real_browser(report_dir: Path, tmp_path: Path) -> None:
+    assert CHROMIUM, "CI installs chromium (make browser)"
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'chrome'}",
+            "--hide-scrollbars",
+            "--window-size=1200,1400",
+            f"--screenshot={shot}",
+            (report_dir / "index.html").as_uri(),
+        ],
+        capture_output=True,
+        timeout=90,
+        check=False,
+    )
+    assert shot.exists(), "chromium produced no screenshot"
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(shot)
+    assert pixels.shape[:2] == (1400, 1200)
+    ink = (pixels[:, :, :3].mean(axis=2) < 0.9).mean()
+    assert ink > 0.03, f"page looks blank ({ink:.1%} non-white)"
+    # the plots rendered: the CDF lines use the palette's first colour (blue, #2563eb)
+    blue = (abs(pixels[:, :, 0] - 0x25 / 255) < 0.08) & (abs(pixels[:, :, 2] - 0xEB / 255) < 0.08)
+    assert blue.sum() > 200

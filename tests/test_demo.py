@@ -1,0 +1,29 @@
+"""`assay demo`: simulated vendors, a probe, a scorecard; no keys, no network."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from assay.config import load_config
+from tests.conftest import ASSAY, cli_env
+
+
+def test_demo_end_to_end(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [ASSAY, "demo", "--requests", "8", "--concurrency", "4", "--out", "out"],
+        cwd=tmp_path,
+        env={**cli_env(tmp_path), "OPENAI_API_KEY": "", "ANTHROPIC_API_KEY": ""},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "scorecard:" in run.stdout and str(tmp_path / "out" / "index.html") in run.stdout
+    for name in ("swift", "meridian", "atlas"):
+        assert name in run.stdout
+    html = (tmp_path / "out" / "index.html").read_text()
+    assert "Reliability &amp; latency scorecard" in html
+    cfg = load_config(tmp_path / "out" / "assay.yaml")  # the demo leaves a config the user can reuse
+    assert [t.api for t in cfg.targets] == ["openai", "openai", "anthropic"]
+    assert all(t.base_url.startswith("http://127.0.0.1:") for t in cfg.targets)
