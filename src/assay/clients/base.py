@@ -54,10 +54,32 @@ def estimate_tokens(text: str) -> int:
     return (len(text) + 3) // 4 if text else 0
 
 
+@dataclass(slots=True)
+class _SentStamp:
+    timing: Timing
+    clock: Clock
+
+
+async def _on_body_sent(
+    session: aiohttp.ClientSession, ctx: Any, params: aiohttp.TraceRequestChunkSentParams
+) -> None:
+    """Re-stamp `sent_ns` when the body reaches the socket: pool waits and request building are not the server's."""
+    stamp = ctx.trace_request_ctx
+    if isinstance(stamp, _SentStamp):
+        stamp.timing.sent_ns = stamp.clock.now_ns()
+
+
 def open_session(max_connections: int = 1000) -> aiohttp.ClientSession:
     """One pooled session for all targets; per-request timeouts are set by the client."""
     connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0, ttl_dns_cache=300)
-    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None), auto_decompress=True)
+    trace = aiohttp.TraceConfig()
+    trace.on_request_chunk_sent.append(_on_body_sent)
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=None),
+        auto_decompress=True,
+        trace_configs=[trace],
+    )
 
 
 class ProviderClient(ABC):
@@ -138,6 +160,7 @@ class ProviderClient(ABC):
                     data=payload,
                     headers=headers,
                     timeout=aiohttp.ClientTimeout(total=None, sock_connect=t.connect_s),
+                    trace_request_ctx=_SentStamp(timing, self.clock),
                 ) as resp:
                     timing.headers_ns = self.clock.now_ns()
                     http_status = resp.status
