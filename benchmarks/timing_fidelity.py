@@ -140,7 +140,8 @@ def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
         for name, r in by_client.items():
             lines.append(
                 f"| {level} | {name} | {r['n']:.0f} | {r['ttft_p50_ms']:.3f} | {r['ttft_p99_ms']:.3f} "
-                f"| {r['send_p50_ms']:.3f} / {r['send_p99_ms']:.3f} | {r['receive_p50_ms']:.3f} / {r['receive_p99_ms']:.3f} | "
+                f"| {r['send_p50_ms']:.3f} / {r['send_p99_ms']:.3f} "
+                f"| {r['receive_p50_ms']:.3f} / {r['receive_p99_ms']:.3f} | "
                 + (f"{ratio:.1f}x |" if name == "openai-sdk" else " |")
             )
     return "\n".join(lines) + "\n(all figures in ms)"

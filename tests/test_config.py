@@ -116,3 +116,9 @@ def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
     second = subprocess.run([ASSAY, "init", str(path)], capture_output=True, text=True)
     assert second.returncode == 2 and "already exists" in second.stderr
     assert path.read_text() == "mine"
+
+
+@pytest.mark.parametrize("name", ["three-vendors.yaml", "self-hosted.yaml"])
+def test_shipped_examples_validate(name: str) -> None:
+    cfg = load_config(Path(__file__).parent.parent / "examples" / name)
+    assert len(cfg.targets) == 3

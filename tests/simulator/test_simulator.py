@@ -127,3 +127,11 @@ async def test_health_models_and_request_log_endpoints() -> None:
         assert bad["status"] == 400
     finally:
         await sim.stop()
+
+
+def test_shipped_chaos_profile_loads() -> None:
+    from pathlib import Path
+
+    spec = load_spec(Path(__file__).parents[2] / "examples" / "chaos-vendor.yaml")
+    (model,) = spec.vendors[0].models
+    assert model.incidents and model.rate_limit.rpm == 120
