@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import orjson
+import pytest
 
 from assay.config import parse_config
 from assay.simulator import Faults, SimulatorProcess, start_simulator
@@ -124,3 +125,41 @@ def test_killed_cli_run_leaves_a_readable_store_and_resumes(tmp_path: Path) -> N
             records = store.records(info.run_id)
         assert len({(r.target, r.item_id) for r in records if r.final}) == 200
         assert len({(r.target, r.item_id, r.attempt) for r in records}) == len(records)
+
+
+async def test_refused_input_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from assay.errors import ConfigError
+
+    db = tmp_path / "assay.db"
+    monkeypatch.delenv("ASSAY_MISSING_KEY", raising=False)
+    cfg = parse_config(
+        "targets:\n  - {name: a, base_url: 'http://127.0.0.1:9/v1', model: m, api_key_env: ASSAY_MISSING_KEY}\n"
+    )
+    with pytest.raises(ConfigError, match="ASSAY_MISSING_KEY is not set"):
+        await run_probe(cfg, ProbeOptions.from_config(cfg), db)
+    with pytest.raises(ConfigError, match="no target named 'zz'"):
+        await run_probe(cfg, ProbeOptions.from_config(cfg, targets=("zz",)), db)
+    assert not db.exists()
+
+
+def test_resume_refuses_new_options(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [ASSAY, "probe", "--resume", "latest", "--requests", "5"],
+        cwd=tmp_path,
+        env=cli_env(tmp_path),
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 2 and "drop --requests" in run.stderr
+
+
+def test_credentials_in_headers_are_not_stored() -> None:
+    from assay.suites.probe import stored_config
+
+    cfg = parse_config(
+        "targets:\n  - {name: a, base_url: 'http://x/v1', model: m, "
+        "headers: {X-Api-Key: s3cret, Authorization: Bearer s3cret, X-Team: blue}}\n"
+    )
+    headers = stored_config(cfg)["targets"][0]["headers"]
+    assert headers == {"X-Api-Key": "<redacted>", "Authorization": "<redacted>", "X-Team": "blue"}
+    assert "s3cret" not in orjson.dumps(stored_config(cfg)).decode()

@@ -11,6 +11,7 @@ import typer
 
 from assay.cli.console import ProbeProgress, err, failure_lines, out, probe_table, run_async
 from assay.config import ProjectConfig, load_config, state_dir
+from assay.errors import ConfigError
 from assay.model import Record
 from assay.suites.probe import ProbeOptions, ProbeResult, run_probe
 
@@ -33,6 +34,19 @@ def probe(
     """Probe each target's API: success, failures by class, uptime, latency percentiles."""
     db = state_dir() / "assay.db"
     if resume:
+        given = {
+            "--requests": requests,
+            "--concurrency": concurrency,
+            "--timeout": timeout,
+            "--retries": retries,
+            "--target": target or None,
+            "--prompt": prompt,
+            "--max-tokens": max_tokens,
+            "--no-stream": no_stream or None,
+        }
+        clash = [flag for flag, value in given.items() if value is not None]
+        if clash:
+            raise ConfigError(f"--resume continues a run with its stored options; drop {', '.join(clash)}")
         cfg: ProjectConfig | None = None
         opts = ProbeOptions()
     else:

@@ -60,9 +60,7 @@ class _SentStamp:
     clock: Clock
 
 
-async def _on_body_sent(
-    session: aiohttp.ClientSession, ctx: Any, params: aiohttp.TraceRequestChunkSentParams
-) -> None:
+async def _on_body_sent(session: aiohttp.ClientSession, ctx: Any, params: aiohttp.TraceRequestChunkSentParams) -> None:
     """Re-stamp `sent_ns` when the body reaches the socket: pool waits and request building are not the server's."""
     stamp = ctx.trace_request_ctx
     if isinstance(stamp, _SentStamp):

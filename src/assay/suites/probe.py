@@ -22,7 +22,7 @@ import orjson
 import assay
 from assay.clients import Timeouts, make_client, open_session
 from assay.clock import Clock, SystemClock
-from assay.config import ProjectConfig
+from assay.config import ProjectConfig, missing_key_envs
 from assay.errors import ConfigError
 from assay.model import ChatRequest, Message, Record
 from assay.runner import RetryPolicy, Runner, WorkItem
@@ -76,7 +76,7 @@ class ProbeResult:
 
 def config_hash(config: ProjectConfig) -> str:
     """Same config, same hash: two runs with one hash are comparable."""
-    return hashlib.sha256(orjson.dumps(config.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+    return hashlib.sha256(orjson.dumps(stored_config(config), option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
 def versions() -> dict[str, str]:
@@ -95,6 +95,28 @@ def probe_items(config: ProjectConfig, opts: ProbeOptions) -> list[WorkItem]:
     request = ChatRequest([Message("user", opts.prompt)], max_tokens=opts.max_tokens, stream=opts.stream)
     width = len(str(opts.requests - 1))
     return [WorkItem(n, SUITE, f"{i:0{width}d}", request, opts.prompt) for n in names for i in range(opts.requests)]
+
+
+def _checked_items(config: ProjectConfig, opts: ProbeOptions) -> list[WorkItem]:
+    items = probe_items(config, opts)
+    missing = missing_key_envs(config, {i.target for i in items})
+    if missing:
+        raise ConfigError("cannot probe: API keys missing", missing)
+    return items
+
+
+_SECRET_HINTS = ("auth", "key", "token", "secret", "password", "cookie")
+
+
+def stored_config(config: ProjectConfig) -> dict[str, Any]:
+    """The config as stored with a run: header values that look like credentials are redacted."""
+    data = config.model_dump(mode="json")
+    for target in data["targets"]:
+        target["headers"] = {
+            k: ("<redacted>" if any(h in k.lower() for h in _SECRET_HINTS) else v)
+            for k, v in target.get("headers", {}).items()
+        }
+    return data
 
 
 def summarize_run(store: Store, run_id: str, bucket_s: float | None = None) -> dict[str, TargetSummary]:
@@ -123,6 +145,10 @@ async def run_probe(
     `on_start(run_id, pending items per target)` is called once the plan is known.
     """
     clock = clock or SystemClock()
+    if resume is None:
+        if config is None:
+            raise ConfigError("a new probe needs a config")
+        items = _checked_items(config, opts)  # refuse bad input before anything is written
     store = Store(db_path)
     try:
         if resume:
@@ -132,18 +158,17 @@ async def run_probe(
             run_id = info.run_id
             config = ProjectConfig.model_validate(info.config)
             opts = ProbeOptions(**{**info.params, "targets": tuple(info.params.get("targets", ()))})
+            items = _checked_items(config, opts)
             done, next_attempt = store.attempts_so_far(run_id)
             store.set_status(run_id, "running")
         else:
-            if config is None:
-                raise ConfigError("a new probe needs a config")
+            assert config is not None
             run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime(clock.wall_s())) + "-" + secrets.token_hex(3)
             params = {**asdict(opts), "targets": list(opts.targets)}
             store.create_run(
-                run_id, "probe", clock.wall_s(), config_hash(config), config.model_dump(mode="json"), params, versions()
+                run_id, "probe", clock.wall_s(), config_hash(config), stored_config(config), params, versions()
             )
             done, next_attempt = set(), {}
-        items = probe_items(config, opts)
         if on_start:
             pending: dict[str, int] = {}
             for item in items:
