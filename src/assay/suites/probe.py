@@ -12,7 +12,7 @@ import platform
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import orjson
 import assay
 from assay.clients import Timeouts, make_client, open_session
 from assay.clock import Clock, SystemClock
-from assay.config import ProjectConfig, missing_key_envs
+from assay.config import ProbeSettings, ProjectConfig, missing_key_envs
 from assay.errors import ConfigError
 from assay.model import ChatRequest, Message, Record
 from assay.runner import RetryPolicy, Runner, WorkItem
@@ -34,28 +34,15 @@ __all__ = ["ProbeOptions", "ProbeResult", "config_hash", "probe_items", "run_pro
 SUITE = "probe"
 
 
-@dataclass(frozen=True)
-class ProbeOptions:
-    requests: int = 50
-    concurrency: int = 4
-    timeout_s: float = 60.0
-    connect_timeout_s: float = 10.0
-    first_token_timeout_s: float = 30.0
-    idle_timeout_s: float = 30.0
-    prompt: str = "Explain in three sentences why the sky is blue."
-    max_tokens: int = 128
-    stream: bool = True
-    retries: int = 0
-    bucket_s: float | None = None
-    targets: tuple[str, ...] = field(default_factory=tuple)
+class ProbeOptions(ProbeSettings):
+    """The config's `probe:` settings, with command-line overrides and the targets to probe."""
+
+    targets: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, config: ProjectConfig, **overrides: Any) -> ProbeOptions:
-        base = config.probe.model_dump()
-        base.update({k: v for k, v in overrides.items() if v is not None})
-        if "targets" in base:
-            base["targets"] = tuple(base["targets"])
-        return cls(**base)
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return cls.model_validate({**config.probe.model_dump(), **given})
 
     @property
     def timeouts(self) -> Timeouts:
@@ -157,14 +144,14 @@ async def run_probe(
                 raise ConfigError(f"run {info.run_id} is a {info.kind} run, not a probe")
             run_id = info.run_id
             config = ProjectConfig.model_validate(info.config)
-            opts = ProbeOptions(**{**info.params, "targets": tuple(info.params.get("targets", ()))})
+            opts = ProbeOptions.model_validate(info.params)
             items = _checked_items(config, opts)
             done, next_attempt = store.attempts_so_far(run_id)
             store.set_status(run_id, "running")
         else:
             assert config is not None
             run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime(clock.wall_s())) + "-" + secrets.token_hex(3)
-            params = {**asdict(opts), "targets": list(opts.targets)}
+            params = opts.model_dump(mode="json")
             store.create_run(
                 run_id, "probe", clock.wall_s(), config_hash(config), stored_config(config), params, versions()
             )
