@@ -49,6 +49,15 @@ class Scorecard:
     error_classes: tuple[str, ...] = ERROR_CLASSES
 
     @property
+    def slo_text(self) -> list[str]:
+        """The objectives as a person reads them: 'TTFT p90 ≤ 800 ms', 'success ≥ 99%'."""
+        names = {"ttft_ms": "TTFT", "e2e_ms": "E2E", "tpot_ms": "TPOT"}
+        out = [f"{names[k]} p90 ≤ {v:g} ms" for k, v in self.slo.items() if k in names]
+        if "success_rate" in self.slo:
+            out.append(f"success ≥ {self.slo['success_rate'] * 100:g}%")
+        return out
+
+    @property
     def created(self) -> str:
         return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(self.run.created_s))
 
