@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import subprocess
 from pathlib import Path
 
@@ -78,6 +79,25 @@ def test_probe_table_and_report(tmp_path: Path, demo_process: SimulatorProcess) 
     assert "atlas-opus" in html and "<svg" in html
     runs = subprocess.run([ASSAY, "runs"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert "complete" in runs.stdout
+    for name in ("records.csv", "records.jsonl"):
+        exp = subprocess.run(
+            [ASSAY, "export", "latest", "-o", name], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert exp.returncode == 0, exp.stderr
+        assert "wrote 15 records" in exp.stdout
+    with (tmp_path / "records.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 15 and {r["target"] for r in rows} == {"atlas"}
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert all(float(r["ttft_ms"]) < float(r["e2e_ms"]) for r in ok)
+    lines = (tmp_path / "records.jsonl").read_text().splitlines()
+    first = orjson.loads(lines[0])
+    assert len(lines) == 15 and isinstance(first["itl_ms"], list)
+    bad = subprocess.run(
+        [ASSAY, "export", "latest", "-o", "records.xlsx"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "csv or jsonl" in bad.stderr
+    assert not (tmp_path / "records.xlsx").exists()
 
 
 def test_unknown_target_is_refused_before_anything_runs(tmp_path: Path, demo_process: SimulatorProcess) -> None:

@@ -23,6 +23,7 @@ app.command("validate")(project.validate)
 app.command("probe")(probe.probe)
 app.command("report")(report.report)
 app.command("runs")(report.runs)
+app.command("export")(report.export)
 app.command("demo")(demo.demo)
 app.add_typer(simulator.app, name="simulator")
 

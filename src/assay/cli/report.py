@@ -1,4 +1,4 @@
-"""`assay report` (the scorecard of a run) and `assay runs` (what is stored)."""
+"""`assay report` (a run's scorecard), `assay export` (its Records) and `assay runs` (what is stored)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from rich.table import Table
 
 from assay.cli.console import out
 from assay.config import state_dir
-from assay.store import Store
+from assay.errors import ConfigError
+from assay.store import Store, write_export
 from assay.suites.probe import summarize_run
 
 
@@ -27,6 +28,21 @@ def report(
         target_dir = out_dir or Path("reports") / info.run_id
         paths = write_report(store, info.run_id, target_dir, summaries)
     out.print(f"scorecard: [bold]{paths['html']}[/]  (markdown: {paths['markdown']})")
+
+
+def export(
+    run_id: str = typer.Argument("latest", help="RUN_ID, or 'latest'."),
+    out_file: Path = typer.Option(..., "--out", "-o", help="File to write (.csv or .jsonl)."),
+    fmt: str | None = typer.Option(None, "--format", help="csv or jsonl; default from the file's extension."),
+) -> None:
+    """Export a run's Records (one row per attempt) for notebooks and spreadsheets."""
+    chosen = fmt or out_file.suffix.lstrip(".").lower()
+    if chosen not in ("csv", "jsonl"):
+        raise ConfigError(f"--format must be csv or jsonl (got {chosen or 'no extension'!r})")
+    with Store(state_dir() / "assay.db") as store:
+        info = store.run(run_id)
+        n = write_export(store.iter_records(info.run_id), out_file, chosen)  # type: ignore[arg-type]
+    out.print(f"wrote {n} records of run {info.run_id} to [bold]{out_file}[/]")
 
 
 def runs(limit: int = typer.Option(20, "--limit", min=1)) -> None:

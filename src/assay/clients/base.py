@@ -68,7 +68,10 @@ async def _on_body_sent(session: aiohttp.ClientSession, ctx: Any, params: aiohtt
 
 
 def open_session(max_connections: int = 1000) -> aiohttp.ClientSession:
-    """One pooled session for all targets; per-request timeouts are set by the client."""
+    """One pooled session for all targets; per-request timeouts are set by the client.
+
+    HTTP(S)_PROXY and NO_PROXY are honoured, as corporate networks need.
+    """
     connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0, ttl_dns_cache=300)
     trace = aiohttp.TraceConfig()
     trace.on_request_chunk_sent.append(_on_body_sent)
@@ -77,6 +80,7 @@ def open_session(max_connections: int = 1000) -> aiohttp.ClientSession:
         timeout=aiohttp.ClientTimeout(total=None),
         auto_decompress=True,
         trace_configs=[trace],
+        trust_env=True,
     )
 
 

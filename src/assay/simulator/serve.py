@@ -44,7 +44,8 @@ async def start_simulator(
     runners: list[web.AppRunner] = []
     for i, vendor in enumerate(chosen):
         server = VendorServer(vendor, seed=spec.seed)
-        runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
+        # Hung requests are part of the act; shutting down must not wait for them.
+        runner = web.AppRunner(server.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, host, port + i if port else 0, backlog=1024)
         try:
