@@ -163,3 +163,33 @@ def test_credentials_in_headers_are_not_stored() -> None:
     headers = stored_config(cfg)["targets"][0]["headers"]
     assert headers == {"X-Api-Key": "<redacted>", "Authorization": "<redacted>", "X-Team": "blue"}
     assert "s3cret" not in orjson.dumps(stored_config(cfg)).decode()
+
+
+def test_sigterm_cancels_cleanly_and_marks_the_run_interrupted(tmp_path: Path) -> None:
+    profile = tmp_path / "slow.yaml"
+    profile.write_text(
+        "vendors:\n  - name: v\n    models:\n      - {name: m, ttft_ms: 300, itl_ms: 5, output_tokens: 5}\n"
+    )
+    with SimulatorProcess(profile=profile) as sim:
+        (tmp_path / "assay.yaml").write_text(config_for(sim.urls["v"], ("a",)))
+        cmd = [ASSAY, "probe", "-c", "assay.yaml", "--requests", "50", "--concurrency", "4"]
+        proc = subprocess.Popen(
+            cmd, cwd=tmp_path, env=cli_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        db = tmp_path / ".assay" / "assay.db"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            if db.exists():
+                with Store(db) as store:
+                    if store.conn.execute("SELECT COUNT(*) FROM records").fetchone()[0] >= 4:
+                        break
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+        assert proc.returncode == 143
+        assert "resume with: assay probe --resume" in stderr
+        with Store(db) as store:
+            info = store.run("latest")
+            records = store.records(info.run_id)
+        assert info.status == "interrupted"
+        assert sum(r.error_class == "cancelled" for r in records) == 4  # the four in flight

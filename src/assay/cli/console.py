@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from rich import box
@@ -17,7 +18,7 @@ from assay.errors import ERROR_CLASSES
 from assay.model import Record
 from assay.stats import TargetSummary
 
-__all__ = ["ProbeProgress", "err", "failure_lines", "out", "probe_table", "run_async"]
+__all__ = ["ProbeProgress", "Terminated", "err", "failure_lines", "out", "probe_table", "run_async"]
 
 T = TypeVar("T")
 
@@ -43,14 +44,43 @@ _TIER_STYLE = {
 }
 
 
+class Terminated(Exception):
+    """SIGTERM arrived; the work was cancelled the same way Ctrl-C cancels it."""
+
+
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """The only `asyncio.run` in assay: at the CLI edge, on uvloop where available."""
+    """The only `asyncio.run` in assay: at the CLI edge, on uvloop where available.
+
+    SIGTERM (CI timeouts, container stops) cancels the work like Ctrl-C does,
+    so every in-flight attempt still writes its Record; then Terminated is raised.
+    """
+    terminated = False
+
+    async def guarded() -> T:
+        nonlocal terminated
+        task = asyncio.current_task()
+        assert task is not None
+
+        def on_term() -> None:
+            nonlocal terminated
+            terminated = True
+            task.cancel()
+
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, on_term)
+        return await coro
+
     try:
         import uvloop
 
-        return uvloop.run(coro)
+        runner: Callable[[Coroutine[Any, Any, T]], T] = uvloop.run
     except ImportError:
-        return asyncio.run(coro)
+        runner = asyncio.run
+    try:
+        return runner(guarded())
+    except asyncio.CancelledError:
+        if terminated:
+            raise Terminated from None
+        raise
 
 
 def _ms(v: float | None) -> str:

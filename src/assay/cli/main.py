@@ -8,7 +8,7 @@ import typer
 
 from assay import __version__
 from assay.cli import demo, probe, project, report, simulator
-from assay.cli.console import err
+from assay.cli.console import Terminated, err
 from assay.errors import AssayError, ConfigError
 
 app = typer.Typer(
@@ -45,3 +45,5 @@ def main() -> None:
     except AssayError as e:
         err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(1)
+    except Terminated:
+        sys.exit(143)  # 128 + SIGTERM, as shells report it

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import typer
 
-from assay.cli.console import ProbeProgress, err, failure_lines, out, probe_table, run_async
+from assay.cli.console import ProbeProgress, Terminated, err, failure_lines, out, probe_table, run_async
 from assay.config import ProjectConfig, load_config, state_dir
 from assay.errors import ConfigError
 from assay.model import Record
@@ -89,7 +89,7 @@ def run_with_progress(
 
     try:
         return run_async(run_probe(cfg, opts, db, resume=resume, on_record=on_record, on_start=on_start))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated):
         if bar := state.pop("bar", None):
             bar.__exit__()
         if "run_id" in state:
