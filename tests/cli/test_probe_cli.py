@@ -112,3 +112,31 @@ def test_unknown_target_is_refused_before_anything_runs(tmp_path: Path, demo_pro
     assert run.returncode == 2
     assert "no target named 'nope'" in run.stderr and "swift, meridian, atlas" in run.stderr
     assert run.stdout == ""
+
+
+def test_failure_lines_show_the_message_and_survive_brackets() -> None:
+    from rich.console import Console
+
+    from assay.cli.console import failure_lines
+    from assay.model import Record
+    from assay.stats import summarize
+
+    recs = [
+        Record(
+            run_id="r",
+            target="t",
+            suite="probe",
+            item_id=str(i),
+            attempt=0,
+            status="error",
+            wall_start_s=0.0,
+            error_class="client_error",
+            error_message="HTTP 400: bad [bold]input[/bold] in messages[0]",
+        )
+        for i in range(3)
+    ]
+    console = Console(record=True, width=200)
+    for line in failure_lines({"t": summarize("t", recs)}):
+        console.print(line)
+    text = console.export_text()
+    assert "t: 4xx×3" in text and "bad [bold]input[/bold] in messages[0]" in text

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -88,12 +89,16 @@ def _ms(v: float | None) -> str:
 
 
 def failure_lines(summaries: dict[str, TargetSummary]) -> list[str]:
-    """One line per target that failed: its failures by class."""
+    """One line per target that failed: its failures by class, and the commonest one's message."""
     lines = []
     for name, s in summaries.items():
         parts = [f"{_SHORT[c]}×{n}" for c in ERROR_CLASSES if (n := s.errors.get(c))]
         if parts:
-            lines.append(f"  {name}: {' '.join(parts)}")
+            commonest = max(ERROR_CLASSES, key=lambda c: s.errors.get(c, 0))
+            example = s.error_examples.get(commonest, "")
+            example = example if len(example) <= 100 else example[:99] + "…"
+            note = f"  [dim]({escape(example)})[/]" if example else ""  # provider text is not markup
+            lines.append(f"  {escape(name)}: {' '.join(parts)}{note}")
     return lines
 
 

@@ -68,7 +68,7 @@ def demo(
 
     out.print(probe_table(result.summaries, f"probe {result.run_id}"))
     for line in failure_lines(result.summaries):
-        out.print(line, highlight=False)
+        out.print(line, highlight=False, soft_wrap=True)
     with Store(db) as store:
         paths = write_report(store, result.run_id, out_dir, result.summaries)
     out.print(f"\nscorecard: [bold green]{paths['html'].resolve()}[/]")

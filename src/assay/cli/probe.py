@@ -68,7 +68,7 @@ def probe(
         return
     out.print(probe_table(result.summaries, f"probe {result.run_id}"))
     for line in failure_lines(result.summaries):
-        out.print(line, highlight=False)
+        out.print(line, highlight=False, soft_wrap=True)
     out.print(f"[dim]full scorecard:[/] assay report {result.run_id}")
 
 
