@@ -84,6 +84,34 @@ def open_session(max_connections: int = 1000) -> aiohttp.ClientSession:
     )
 
 
+class _Deadlines:
+    """The phase deadlines of one attempt, enforced by one re-armed `asyncio.timeout`.
+
+    Before each wait, `arm` points the timer at the nearest deadline and
+    remembers its phase, so an expiry always knows what it was waiting for.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeouts: Timeouts, timing: Timing) -> None:
+        self.loop, self.timeouts, self.timing = loop, timeouts, timing
+        start = loop.time()
+        self.total_at = start + timeouts.total_s
+        self.first_at = start + timeouts.first_token_s
+        self.timer: asyncio.Timeout | None = None
+        self.phase = "first_token"
+        self.http_status = 0
+        self.request_id: str | None = None
+
+    def arm(self, idle: bool) -> None:
+        choices = [(self.total_at, "total")]
+        if not self.timing.content_ns:
+            choices.append((self.first_at, "first_token"))
+        if idle:
+            choices.append((self.loop.time() + self.timeouts.idle_s, "idle"))
+        when, self.phase = min(choices)
+        assert self.timer is not None
+        self.timer.reschedule(when)
+
+
 class ProviderClient(ABC):
     """Speaks one wire protocol to one target."""
 
@@ -132,100 +160,101 @@ class ProviderClient(ABC):
         Pass `timing` to keep the stamps of a failed or cancelled attempt.
         """
         timing = timing if timing is not None else Timing()
-        payload = orjson.dumps(self.body(request))
-        headers = {"content-type": "application/json", **self.target.headers, **self.headers()}
-        loop = asyncio.get_running_loop()
-        t = self.timeouts
         state = StreamState()
-        phase = "first_token"
-        timing.sent_ns = self.clock.now_ns()
-        start = loop.time()
-        total_at, first_at = start + t.total_s, start + t.first_token_s
-        http_status = 0
-        request_id: str | None = None
+        deadlines = _Deadlines(asyncio.get_running_loop(), self.timeouts, timing)
+        timing.sent_ns = self.clock.now_ns()  # re-stamped when the body reaches the socket
         try:
-            async with asyncio.timeout(None) as deadline:
-
-                def arm(idle: bool) -> None:
-                    nonlocal phase
-                    choices = [(total_at, "total")]
-                    if not timing.content_ns:
-                        choices.append((first_at, "first_token"))
-                    if idle:
-                        choices.append((loop.time() + t.idle_s, "idle"))
-                    when, phase = min(choices)
-                    deadline.reschedule(when)
-
-                arm(idle=False)
-                async with self.session.post(
-                    self.url(),
-                    data=payload,
-                    headers=headers,
-                    timeout=aiohttp.ClientTimeout(total=None, sock_connect=t.connect_s),
-                    trace_request_ctx=_SentStamp(timing, self.clock),
-                ) as resp:
-                    timing.headers_ns = self.clock.now_ns()
-                    http_status = resp.status
-                    request_id = resp.headers.get("x-request-id") or resp.headers.get("request-id")
-                    if resp.status >= 300:
-                        raw = await resp.read()
-                        timing.first_byte_ns = timing.done_ns = self.clock.now_ns()
-                        raise error_for_status(resp.status, resp.headers, raw)
-                    if request.stream:
-                        await self._read_stream(resp, state, timing, arm)
-                    else:
-                        raw = await resp.read()
-                        timing.first_byte_ns = stamp = self.clock.now_ns()
-                        self.parse_body(orjson.loads(raw), state)
-                        if any(state.parts):
-                            timing.content_ns.append(stamp)
-                        timing.done_ns = stamp
+            async with asyncio.timeout(None) as deadlines.timer:
+                await self._exchange(request, timing, state, deadlines)
         except ProviderError:
             raise
-        except TimeoutError as e:
-            if isinstance(e, aiohttp.ConnectionTimeoutError) or not deadline.expired():
-                raise Timeout(f"connect timed out after {t.connect_s:g}s", phase="connect") from None
-            limits = {"total": t.total_s, "first_token": t.first_token_s, "idle": t.idle_s}
-            raise Timeout(
-                f"{phase} timeout after {limits[phase]:g}s", phase=phase, http_status=http_status or None
-            ) from None
-        except (orjson.JSONDecodeError, UnicodeDecodeError) as e:
-            raise BadResponse(f"unparseable response: {e}", http_status=http_status or None) from None
-        except aiohttp.ClientConnectorError as e:
-            raise ConnectionFailed(f"cannot connect to {self.target.base_url}: {e.os_error.strerror or e}") from None
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError) as e:
+        except Exception as e:
+            failure = self._classify(e, timing, deadlines)
+            if failure is None:
+                raise
+            raise failure from None
+        return self._completion(request, state, timing, deadlines)
+
+    async def _exchange(self, request: ChatRequest, timing: Timing, state: StreamState, deadlines: _Deadlines) -> None:
+        deadlines.arm(idle=False)
+        async with self.session.post(
+            self.url(),
+            data=orjson.dumps(self.body(request)),
+            headers={"content-type": "application/json", **self.target.headers, **self.headers()},
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeouts.connect_s),
+            trace_request_ctx=_SentStamp(timing, self.clock),
+        ) as resp:
+            timing.headers_ns = self.clock.now_ns()
+            deadlines.http_status = resp.status
+            deadlines.request_id = resp.headers.get("x-request-id") or resp.headers.get("request-id")
+            if resp.status >= 300:
+                raw = await resp.read()
+                timing.first_byte_ns = timing.done_ns = self.clock.now_ns()
+                raise error_for_status(resp.status, resp.headers, raw)
+            if request.stream:
+                await self._read_stream(resp, state, timing, deadlines)
+                return
+            raw = await resp.read()
+            timing.first_byte_ns = stamp = self.clock.now_ns()
+            self.parse_body(orjson.loads(raw), state)
+            if any(state.parts):
+                timing.content_ns.append(stamp)
+            timing.done_ns = stamp
+
+    def _classify(self, e: Exception, timing: Timing, deadlines: _Deadlines) -> ProviderError | None:
+        """The taxonomy class of a transport-level failure; None for what is not one (a bug: let it raise)."""
+        t, status = self.timeouts, deadlines.http_status or None
+        if isinstance(e, TimeoutError):
+            if (
+                isinstance(e, aiohttp.ConnectionTimeoutError)
+                or deadlines.timer is None
+                or not deadlines.timer.expired()
+            ):
+                return Timeout(f"connect timed out after {t.connect_s:g}s", phase="connect")
+            limit = {"total": t.total_s, "first_token": t.first_token_s, "idle": t.idle_s}[deadlines.phase]
+            return Timeout(f"{deadlines.phase} timeout after {limit:g}s", phase=deadlines.phase, http_status=status)
+        if isinstance(e, orjson.JSONDecodeError | UnicodeDecodeError):
+            return BadResponse(f"unparseable response: {e}", http_status=status)
+        if isinstance(e, aiohttp.ClientConnectorError):
+            return ConnectionFailed(f"cannot connect to {self.target.base_url}: {e.os_error.strerror or e}")
+        if isinstance(e, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError | aiohttp.ClientPayloadError):
             if timing.first_byte_ns:
                 n = len(timing.content_ns)
-                raise StreamBroken(
-                    f"connection lost mid-stream after {n} content events ({_short(e)})", http_status=http_status
-                ) from None
-            raise ConnectionFailed(f"connection closed before any response ({_short(e)})") from None
-        except aiohttp.ClientResponseError as e:
-            raise BadResponse(f"malformed HTTP response: {e.message}") from None
+                return StreamBroken(
+                    f"connection lost mid-stream after {n} content events ({_short(e)})", http_status=status
+                )
+            return ConnectionFailed(f"connection closed before any response ({_short(e)})")
+        if isinstance(e, aiohttp.ClientResponseError):
+            return BadResponse(f"malformed HTTP response: {e.message}")
+        return None
 
+    def _completion(
+        self, request: ChatRequest, state: StreamState, timing: Timing, deadlines: _Deadlines
+    ) -> Completion:
         text = "".join(state.parts)
         usage = state.usage
         if usage.source == "none":
             usage.output_tokens = estimate_tokens(text)
-            usage.input_tokens = sum(estimate_tokens(m.content) for m in request.messages) + estimate_tokens(
-                request.system or ""
-            )
+            prompt = [m.content for m in request.messages] + [request.system or ""]
+            usage.input_tokens = sum(estimate_tokens(p) for p in prompt)
             usage.source = "estimate"
         return Completion(
             text=text,
             finish_reason=state.finish_reason,
             usage=usage,
             timing=timing,
-            http_status=http_status,
-            request_id=request_id,
+            http_status=deadlines.http_status,
+            request_id=deadlines.request_id,
             model=state.model,
         )
 
-    async def _read_stream(self, resp: aiohttp.ClientResponse, state: StreamState, timing: Timing, arm: Any) -> None:
+    async def _read_stream(
+        self, resp: aiohttp.ClientResponse, state: StreamState, timing: Timing, deadlines: _Deadlines
+    ) -> None:
         buf = b""
         content = resp.content
         while True:
-            arm(idle=True)
+            deadlines.arm(idle=True)
             chunk = await content.readany()
             stamp = self.clock.now_ns()
             if not chunk:
