@@ -193,3 +193,18 @@ def test_sigterm_cancels_cleanly_and_marks_the_run_interrupted(tmp_path: Path) -
             records = store.records(info.run_id)
         assert info.status == "interrupted"
         assert sum(r.error_class == "cancelled" for r in records) == 4  # the four in flight
+
+
+async def test_probing_a_subset_needs_only_its_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ASSAY_MISSING_KEY", raising=False)
+    sim = await start_simulator(one_model_spec(ttft_ms=1, itl_ms=1, output_tokens=2))
+    url = sim.urls["v"]
+    cfg = parse_config(
+        f"targets:\n  - {{name: keyed, base_url: '{url}/v1', model: m, api_key_env: ASSAY_MISSING_KEY}}\n"
+        f"  - {{name: open, base_url: '{url}/v1', model: m}}\n"
+    )
+    try:
+        result = await run_probe(cfg, ProbeOptions.from_config(cfg, requests=3, targets=("open",)), tmp_path / "a.db")
+    finally:
+        await sim.stop()
+    assert list(result.summaries) == ["open"] and result.summaries["open"].succeeded == 3

@@ -6,7 +6,6 @@ client could paper over. With `retries`, every attempt is still its own Record.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import platform
 import secrets
@@ -116,6 +115,75 @@ def summarize_run(store: Store, run_id: str, bucket_s: float | None = None) -> d
     return {n: summarize(n, by_target[n], bucket_s) for n in names}
 
 
+@dataclass
+class _Plan:
+    """A run opened in the store: what to send, and what an earlier try already finished."""
+
+    run_id: str
+    config: ProjectConfig
+    opts: ProbeOptions
+    items: list[WorkItem]
+    done: set[tuple[str, str, str]]
+    next_attempt: dict[tuple[str, str, str], int]
+
+    def pending(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for item in self.items:
+            out[item.target] = out.get(item.target, 0) + (item.key not in self.done)
+        return out
+
+
+def _open_run(store: Store, config: ProjectConfig, opts: ProbeOptions, items: list[WorkItem], clock: Clock) -> _Plan:
+    run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime(clock.wall_s())) + "-" + secrets.token_hex(3)
+    params = opts.model_dump(mode="json")
+    store.create_run(run_id, "probe", clock.wall_s(), config_hash(config), stored_config(config), params, versions())
+    return _Plan(run_id, config, opts, items, set(), {})
+
+
+def _reopen_run(store: Store, run_id: str) -> _Plan:
+    info = store.run(run_id)
+    if info.kind != "probe":
+        raise ConfigError(f"run {info.run_id} is a {info.kind} run, not a probe")
+    config = ProjectConfig.model_validate(info.config)
+    opts = ProbeOptions.model_validate(info.params)
+    items = _checked_items(config, opts)
+    done, next_attempt = store.attempts_so_far(info.run_id)
+    store.set_status(info.run_id, "running")
+    return _Plan(info.run_id, config, opts, items, done, next_attempt)
+
+
+async def _execute(
+    store: Store, plan: _Plan, db_path: Path, clock: Clock, on_record: Callable[[Record], None] | None
+) -> None:
+    """Send the pending items; the run ends `complete`, or `interrupted` if cancelled."""
+    writer = RecordWriter(db_path)
+    status = "interrupted"
+    try:
+        async with open_session() as session:
+            names = {i.target for i in plan.items}
+            clients = {
+                t.name: make_client(t, session, plan.opts.timeouts, clock)
+                for t in plan.config.targets
+                if t.name in names
+            }
+            retry = RetryPolicy(max_retries=plan.opts.retries)
+            runner = Runner(
+                plan.run_id,
+                clients,
+                writer,
+                plan.opts.concurrency,
+                retry,
+                clock=clock,
+                on_record=on_record,
+                keep_text=False,
+            )
+            await runner.run(plan.items, plan.done, plan.next_attempt)
+        status = "complete"
+    finally:
+        await writer.aclose()
+        store.set_status(plan.run_id, status, clock.wall_s())
+
+
 async def run_probe(
     config: ProjectConfig | None,
     opts: ProbeOptions,
@@ -132,6 +200,7 @@ async def run_probe(
     `on_start(run_id, pending items per target)` is called once the plan is known.
     """
     clock = clock or SystemClock()
+    items: list[WorkItem] = []
     if resume is None:
         if config is None:
             raise ConfigError("a new probe needs a config")
@@ -139,50 +208,13 @@ async def run_probe(
     store = Store(db_path)
     try:
         if resume:
-            info = store.run(resume)
-            if info.kind != "probe":
-                raise ConfigError(f"run {info.run_id} is a {info.kind} run, not a probe")
-            run_id = info.run_id
-            config = ProjectConfig.model_validate(info.config)
-            opts = ProbeOptions.model_validate(info.params)
-            items = _checked_items(config, opts)
-            done, next_attempt = store.attempts_so_far(run_id)
-            store.set_status(run_id, "running")
+            plan = _reopen_run(store, resume)
         else:
-            assert config is not None
-            run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime(clock.wall_s())) + "-" + secrets.token_hex(3)
-            params = opts.model_dump(mode="json")
-            store.create_run(
-                run_id, "probe", clock.wall_s(), config_hash(config), stored_config(config), params, versions()
-            )
-            done, next_attempt = set(), {}
+            assert config is not None  # checked above, before the store was opened
+            plan = _open_run(store, config, opts, items, clock)
         if on_start:
-            pending: dict[str, int] = {}
-            for item in items:
-                pending[item.target] = pending.get(item.target, 0) + (item.key not in done)
-            on_start(run_id, pending)
-        writer = RecordWriter(db_path)
-        interrupted = False
-        try:
-            async with open_session() as session:
-                clients = {t.name: make_client(t, session, opts.timeouts, clock) for t in config.targets}
-                runner = Runner(
-                    run_id,
-                    clients,
-                    writer,
-                    opts.concurrency,
-                    RetryPolicy(max_retries=opts.retries),
-                    clock=clock,
-                    on_record=on_record,
-                    keep_text=False,
-                )
-                await runner.run(items, done, next_attempt)
-        except asyncio.CancelledError:
-            interrupted = True
-            raise
-        finally:
-            await writer.aclose()
-            store.set_status(run_id, "interrupted" if interrupted else "complete", clock.wall_s())
-        return ProbeResult(run_id, summarize_run(store, run_id, opts.bucket_s))
+            on_start(plan.run_id, plan.pending())
+        await _execute(store, plan, db_path, clock, on_record)
+        return ProbeResult(plan.run_id, summarize_run(store, plan.run_id, plan.opts.bucket_s))
     finally:
         store.close()
