@@ -21,6 +21,7 @@ EXPECTED = {
     "reset": ("connection", None),
     "stream_broken": ("stream_broken", 200),
     "malformed_chunk": ("bad_response", 200),
+    "error_event": ("stream_broken", 200),
 }
 HI = ChatRequest([Message("user", "hi")], max_tokens=20)
 
@@ -46,8 +47,10 @@ async def test_each_fault_maps_to_its_class(api: str) -> None:
                     assert err.retry_after_s == pytest.approx(7.0)
                 if kind == "hang":
                     assert err.phase == "first_token"
-                if kind == "stream_broken":
+                if kind in ("stream_broken", "error_event"):
                     assert timing.first_byte_ns > 0  # failed after the first byte, by definition
+                if kind == "error_event":
+                    assert "Overloaded (injected mid-stream)" in err.message
     finally:
         await sim.stop()
 

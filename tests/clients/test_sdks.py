@@ -69,3 +69,23 @@ async def test_sdks_see_429_with_retry_after() -> None:
         await an.close()
     finally:
         await sim.stop()
+
+
+async def test_sdks_raise_on_in_stream_error_events() -> None:
+    """The SDKs' own stream parsers recognise the simulator's mid-stream error events as errors."""
+    sim = await start_simulator(one_model_spec(faults=Faults(error_event=1.0), ttft_ms=5, itl_ms=1, output_tokens=20))
+    try:
+        oa = openai.AsyncOpenAI(base_url=sim.urls["v"] + "/v1", api_key="unused", max_retries=0)
+        stream = await oa.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], stream=True)
+        with pytest.raises(openai.APIError, match="injected mid-stream"):
+            async for _ in stream:
+                pass
+        await oa.close()
+        an = anthropic.AsyncAnthropic(base_url=sim.urls["v"], api_key="unused", max_retries=0)
+        with pytest.raises(anthropic.APIStatusError, match="overloaded_error"):
+            async with an.messages.stream(model="m", max_tokens=20, messages=[{"role": "user", "content": "hi"}]) as s:
+                async for _ in s:
+                    pass
+        await an.close()
+    finally:
+        await sim.stop()

@@ -166,7 +166,9 @@ class ProviderClient(ABC):
         try:
             async with asyncio.timeout(None) as deadlines.timer:
                 await self._exchange(request, timing, state, deadlines)
-        except ProviderError:
+        except ProviderError as e:
+            if e.http_status is None and deadlines.http_status:
+                e.http_status = deadlines.http_status  # errors found inside a 200 stream
             raise
         except Exception as e:
             failure = self._classify(e, timing, deadlines)

@@ -27,7 +27,16 @@ __all__ = [
     "load_spec",
 ]
 
-FAULT_KINDS = ("rate_limited", "server_error", "overloaded", "hang", "reset", "stream_broken", "malformed_chunk")
+FAULT_KINDS = (
+    "rate_limited",
+    "server_error",
+    "overloaded",
+    "hang",
+    "reset",
+    "stream_broken",
+    "malformed_chunk",
+    "error_event",
+)
 
 
 class Dist(StrictModel):
@@ -84,6 +93,7 @@ class Faults(StrictModel):
     reset: float = Field(default=0.0, ge=0, le=1)
     stream_broken: float = Field(default=0.0, ge=0, le=1)
     malformed_chunk: float = Field(default=0.0, ge=0, le=1)
+    error_event: float = Field(default=0.0, ge=0, le=1, description="A provider error event inside a 200 stream.")
 
     @model_validator(mode="after")
     def _at_most_one(self) -> Faults:

@@ -228,6 +228,11 @@ class VendorServer:
                 if i == plan.break_at and plan.fault == "stream_broken":
                     entry["output_tokens"] = i
                     return self._abort(request, entry)
+                if i == plan.break_at and plan.fault == "error_event":
+                    await resp.write(wire.error_event("Overloaded (injected mid-stream)."))
+                    entry.update(output_tokens=i, done_ns=self.clock.now_ns())
+                    await resp.write_eof()
+                    return resp
                 if i == plan.break_at and plan.fault == "malformed_chunk":
                     await resp.write(b'data: {"choices": [{"delta": {"content": "tr\n\n')
                 if i == 0:  # stamped as the bytes are handed over: write() may return after delivery

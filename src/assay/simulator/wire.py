@@ -25,6 +25,7 @@ class Wire(Protocol):
     overloaded_status: int
 
     def error_body(self, status: int, message: str) -> bytes: ...
+    def error_event(self, message: str) -> bytes: ...
     def stream_open(self, rid: str, model: str, input_tokens: int) -> bytes: ...
     def token(self, rid: str, model: str, text: str) -> bytes: ...
     def stream_close(self, rid: str, model: str, finish: str, usage: tuple[int, int], include_usage: bool) -> bytes: ...
@@ -45,6 +46,10 @@ class OpenAIWire:
             status, "server_error"
         )
         return orjson.dumps({"error": {"message": message, "type": kind, "code": kind}})
+
+    def error_event(self, message: str) -> bytes:
+        # What OpenAI sends when a request fails mid-stream: one data line with an error and no choices.
+        return _sse({"error": {"message": message, "type": "server_error", "param": None, "code": None}})
 
     def _chunk(self, rid: str, model: str, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         return {
@@ -101,6 +106,9 @@ class AnthropicWire:
     def error_body(self, status: int, message: str) -> bytes:
         kind = _ANTHROPIC_ERROR_TYPES.get(status, "api_error")
         return orjson.dumps({"type": "error", "error": {"type": kind, "message": message}})
+
+    def error_event(self, message: str) -> bytes:
+        return _sse({"type": "error", "error": {"type": "overloaded_error", "message": message}}, "error")
 
     def stream_open(self, rid: str, model: str, input_tokens: int) -> bytes:
         message: dict[str, Any] = {
