@@ -6,6 +6,7 @@ import email.utils
 import re
 import time
 from collections.abc import Mapping
+from datetime import datetime
 
 import orjson
 
@@ -58,6 +59,14 @@ def retry_after_s(headers: Mapping[str, str], now_wall_s: float | None = None) -
             d = parse_duration_s(h[key])
             if d is not None:
                 return d
+    for key in ("anthropic-ratelimit-requests-reset", "anthropic-ratelimit-tokens-reset"):
+        if key in h:
+            try:
+                instant = datetime.fromisoformat(h[key].replace("Z", "+00:00"))
+            except ValueError:
+                continue
+            now = time.time() if now_wall_s is None else now_wall_s
+            return max(0.0, instant.timestamp() - now)
     return None
 
 

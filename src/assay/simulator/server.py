@@ -14,6 +14,7 @@ import math
 import random
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -272,11 +273,18 @@ def _limit_headers(d: Decision, api: str) -> dict[str, str]:
             h["x-ratelimit-limit-tokens"] = str(int(d.limit_tokens))
             h["x-ratelimit-remaining-tokens"] = str(int(d.remaining_tokens or 0))
             h["x-ratelimit-reset-tokens"] = f"{d.reset_tokens_s:.3f}s"
-    else:
+    else:  # Anthropic states resets as RFC 3339 instants, not durations
         if d.limit_requests is not None:
             h["anthropic-ratelimit-requests-limit"] = str(int(d.limit_requests))
             h["anthropic-ratelimit-requests-remaining"] = str(int(d.remaining_requests or 0))
+            h["anthropic-ratelimit-requests-reset"] = _rfc3339_in(d.reset_requests_s)
         if d.limit_tokens is not None:
             h["anthropic-ratelimit-tokens-limit"] = str(int(d.limit_tokens))
             h["anthropic-ratelimit-tokens-remaining"] = str(int(d.remaining_tokens or 0))
+            h["anthropic-ratelimit-tokens-reset"] = _rfc3339_in(d.reset_tokens_s)
     return h
+
+
+def _rfc3339_in(seconds: float) -> str:
+    when = datetime.now(UTC) + timedelta(seconds=seconds)
+    return when.isoformat(timespec="seconds").replace("+00:00", "Z")
