@@ -44,6 +44,11 @@ class ProbeSettings(StrictModel):
     max_tokens: int = Field(default=128, ge=1)
     stream: bool = True
     retries: int = Field(default=0, ge=0, le=10, description="Retries per item; 0 measures the raw API.")
+    duration_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Spread each target's requests evenly over this many seconds (uptime over time).",
+    )
     bucket_s: float | None = Field(default=None, gt=0, description="Uptime bucket width; default ~20 buckets.")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import signal
 import subprocess
@@ -208,3 +209,22 @@ async def test_probing_a_subset_needs_only_its_keys(tmp_path: Path, monkeypatch:
     finally:
         await sim.stop()
     assert list(result.summaries) == ["open"] and result.summaries["open"].succeeded == 3
+
+
+async def test_duration_spreads_requests_evenly(tmp_path: Path) -> None:
+    sim = await start_simulator(one_model_spec(ttft_ms=5, itl_ms=1, output_tokens=3))
+    cfg = parse_config(config_for(sim.urls["v"], ("a", "b")))
+    db = tmp_path / "a.db"
+    try:
+        opts = ProbeOptions.from_config(cfg, requests=10, concurrency=4, duration_s=2.0)
+        result = await run_probe(cfg, opts, db)
+    finally:
+        await sim.stop()
+    with Store(db) as store:
+        records = sorted(store.records(result.run_id, "a"), key=lambda r: r.intended_ns)
+    gaps = [(b.intended_ns - a.intended_ns) / 1e9 for a, b in itertools.pairwise(records)]
+    assert gaps == pytest.approx([0.2] * 9, abs=1e-6)  # the schedule itself
+    lateness_ms = [(r.sent_ns - r.intended_ns) / 1e6 for r in records]
+    assert all(0 <= late < 50 for late in lateness_ms), lateness_ms  # and it was kept
+    assert records[-1].wall_start_s - records[0].wall_start_s == pytest.approx(1.8, abs=0.05)
+    assert len(result.summaries["a"].buckets) >= 2

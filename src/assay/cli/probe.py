@@ -28,6 +28,9 @@ def probe(
     no_stream: bool = typer.Option(False, "--no-stream", help="Ask for whole answers instead of streams."),
     prompt: str | None = typer.Option(None, "--prompt", help="The standard prompt."),
     max_tokens: int | None = typer.Option(None, "--max-tokens", min=1),
+    duration: float | None = typer.Option(
+        None, "--duration", min=0.001, help="Spread each target's requests evenly over this many seconds."
+    ),
     resume: str | None = typer.Option(None, "--resume", help="Finish an interrupted run (RUN_ID or 'latest')."),
     as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
 ) -> None:
@@ -43,6 +46,7 @@ def probe(
             "--prompt": prompt,
             "--max-tokens": max_tokens,
             "--no-stream": no_stream or None,
+            "--duration": duration,
         }
         clash = [flag for flag, value in given.items() if value is not None]
         if clash:
@@ -61,6 +65,7 @@ def probe(
             stream=False if no_stream else None,
             prompt=prompt,
             max_tokens=max_tokens,
+            duration_s=duration,
         )
     result = run_with_progress(cfg, opts, db, resume, quiet=as_json)
     if as_json:

@@ -108,6 +108,7 @@ class Runner:
     rng: random.Random = field(default_factory=lambda: random.Random(0))
     on_record: Callable[[Record], None] | None = None
     keep_text: bool = True
+    pace_s: float = 0.0  # > 0: a target's k-th pending item is not sent before start + k * pace_s
 
     async def run(
         self,
@@ -123,6 +124,12 @@ class Runner:
         for item in items:
             if item.key not in done:
                 queues.setdefault(item.target, deque()).append(item)
+        self._start_ns = self.clock.now_ns()
+        self._due: dict[ItemKey, int] = {}
+        if self.pace_s > 0:
+            for q in queues.values():
+                for k, item in enumerate(q):
+                    self._due[item.key] = self._start_ns + int(k * self.pace_s * 1e9)
         workers = [
             asyncio.create_task(self._worker(q), name=f"assay-worker-{target}")
             for target, q in queues.items()
@@ -150,8 +157,13 @@ class Runner:
         client = self.clients[item.target]
         attempt = self._next_attempt.get(item.key, 0)
         first = attempt
+        due_ns = self._due.get(item.key)
+        if due_ns is not None:
+            await self.clock.sleep(max(0.0, (due_ns - self.clock.now_ns()) / 1e9))
         while True:
-            timing = Timing(intended_ns=self.clock.now_ns())
+            # Paced first attempts keep their schedule as intended start, so lateness shows as response time.
+            intended = due_ns if due_ns is not None and attempt == first else self.clock.now_ns()
+            timing = Timing(intended_ns=intended)
             wall = self.clock.wall_s()
             try:
                 completion = await client.send(item.request, timing)

@@ -167,6 +167,7 @@ async def _execute(
                 if t.name in names
             }
             retry = RetryPolicy(max_retries=plan.opts.retries)
+            pace_s = plan.opts.duration_s / plan.opts.requests if plan.opts.duration_s else 0.0
             runner = Runner(
                 plan.run_id,
                 clients,
@@ -176,6 +177,7 @@ async def _execute(
                 clock=clock,
                 on_record=on_record,
                 keep_text=False,
+                pace_s=pace_s,
             )
             await runner.run(plan.items, plan.done, plan.next_attempt)
         status = "complete"
