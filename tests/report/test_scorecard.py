@@ -105,3 +105,14 @@ def test_renders_in_a_real_browser(report_dir: Path, tmp_path: Path) -> None:
     # the plots rendered: the CDF lines use the palette's first colour (blue, #2563eb)
     blue = (abs(pixels[:, :, 0] - 0x25 / 255) < 0.08) & (abs(pixels[:, :, 2] - 0xEB / 255) < 0.08)
     assert blue.sum() > 200
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="chromium not installed")
+def test_pdf_is_one_page(report_dir: Path) -> None:
+    from assay.report.pdf import html_to_pdf
+
+    pdf = html_to_pdf(report_dir / "index.html", report_dir / "scorecard.pdf")
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF")
+    assert len(re.findall(rb"/Type\s*/Page(?!s)", data)) == 1
+    assert not list(report_dir.glob("*.tmp*"))

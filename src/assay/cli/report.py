@@ -18,8 +18,9 @@ from assay.suites.probe import summarize_run
 def report(
     run_id: str = typer.Argument("latest", help="RUN_ID, or 'latest'."),
     out_dir: Path | None = typer.Option(None, "--out", "-o", help="Folder for index.html and scorecard.md."),
+    pdf: bool = typer.Option(False, "--pdf", help="Also print scorecard.pdf (needs Chromium)."),
 ) -> None:
-    """Write the one-page scorecard (self-contained HTML and Markdown) of a run."""
+    """Write the one-page scorecard (self-contained HTML and Markdown, optionally PDF) of a run."""
     from assay.report.scorecard import write_report  # matplotlib is slow to import; only this command needs it
 
     with Store(state_dir() / "assay.db") as store:
@@ -28,6 +29,10 @@ def report(
         target_dir = out_dir or Path("reports") / info.run_id
         paths = write_report(store, info.run_id, target_dir, summaries)
     out.print(f"scorecard: [bold]{paths['html']}[/]  (markdown: {paths['markdown']})")
+    if pdf:
+        from assay.report.pdf import html_to_pdf
+
+        out.print(f"pdf:       [bold]{html_to_pdf(paths['html'], paths['html'].with_name('scorecard.pdf'))}[/]")
 
 
 def export(
