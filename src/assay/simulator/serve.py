@@ -8,17 +8,54 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 from aiohttp import web
 
+from assay.clock import Clock
 from assay.errors import AssayError
 from assay.simulator.profiles import SimulatorSpec
 from assay.simulator.server import VendorServer
 
 __all__ = ["RunningSimulator", "SimulatorProcess", "serve_forever", "start_simulator"]
+
+
+class _ArrivalStamps(asyncio.Protocol):
+    """Forwards to aiohttp's protocol, stamping when request bytes arrive.
+
+    aiohttp parses a request in its I/O callback but starts the handler in a
+    task later; under load that gap is the simulator's own queueing. The
+    stamp taken here, before either, is the server-side ground truth
+    clients are compared against.
+    """
+
+    def __init__(self, inner: asyncio.Protocol, arrivals: dict[int, int], clock: Clock) -> None:
+        self.inner, self.arrivals, self.clock = inner, arrivals, clock
+        self.key = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.key = id(transport)
+        self.inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.arrivals[self.key] = self.clock.now_ns()
+        self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.arrivals.pop(self.key, None)
+        self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
 
 
 @dataclass
@@ -28,8 +65,11 @@ class RunningSimulator:
     servers: dict[str, VendorServer]
     urls: dict[str, str]
     _runners: list[web.AppRunner] = field(default_factory=list)
+    _listeners: list[asyncio.Server] = field(default_factory=list)
 
     async def stop(self) -> None:
+        for listener in self._listeners:
+            listener.close()
         for r in self._runners:
             await r.cleanup()
 
@@ -39,26 +79,30 @@ async def start_simulator(
 ) -> RunningSimulator:
     """Serve each vendor on its own port: `port`, `port+1`, ... (all ephemeral when `port` is 0)."""
     chosen = [spec.vendor(n) for n in vendors] if vendors else list(spec.vendors)
-    servers: dict[str, VendorServer] = {}
-    urls: dict[str, str] = {}
-    runners: list[web.AppRunner] = []
+    sim = RunningSimulator({}, {})
+    loop = asyncio.get_running_loop()
     for i, vendor in enumerate(chosen):
         server = VendorServer(vendor, seed=spec.seed)
         # Hung requests are part of the act; shutting down must not wait for them.
         runner = web.AppRunner(server.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
-        site = web.TCPSite(runner, host, port + i if port else 0, backlog=1024)
+        sim._runners.append(runner)
+        protocols = runner.server
+        assert protocols is not None
+
+        def factory(make: Callable[[], asyncio.Protocol] = protocols, s: VendorServer = server) -> asyncio.Protocol:
+            return _ArrivalStamps(make(), s.arrivals, s.clock)
+
         try:
-            await site.start()
+            listener = await loop.create_server(factory, host, port + i if port else 0, backlog=1024)
         except OSError as e:
-            for r in [*runners, runner]:
-                await r.cleanup()
+            await sim.stop()
             raise AssayError(f"simulator: cannot listen on {host}:{port + i}: {e.strerror}") from None
-        bound = runner.addresses[0][1]
-        servers[vendor.name] = server
-        urls[vendor.name] = f"http://{host}:{bound}"
-        runners.append(runner)
-    return RunningSimulator(servers, urls, runners)
+        sim._listeners.append(listener)
+        bound = listener.sockets[0].getsockname()[1]
+        sim.servers[vendor.name] = server
+        sim.urls[vendor.name] = f"http://{host}:{bound}"
+    return sim
 
 
 async def serve_forever(spec: SimulatorSpec, host: str, port: int, vendors: list[str] | None = None) -> None:

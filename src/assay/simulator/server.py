@@ -74,6 +74,8 @@ class VendorServer:
         }
         self.log: deque[dict[str, Any]] = deque(maxlen=LOG_LIMIT)
         self._n = 0
+        # Last byte arrival per connection (keyed by transport id), filled by serve.py's protocol wrapper.
+        self.arrivals: dict[int, int] = {}
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=32 * 1024 * 1024)
@@ -120,11 +122,13 @@ class VendorServer:
         return await self._serve(request, AnthropicWire())
 
     async def _serve(self, request: web.Request, wire: Wire) -> web.StreamResponse:
-        received_ns = self.clock.now_ns()
-        entry: dict[str, Any] = {"n": self._n, "api": wire.api, "received_ns": received_ns}
+        entry: dict[str, Any] = {"n": self._n, "api": wire.api}
         self._n += 1
         self.log.append(entry)
         call_or_error = await self._parse(request, wire)
+        # The request's last bytes arrived when the wrapper saw them, not when this handler got to run.
+        received_ns = self.arrivals.get(id(request.transport)) or self.clock.now_ns()
+        entry["received_ns"] = received_ns
         if isinstance(call_or_error, web.Response):
             entry.update(status=call_or_error.status, done_ns=self.clock.now_ns())
             return call_or_error
