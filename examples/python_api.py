@@ -1,0 +1,54 @@
+"""Use assay from Python: one timed request, then a small probe. Runs offline against the simulator.
+
+.venv/bin/python examples/python_api.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+
+from assay import ChatRequest, Message, Target, make_client, open_session, parse_config
+from assay.simulator import builtin_spec, start_simulator
+from assay.suites.probe import ProbeOptions, run_probe
+
+
+async def main() -> None:
+    sim = await start_simulator(builtin_spec(seed=1))  # swift, meridian, atlas on free loopback ports
+    try:
+        # 1. One request, timed by the client: stamps taken as bytes arrive.
+        target = Target(name="swift", api="openai", base_url=sim.urls["swift"] + "/v1", model="swift-mini")
+        async with open_session() as session:
+            completion = await make_client(target, session).send(
+                ChatRequest([Message("user", "Why is the sky blue?")], max_tokens=30)
+            )
+        t = completion.timing
+        print(f"answer: {completion.text[:60]}...")
+        print(
+            f"TTFT {t.ttft_ms():.0f} ms, E2E {t.e2e_ms():.0f} ms, {completion.usage.output_tokens} tokens "
+            f"({completion.usage.source} count)"
+        )
+
+        # 2. A probe of two vendors; Records go to a SQLite store, summaries come back.
+        config = parse_config(
+            f"""
+targets:
+  - {{name: swift, api: openai, base_url: "{sim.urls["swift"]}/v1", model: swift-mini}}
+  - {{name: atlas, api: anthropic, base_url: "{sim.urls["atlas"]}", model: atlas-opus}}
+"""
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            opts = ProbeOptions.from_config(config, requests=20, concurrency=5, max_tokens=20)
+            result = await run_probe(config, opts, Path(tmp) / "assay.db")
+        for name, summary in result.summaries.items():
+            print(
+                f"{name}: success {summary.success_rate:.0%}, TTFT p90 {summary.ttft.p['p90']:.0f} ms, "
+                f"errors { ({k: v for k, v in summary.errors.items() if v}) }"
+            )
+    finally:
+        await sim.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
