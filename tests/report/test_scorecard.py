@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from assay.config import parse_config
+from assay.report.browser import find_chromium, html_to_pdf, html_to_png
 from assay.report.scorecard import write_report
 from assay.simulator import Faults, ModelProfile, SimulatorSpec, Vendor, start_simulator
 from assay.store import Store
 from assay.suites.probe import ProbeOptions, run_probe
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = find_chromium()
 
 
 @pytest.fixture
@@ -73,28 +72,7 @@ def test_markdown_table(report_dir: Path) -> None:
 @pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="chromium not installed")
 def test_renders_in_a_real_browser(report_dir: Path, tmp_path: Path) -> None:
     assert CHROMIUM, "CI installs chromium (make browser)"
-    shot = tmp_path / "shot.png"
-    subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'chrome'}",
-            "--hide-scrollbars",
-            "--window-size=1200,1400",
-            f"--screenshot={shot}",
-            (report_dir / "index.html").as_uri(),
-        ],
-        capture_output=True,
-        timeout=90,
-        check=False,
-    )
+    shot = html_to_png(report_dir / "index.html", tmp_path / "shot.png", width=1200, height=1400)
     assert shot.exists(), "chromium produced no screenshot"
     import matplotlib.image
 
@@ -109,8 +87,6 @@ def test_renders_in_a_real_browser(report_dir: Path, tmp_path: Path) -> None:
 
 @pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="chromium not installed")
 def test_pdf_is_one_page(report_dir: Path) -> None:
-    from assay.report.pdf import html_to_pdf
-
     pdf = html_to_pdf(report_dir / "index.html", report_dir / "scorecard.pdf")
     data = pdf.read_bytes()
     assert data.startswith(b"%PDF")

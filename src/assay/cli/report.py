@@ -30,7 +30,7 @@ def report(
         paths = write_report(store, info.run_id, target_dir, summaries)
     out.print(f"scorecard: [bold]{paths['html']}[/]  (markdown: {paths['markdown']})")
     if pdf:
-        from assay.report.pdf import html_to_pdf
+        from assay.report.browser import html_to_pdf
 
         out.print(f"pdf:       [bold]{html_to_pdf(paths['html'], paths['html'].with_name('scorecard.pdf'))}[/]")
 
