@@ -80,7 +80,7 @@ def test_key_value_in_place_of_env_name_is_refused() -> None:
     ("text", "expected"),
     [
         ("", "the file is empty"),
-        ("- a\n- b\n", "expected a mapping at the top level"),
+        ("- a\n- b\n", "expected a mapping with a `targets:` list at the top level, got list"),
         ("targets: [\n  {name: a\n", "not valid YAML"),
         ("targets: []\n", "targets: List should have at least 1 item"),
     ],

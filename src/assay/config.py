@@ -8,13 +8,13 @@ the line, the field path and what was expected.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from assay.errors import ConfigError
 from assay.model import StrictModel, Target
@@ -27,6 +27,7 @@ __all__ = [
     "load_config",
     "missing_key_envs",
     "parse_config",
+    "parse_yaml_model",
     "state_dir",
 ]
 
@@ -107,6 +108,24 @@ def load_config(path: str | Path) -> ProjectConfig:
 
 
 def parse_config(text: str, source: str = "<config>") -> ProjectConfig:
+    return parse_yaml_model(
+        text, source, ProjectConfig, "a mapping with a `targets:` list", "docs/CONFIG.md", _duplicate_names
+    )
+
+
+M = TypeVar("M", bound=BaseModel)
+ExtraCheck = Callable[[dict[str, Any], dict[tuple[Any, ...], int], str], list[str]]
+
+
+def parse_yaml_model(
+    text: str,
+    source: str,
+    model: type[M],
+    expected: str,
+    reference: str,
+    extra_check: ExtraCheck | None = None,
+) -> M:
+    """Validate YAML text as `model`; raise ConfigError with every problem as `source:line: field: message`."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -115,18 +134,18 @@ def parse_config(text: str, source: str = "<config>") -> ProjectConfig:
         where = f"{source}:{mark.line + 1}" if mark else source
         raise ConfigError(f"{where}: not valid YAML: {e.problem}") from None
     if data is None:
-        raise ConfigError(f"{source}: the file is empty; expected a mapping with a `targets:` list")
+        raise ConfigError(f"{source}: the file is empty; expected {expected}")
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}:1: expected a mapping at the top level, got {type(data).__name__}")
+        raise ConfigError(f"{source}:1: expected {expected} at the top level, got {type(data).__name__}")
     lines = _line_index(node)
-    problems = _duplicate_names(data, lines, source)
+    problems = extra_check(data, lines, source) if extra_check else []
     try:
-        config = ProjectConfig.model_validate(data)
+        result = model.model_validate(data)
     except ValidationError as e:
-        problems += [_describe(err, lines, source) for err in e.errors() if "used twice" not in err["msg"]]
+        problems += [_describe(err, lines, source, reference) for err in e.errors() if "used twice" not in err["msg"]]
     if problems:
         raise ConfigError(f"{source}: {len(problems)} problem(s)", problems)
-    return config
+    return result
 
 
 def _duplicate_names(data: dict[str, Any], lines: dict[tuple[Any, ...], int], source: str) -> list[str]:
@@ -178,7 +197,7 @@ def _line_index(node: yaml.Node | None, path: tuple[Any, ...] = ()) -> dict[tupl
     return out
 
 
-def _describe(err: Any, lines: dict[tuple[Any, ...], int], source: str) -> str:
+def _describe(err: Any, lines: dict[tuple[Any, ...], int], source: str, reference: str) -> str:
     loc = tuple(err["loc"])
     probe = loc
     while probe and probe not in lines:
@@ -187,7 +206,7 @@ def _describe(err: Any, lines: dict[tuple[Any, ...], int], source: str) -> str:
     field = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[") or "(top level)"
     kind = err["type"]
     if kind == "extra_forbidden":
-        msg = "unknown key; check the spelling (allowed keys are listed in docs/CONFIG.md)"
+        msg = f"unknown key; check the spelling (allowed keys are listed in {reference})"
     elif kind == "missing":
         msg = "required field is missing"
     else:

@@ -91,7 +91,10 @@ def test_profile_file_errors_name_the_field(tmp_path: pytest.TempPathFactory) ->
     p.write_text("vendors:\n  - name: v\n    models:\n      - name: m\n        ttft: 100\n")
     with pytest.raises(ConfigError) as info:
         load_spec(p)
-    assert any("vendors.0.models.0.ttft" in problem for problem in info.value.problems)
+    assert info.value.problems == [
+        f"{p}:5: vendors[0].models[0].ttft: unknown key; "
+        "check the spelling (allowed keys are listed in docs/SIMULATOR.md)"
+    ]
 
 
 def test_builtin_vendors_have_distinct_trade_offs() -> None:

@@ -8,9 +8,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
+from assay.config import parse_yaml_model
 from assay.errors import ConfigError
 from assay.model import StrictModel
 
@@ -180,12 +180,4 @@ def load_spec(path: str | Path) -> SimulatorSpec:
 
 
 def _parse(text: str, source: str) -> SimulatorSpec:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{source}: not valid YAML: {e}") from None
-    try:
-        return SimulatorSpec.model_validate(data)
-    except ValidationError as e:
-        problems = [f"{source}: {'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()]
-        raise ConfigError(f"{source}: invalid simulator profile", problems) from None
+    return parse_yaml_model(text, source, SimulatorSpec, "a mapping with a `vendors:` list", "docs/SIMULATOR.md")
