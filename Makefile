@@ -22,8 +22,8 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	      || echo "warning: could not install chromium; the screenshot test will skip"; \
-	  else echo "note: chromium not found; the screenshot test will skip"; fi; }
+	      || echo "warning: could not install chromium; the browser tests skip locally and fail under CI=true"; \
+	  else echo "note: chromium not found; the browser tests skip locally and fail under CI=true"; fi; }
 
 test: install browser
 	$(BIN)/pytest -q
