@@ -7,6 +7,7 @@ import contextlib
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -108,7 +109,11 @@ async def start_simulator(
 async def serve_forever(spec: SimulatorSpec, host: str, port: int, vendors: list[str] | None = None) -> None:
     """Run until SIGINT/SIGTERM; print one JSON line with the URLs once listening."""
     sim = await start_simulator(spec, host, port, vendors)
-    print(orjson.dumps({"ready": True, "urls": sim.urls}).decode(), flush=True)
+    print(orjson.dumps({"ready": True, "urls": sim.urls}).decode(), flush=True)  # for programs: one JSON line
+    for name, url in sim.urls.items():  # for people, on stderr
+        models = ", ".join(m.name for m in spec.vendor(name).models)
+        print(f"{name:<12} OpenAI base_url {url}/v1   Anthropic base_url {url}   models: {models}", file=sys.stderr)
+    print("serving; Ctrl-C to stop", file=sys.stderr, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -135,7 +140,9 @@ class SimulatorProcess:
             cmd += ["--profile", str(profile)]
         for v in vendors or ():
             cmd += ["--vendor", v]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # stderr goes to a file: a pipe nobody drains would block the simulator once it filled up.
+        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - lives as long as the process; closed in stop()
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._stderr, text=True)
         self.urls = self._await_ready(startup_timeout_s)
 
     def _await_ready(self, timeout_s: float) -> dict[str, str]:
@@ -147,8 +154,7 @@ class SimulatorProcess:
             if line.startswith("{"):
                 break
             if self.proc.poll() is not None:
-                err = self.proc.stderr.read() if self.proc.stderr else ""
-                raise AssayError(f"simulator exited before it was ready:\n{err[-2000:]}")
+                raise AssayError(f"simulator exited before it was ready:\n{self.stderr_text()[-2000:]}")
         else:
             self.stop()
             raise AssayError(f"simulator not ready within {timeout_s:g}s")
@@ -163,9 +169,15 @@ class SimulatorProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream:
-                stream.close()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        self._stderr.close()
+
+    def stderr_text(self) -> str:
+        """What the simulator wrote to stderr so far."""
+        self._stderr.flush()
+        self._stderr.seek(0)
+        return self._stderr.read()
 
     def __enter__(self) -> SimulatorProcess:
         return self
