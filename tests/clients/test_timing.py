@@ -16,7 +16,10 @@ from assay.model import ChatRequest, Message, Timing
 from assay.simulator import SimulatorProcess, start_simulator
 from tests.conftest import one_model_spec, target_for
 
-TOLERANCE_MS = 15.0  # generous for a shared 2-core CI box; the benchmark measures the real figure
+TOLERANCE_MS = 25.0  # catches gross errors (a wrong event counted) on a busy 2-core CI box; the benchmark measures
+# the real figure. The client stamps `sent` after its write returns, and the server can read the bytes first, so
+# the client's TTFT may undercut the server's by a few microseconds: SLACK_MS allows for that ordering.
+SLACK_MS = 1.0
 
 
 async def _server_log(url: str) -> dict[str, dict[str, int]]:
@@ -51,10 +54,10 @@ async def test_ttft_and_e2e_match_server_timings(demo_process: SimulatorProcess,
         assert 0 <= delivery_ms < TOLERANCE_MS, f"first token reached the client {delivery_ms:.2f} ms after it was sent"
         client_ttft = t.ttft_ms()
         server_ttft = (row["first_token_ns"] - row["received_ns"]) / 1e6
-        assert client_ttft is not None and server_ttft <= client_ttft < server_ttft + TOLERANCE_MS
+        assert client_ttft is not None and server_ttft - SLACK_MS <= client_ttft < server_ttft + TOLERANCE_MS
         e2e = t.e2e_ms()
         server_e2e = (row["done_ns"] - row["received_ns"]) / 1e6
-        assert e2e is not None and server_e2e <= e2e < server_e2e + TOLERANCE_MS
+        assert e2e is not None and server_e2e - SLACK_MS <= e2e < server_e2e + TOLERANCE_MS
         assert len(t.content_ns) == row["output_tokens"]
 
 
