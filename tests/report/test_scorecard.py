@@ -92,3 +92,41 @@ def test_pdf_is_one_page(report_dir: Path) -> None:
     assert data.startswith(b"%PDF")
     assert len(re.findall(rb"/Type\s*/Page(?!s)", data)) == 1
     assert not list(report_dir.glob("*.tmp*"))
+
+
+def test_plots_stay_small_for_long_runs() -> None:
+    """A run with a million inter-token gaps still renders an inline SVG of modest size."""
+    import numpy as np
+
+    from assay.report.plots import latency_cdf_svg
+    from assay.stats.summary import Latency, TargetSummary
+
+    rng = np.random.default_rng(0)
+    big = Latency(list(rng.lognormal(3, 0.3, 1_000_000)))
+    small = Latency(list(rng.lognormal(5, 0.3, 500)))
+    summary = TargetSummary(
+        target="t",
+        requests=500,
+        succeeded=500,
+        failed=0,
+        attempts=500,
+        cancelled=0,
+        errors={},
+        attempt_errors={},
+        error_examples={},
+        uptime_pct=100.0,
+        buckets=[],
+        bucket_s=1.0,
+        e2e=small,
+        ttft=small,
+        tpot=small,
+        itl=big,
+        speed=small,
+        output_tokens_total=0,
+        input_tokens_total=0,
+        token_source="server",
+        retry_after=[],
+        duration_s=1.0,
+    )
+    svg = latency_cdf_svg([summary])
+    assert len(svg) < 400_000
