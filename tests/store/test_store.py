@@ -90,3 +90,14 @@ def test_unknown_run_is_a_clear_error(tmp_path: Path) -> None:
             store.run("latest")
         with pytest.raises(AssayError, match="no run 'nope'"):
             store.run("nope")
+
+
+def test_unusable_store_locations_are_clear_errors(tmp_path: Path) -> None:
+    junk = tmp_path / "assay.db"
+    junk.write_text("not a database")
+    with pytest.raises(AssayError, match="is not an assay run store"):
+        Store(junk)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(AssayError, match=r"cannot open the run store at .*ASSAY_HOME"):
+        Store(blocker / "sub" / "assay.db")  # a file where a folder should be

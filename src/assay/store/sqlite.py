@@ -27,12 +27,19 @@ _INSERT = f"INSERT OR IGNORE INTO records ({', '.join(_FIELDS)}) VALUES ({', '.j
 
 def connect(path: Path) -> sqlite3.Connection:
     """Open (creating if needed) the store at `path`, migrated to the current schema."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    migrate(conn)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+    except (OSError, sqlite3.Error) as e:
+        raise AssayError(f"cannot open the run store at {path}: {e} (set ASSAY_HOME to a writable folder)") from None
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        migrate(conn)
+    except sqlite3.DatabaseError as e:
+        conn.close()
+        raise AssayError(f"{path} is not an assay run store ({e}); move it aside or set ASSAY_HOME") from None
     return conn
 
 
