@@ -8,13 +8,14 @@ the line, the field path and what was expected.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from assay.errors import ConfigError
 from assay.model import StrictModel, Target
@@ -72,11 +73,16 @@ class ProjectConfig(StrictModel):
     @field_validator("targets")
     @classmethod
     def _unique_names(cls, targets: list[Target]) -> list[Target]:
-        seen: set[str] = set()
-        for t in targets:
-            if t.name in seen:
-                raise ValueError(f"target name {t.name!r} is used twice; names must be unique")
-            seen.add(t.name)
+        first: dict[str, int] = {}
+        for i, t in enumerate(targets):
+            if t.name in first:
+                # `at` points below this field's own location, so the error names the second use's line.
+                raise PydanticCustomError(
+                    "duplicate_name",
+                    "'{name}' is already the name of targets[{first}]; target names must be unique",
+                    {"name": t.name, "first": first[t.name], "at": (i, "name")},
+                )
+            first[t.name] = i
         return targets
 
     def target(self, name: str) -> Target:
@@ -108,13 +114,10 @@ def load_config(path: str | Path) -> ProjectConfig:
 
 
 def parse_config(text: str, source: str = "<config>") -> ProjectConfig:
-    return parse_yaml_model(
-        text, source, ProjectConfig, "a mapping with a `targets:` list", "docs/CONFIG.md", _duplicate_names
-    )
+    return parse_yaml_model(text, source, ProjectConfig, "a mapping with a `targets:` list", "docs/CONFIG.md")
 
 
 M = TypeVar("M", bound=BaseModel)
-ExtraCheck = Callable[[dict[str, Any], dict[tuple[Any, ...], int], str], list[str]]
 
 
 def parse_yaml_model(
@@ -123,7 +126,6 @@ def parse_yaml_model(
     model: type[M],
     expected: str,
     reference: str,
-    extra_check: ExtraCheck | None = None,
 ) -> M:
     """Validate YAML text as `model`; raise ConfigError with every problem as `source:line: field: message`."""
     try:
@@ -138,36 +140,11 @@ def parse_yaml_model(
     if not isinstance(data, dict):
         raise ConfigError(f"{source}:1: expected {expected} at the top level, got {type(data).__name__}")
     lines = _line_index(node)
-    problems = extra_check(data, lines, source) if extra_check else []
     try:
-        result = model.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as e:
-        problems += [_describe(err, lines, source, reference) for err in e.errors() if "used twice" not in err["msg"]]
-    if problems:
-        raise ConfigError(f"{source}: {len(problems)} problem(s)", problems)
-    return result
-
-
-def _duplicate_names(data: dict[str, Any], lines: dict[tuple[Any, ...], int], source: str) -> list[str]:
-    """Checked on the raw data so the message can point at the second use's line."""
-    targets = data.get("targets")
-    if not isinstance(targets, list):
-        return []
-    seen: dict[str, int] = {}
-    out = []
-    for i, t in enumerate(targets):
-        name = t.get("name") if isinstance(t, dict) else None
-        if not isinstance(name, str):
-            continue
-        if name in seen:
-            line = lines.get(("targets", i, "name"), 1)
-            out.append(
-                f"{source}:{line}: targets[{i}].name: {name!r} is already the name of targets[{seen[name]}]; "
-                "target names must be unique"
-            )
-        else:
-            seen[name] = i
-    return out
+        problems = [_describe(err, lines, source, reference) for err in e.errors()]
+        raise ConfigError(f"{source}: {len(problems)} problem(s)", problems) from None
 
 
 def missing_key_envs(config: ProjectConfig, names: Iterable[str] | None = None) -> list[str]:
@@ -198,7 +175,7 @@ def _line_index(node: yaml.Node | None, path: tuple[Any, ...] = ()) -> dict[tupl
 
 
 def _describe(err: Any, lines: dict[tuple[Any, ...], int], source: str, reference: str) -> str:
-    loc = tuple(err["loc"])
+    loc = (*err["loc"], *(err.get("ctx") or {}).get("at", ()))  # a validator may point inside its field
     probe = loc
     while probe and probe not in lines:
         probe = probe[:-1]
