@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from assay.clients import make_client, open_session
-from assay.model import ChatRequest, Message, Timing
+from assay.model import ChatRequest, Completion, Message, Timing
 from assay.simulator import SimulatorProcess, start_simulator
 from tests.conftest import one_model_spec, target_for
 
@@ -61,56 +61,44 @@ async def test_ttft_and_e2e_match_server_timings(demo_process: SimulatorProcess,
         assert len(t.content_ns) == row["output_tokens"]
 
 
-async def test_role_chunk_is_not_the_first_token() -> None:
-    """OpenAI's first chunk has the role and empty content at once; TTFT must wait for real text."""
-    sim = await start_simulator(one_model_spec(ttft_ms=250, itl_ms=5, output_tokens=5))
+async def send_once(request: ChatRequest, api: str = "openai", **profile: object) -> Completion:
+    """One request to a fresh one-model simulator; the completion carries the client's timing."""
+    sim = await start_simulator(one_model_spec(**profile))
     try:
         async with open_session() as session:
-            t = Timing()
-            await make_client(target_for(sim, "v", "m"), session).send(ChatRequest([Message("user", "x")]), t)
-        assert (t.first_byte_ns - t.sent_ns) / 1e6 < 100, "headers and the role chunk come at once"
-        ttft = t.ttft_ms()
-        assert ttft is not None and ttft >= 250
+            return await make_client(target_for(sim, "v", "m", api), session).send(request)
     finally:
         await sim.stop()
+
+
+async def test_role_chunk_is_not_the_first_token() -> None:
+    """OpenAI's first chunk has the role and empty content at once; TTFT must wait for real text."""
+    c = await send_once(ChatRequest([Message("user", "x")]), ttft_ms=250, itl_ms=5, output_tokens=5)
+    t = c.timing
+    assert (t.first_byte_ns - t.sent_ns) / 1e6 < 100, "headers and the role chunk come at once"
+    ttft = t.ttft_ms()
+    assert ttft is not None and ttft >= 250
 
 
 @pytest.mark.parametrize("api", ["openai", "anthropic"])
 @pytest.mark.parametrize("stream", [True, False])
 async def test_usage_comes_from_the_server(api: str, stream: bool) -> None:
-    sim = await start_simulator(one_model_spec(ttft_ms=5, itl_ms=1, output_tokens=12))
-    try:
-        async with open_session() as session:
-            client = make_client(target_for(sim, "v", "m", api), session)
-            c = await client.send(ChatRequest([Message("user", "a" * 400)], max_tokens=50, stream=stream))
-        assert c.usage.source == "server"
-        assert c.usage.output_tokens == 12
-        assert c.usage.input_tokens == 100
-        assert c.finish_reason in ("stop", "end_turn")
-        assert len(c.text.split()) == 12
-    finally:
-        await sim.stop()
+    request = ChatRequest([Message("user", "a" * 400)], max_tokens=50, stream=stream)
+    c = await send_once(request, api, ttft_ms=5, itl_ms=1, output_tokens=12)
+    assert c.usage.source == "server"
+    assert c.usage.output_tokens == 12
+    assert c.usage.input_tokens == 100
+    assert c.finish_reason in ("stop", "end_turn")
+    assert len(c.text.split()) == 12
 
 
 async def test_usage_is_estimated_and_marked_when_the_server_sends_none() -> None:
-    sim = await start_simulator(one_model_spec(ttft_ms=5, itl_ms=1, output_tokens=12))
-    try:
-        async with open_session() as session:
-            request = ChatRequest([Message("user", "hi")], extra={"stream_options": {"include_usage": False}})
-            c = await make_client(target_for(sim, "v", "m"), session).send(request)
-        assert c.usage.source == "estimate"
-        assert c.usage.output_tokens > 0
-    finally:
-        await sim.stop()
+    request = ChatRequest([Message("user", "hi")], extra={"stream_options": {"include_usage": False}})
+    c = await send_once(request, ttft_ms=5, itl_ms=1, output_tokens=12)
+    assert c.usage.source == "estimate"
+    assert c.usage.output_tokens > 0
 
 
 async def test_max_tokens_caps_output_and_sets_finish_reason() -> None:
-    sim = await start_simulator(one_model_spec(ttft_ms=5, itl_ms=1, output_tokens=50))
-    try:
-        async with open_session() as session:
-            c = await make_client(target_for(sim, "v", "m"), session).send(
-                ChatRequest([Message("user", "hi")], max_tokens=7)
-            )
-        assert c.usage.output_tokens == 7 and c.finish_reason == "length"
-    finally:
-        await sim.stop()
+    c = await send_once(ChatRequest([Message("user", "hi")], max_tokens=7), ttft_ms=5, itl_ms=1, output_tokens=50)
+    assert c.usage.output_tokens == 7 and c.finish_reason == "length"

@@ -109,6 +109,9 @@ class Runner:
     on_record: Callable[[Record], None] | None = None
     keep_text: bool = True
     pace_s: float = 0.0  # > 0: a target's k-th pending item is not sent before start + k * pace_s
+    _next_attempt: dict[ItemKey, int] = field(default_factory=dict, init=False, repr=False)
+    _due: dict[ItemKey, int] = field(default_factory=dict, init=False, repr=False)
+    _written: int = field(default=0, init=False, repr=False)
 
     async def run(
         self,
@@ -124,12 +127,12 @@ class Runner:
         for item in items:
             if item.key not in done:
                 queues.setdefault(item.target, deque()).append(item)
-        self._start_ns = self.clock.now_ns()
-        self._due: dict[ItemKey, int] = {}
+        start_ns = self.clock.now_ns()
+        self._due = {}
         if self.pace_s > 0:
             for q in queues.values():
                 for k, item in enumerate(q):
-                    self._due[item.key] = self._start_ns + int(k * self.pace_s * 1e9)
+                    self._due[item.key] = start_ns + int(k * self.pace_s * 1e9)
         workers = [
             asyncio.create_task(self._worker(q), name=f"assay-worker-{target}")
             for target, q in queues.items()
