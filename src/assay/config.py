@@ -8,10 +8,10 @@ the line, the field path and what was expected.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
@@ -22,8 +22,12 @@ from assay.model import StrictModel, Target
 
 __all__ = [
     "SLO",
+    "Check",
+    "Constraints",
     "ProbeSettings",
     "ProjectConfig",
+    "TcoSettings",
+    "Workload",
     "example_config_text",
     "load_config",
     "missing_key_envs",
@@ -31,6 +35,9 @@ __all__ = [
     "parse_yaml_model",
     "state_dir",
 ]
+
+# A check beyond the schema (e.g. "every target has a price"), run after validation: (field path, message) pairs.
+Check = Callable[["ProjectConfig"], list[tuple[tuple[Any, ...], str]]]
 
 
 class ProbeSettings(StrictModel):
@@ -63,12 +70,48 @@ class SLO(StrictModel):
     success_rate: float | None = Field(default=None, ge=0, le=1)
 
 
+class Workload(StrictModel):
+    """The traffic a deployment must carry, for cost and capacity (see docs/COST.md)."""
+
+    daily_active_users: float = Field(gt=0)
+    conversations_per_user_per_day: float = Field(default=1.0, gt=0)
+    turns_per_conversation: int = Field(default=1, ge=1, le=1000)
+    input_tokens_per_turn: float = Field(ge=0, description="New tokens the user and system add each turn.")
+    output_tokens_per_turn: float = Field(ge=0)
+    reasoning_tokens_per_turn: float = Field(default=0.0, ge=0, description="Billed as output; not in the reply.")
+    history: Literal["full", "none"] = Field(
+        default="full", description="full: each turn resends all earlier turns; none: it does not."
+    )
+    cached_input_fraction: float = Field(default=0.0, ge=0, le=1, description="Share of input billed as cache reads.")
+    days_per_month: float = Field(default=30.0, gt=0, le=31)
+    peak_to_average: float = Field(default=3.0, ge=1, le=1000, description="Peak traffic over the monthly average.")
+    monthly_growth: float = Field(default=0.0, gt=-1, le=10, description="Compound growth of volume per month.")
+
+
+class Constraints(StrictModel):
+    """Limits a choice must respect; `assay cost` reports each as pass/fail with the margin."""
+
+    monthly_budget_usd: float | None = Field(default=None, gt=0)
+    max_cost_per_interaction_usd: float | None = Field(default=None, gt=0)
+    p95_latency_ms: float | None = Field(default=None, gt=0, description="Checked against a measured run (--run).")
+
+
+class TcoSettings(StrictModel):
+    """Defaults for `assay tco`."""
+
+    months: int = Field(default=36, ge=1, le=120)
+    sensitivity: float = Field(default=0.2, gt=0, lt=1, description="Tornado swing: each input moved ± this share.")
+
+
 class ProjectConfig(StrictModel):
     """The whole `assay.yaml`. Later capabilities add their own sections here."""
 
     targets: list[Target] = Field(min_length=1)
     probe: ProbeSettings = Field(default_factory=ProbeSettings)
     slo: SLO = Field(default_factory=SLO)
+    workload: Workload | None = None
+    constraints: Constraints = Field(default_factory=Constraints)
+    tco: TcoSettings = Field(default_factory=TcoSettings)
 
     @field_validator("targets")
     @classmethod
@@ -101,7 +144,7 @@ def example_config_text() -> str:
     return resources.files("assay").joinpath("example_config.yaml").read_text(encoding="utf-8")
 
 
-def load_config(path: str | Path) -> ProjectConfig:
+def load_config(path: str | Path, checks: Sequence[Check] = ()) -> ProjectConfig:
     """Read and validate a project file; raise ConfigError listing every problem."""
     p = Path(path)
     try:
@@ -110,11 +153,12 @@ def load_config(path: str | Path) -> ProjectConfig:
         raise ConfigError(f"{p}: no such file (create one with `assay init`)") from None
     except OSError as e:
         raise ConfigError(f"{p}: cannot read: {e.strerror}") from None
-    return parse_config(text, source=str(p))
+    return parse_config(text, source=str(p), checks=checks)
 
 
-def parse_config(text: str, source: str = "<config>") -> ProjectConfig:
-    return parse_yaml_model(text, source, ProjectConfig, "a mapping with a `targets:` list", "docs/CONFIG.md")
+def parse_config(text: str, source: str = "<config>", checks: Sequence[Check] = ()) -> ProjectConfig:
+    expected = "a mapping with a `targets:` list"
+    return parse_yaml_model(text, source, ProjectConfig, expected, "docs/CONFIG.md", checks)
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -126,8 +170,13 @@ def parse_yaml_model(
     model: type[M],
     expected: str,
     reference: str,
+    checks: Sequence[Callable[[M], list[tuple[tuple[Any, ...], str]]]] = (),
 ) -> M:
-    """Validate YAML text as `model`; raise ConfigError with every problem as `source:line: field: message`."""
+    """Validate YAML text as `model`; raise ConfigError with every problem as `source:line: field: message`.
+
+    `checks` run on the validated model and report the same way, so a problem found
+    by a lower layer (a price missing from the catalog) still points at its line.
+    """
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -141,10 +190,16 @@ def parse_yaml_model(
         raise ConfigError(f"{source}:1: expected {expected} at the top level, got {type(data).__name__}")
     lines = _line_index(node)
     try:
-        return model.model_validate(data)
+        validated = model.model_validate(data)
     except ValidationError as e:
         problems = [_describe(err, lines, source, reference) for err in e.errors()]
         raise ConfigError(f"{source}: {len(problems)} problem(s)", problems) from None
+    found = [(loc, msg) for check in checks for loc, msg in check(validated)]
+    if found:
+        errors = [{"loc": loc, "type": "check", "msg": msg} for loc, msg in found]
+        problems = [_describe(err, lines, source, reference) for err in errors]
+        raise ConfigError(f"{source}: {len(problems)} problem(s)", problems)
+    return validated
 
 
 def missing_key_envs(config: ProjectConfig, names: Iterable[str] | None = None) -> list[str]:

@@ -13,17 +13,23 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 __all__ = [
     "ChatRequest",
     "Completion",
+    "LongContextTier",
     "Message",
+    "Pricing",
+    "Provisioned",
     "Record",
+    "SelfHosted",
     "StrictModel",
     "Target",
     "Timing",
     "Usage",
+    "VolumeTier",
 ]
 
 ApiKind = Literal["openai", "anthropic"]
@@ -35,6 +41,112 @@ class StrictModel(BaseModel):
     """Base of every model read from user input: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# Prices are USD per million tokens, as vendors quote them. A per-token figure (LiteLLM's unit) typed
+# here by mistake would be a million times too small, so tiny values are refused rather than billed.
+_PER_TOKEN_LOOKALIKE = 1e-4
+
+
+def _per_mtok(v: float | None) -> float | None:
+    if v is not None and 0 < v < _PER_TOKEN_LOOKALIKE:
+        raise ValueError(
+            f"{v} looks like USD per token; *_per_mtok fields are USD per million tokens (e.g. 0.15, not 1.5e-07)"
+        )
+    return v
+
+
+def _rate() -> Any:
+    return Field(default=None, ge=0, description="USD per million tokens.")
+
+
+class LongContextTier(StrictModel):
+    """Rates for the whole request once its input crosses a threshold (how Anthropic and Google bill)."""
+
+    above_input_tokens: int = Field(ge=1)
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+    cached_input_per_mtok: float | None = _rate()
+    cache_write_per_mtok: float | None = _rate()
+
+    @field_validator("input_per_mtok", "output_per_mtok", "cached_input_per_mtok", "cache_write_per_mtok")
+    @classmethod
+    def _rates(cls, v: float | None) -> float | None:
+        return _per_mtok(v)
+
+
+class VolumeTier(StrictModel):
+    """A graduated discount on the part of a month's list-price spend above `above_monthly_usd`."""
+
+    above_monthly_usd: float = Field(ge=0)
+    discount: float = Field(ge=0, lt=1)
+
+
+class ScheduledDiscount(StrictModel):
+    """A contract discount that starts in a given month of the TCO horizon (1 = the first month)."""
+
+    from_month: int = Field(ge=1)
+    discount: float = Field(ge=0, lt=1)
+
+
+class Pricing(StrictModel):
+    """Per-token prices: a catalog entry, inline rates, or a catalog entry with some rates overridden."""
+
+    catalog: str | None = Field(default=None, description="Catalog entry to start from; default: the target's model.")
+    input_per_mtok: float | None = _rate()
+    output_per_mtok: float | None = _rate()
+    cached_input_per_mtok: float | None = _rate()
+    cache_write_per_mtok: float | None = _rate()
+    reasoning_per_mtok: float | None = Field(default=None, ge=0, description="Default: the output rate.")
+    long_context: list[LongContextTier] = Field(default_factory=list)
+    discount: float = Field(default=0.0, ge=0, lt=1, description="Negotiated discount off list, on every token.")
+    volume_tiers: list[VolumeTier] = Field(default_factory=list)
+    discount_schedule: list[ScheduledDiscount] = Field(default_factory=list)
+
+    @field_validator(
+        "input_per_mtok", "output_per_mtok", "cached_input_per_mtok", "cache_write_per_mtok", "reasoning_per_mtok"
+    )
+    @classmethod
+    def _rates(cls, v: float | None) -> float | None:
+        return _per_mtok(v)
+
+    @field_validator("long_context", "volume_tiers", "discount_schedule")
+    @classmethod
+    def _ascending(cls, v: list[Any], info: Any) -> list[Any]:
+        key = {"long_context": "above_input_tokens", "volume_tiers": "above_monthly_usd"}.get(
+            info.field_name, "from_month"
+        )
+        values = [getattr(x, key) for x in v]
+        if values != sorted(set(values)):
+            raise ValueError(f"entries must be in strictly increasing order of `{key}` (got {values})")
+        return v
+
+
+class Provisioned(StrictModel):
+    """Provisioned throughput: capacity units bought by the hour (Azure PTU, Bedrock model units)."""
+
+    unit_hourly_usd: float = Field(gt=0, description="Price of one unit for one hour.")
+    unit_tokens_per_s: float = Field(gt=0, description="Input+output tokens per second one unit sustains.")
+    min_units: int = Field(default=1, ge=1)
+    term_months: int = Field(default=1, ge=1, le=60, description="Commitment: units are fixed for each term.")
+
+
+class SelfHosted(StrictModel):
+    """Running the model yourself on rented or owned GPUs."""
+
+    gpu: str = Field(default="GPU", description="GPU type, for reports (e.g. H100-80GB).")
+    gpu_hourly_usd: float = Field(gt=0)
+    gpus_per_replica: int = Field(default=1, ge=1)
+    output_tokens_per_s: float | None = Field(
+        default=None, gt=0, description="One replica's output throughput at the SLO; or measured with --run."
+    )
+    target_utilization: float = Field(default=0.7, gt=0, le=1, description="Share of capacity planned to be used.")
+    headroom: float = Field(default=0.0, ge=0, le=10, description="Spare capacity on top of the peak (0.2 = 20%).")
+    min_replicas: int = Field(default=1, ge=1)
+    engineering_hours_per_month: float = Field(default=0.0, ge=0)
+    engineering_hourly_usd: float = Field(default=0.0, ge=0)
+    fixed_monthly_usd: float = Field(default=0.0, ge=0, description="Storage, monitoring, egress, licences.")
+    setup_usd: float = Field(default=0.0, ge=0, description="One-off cost, charged in the first month of a TCO.")
 
 
 class Target(StrictModel):
@@ -54,9 +166,31 @@ class Target(StrictModel):
         description="Name of the environment variable holding the key. The value is never stored.",
     )
     headers: dict[str, str] = Field(default_factory=dict, description="Extra HTTP headers (no secrets).")
-    deployment: Literal["serverless", "provisioned", "self_hosted"] = "serverless"
+    deployment: Literal["serverless", "provisioned", "self_hosted"] = Field(
+        default="serverless", description="How you run it today; `assay cost` prices this architecture."
+    )
+    pricing: Pricing | None = Field(default=None, description="Per-token prices; default: the catalog's for `model`.")
+    provisioned: Provisioned | None = None
+    self_hosted: SelfHosted | None = None
     region: str | None = None
     tags: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _deployment_has_its_costs(self) -> Target:
+        if self.deployment == "provisioned" and self.provisioned is None:
+            raise PydanticCustomError(
+                "missing_block",
+                "deployment is provisioned but the target has no `provisioned:` block (unit price and capacity)",
+                {"at": ("deployment",)},
+            )
+        if self.deployment == "self_hosted" and self.self_hosted is None and self.pricing is None:
+            raise PydanticCustomError(
+                "missing_block",
+                "deployment is self_hosted but the target has neither a `self_hosted:` block (GPU price and "
+                "throughput) nor `pricing:`",
+                {"at": ("deployment",)},
+            )
+        return self
 
     @field_validator("name")
     @classmethod
@@ -102,8 +236,9 @@ class ChatRequest:
 class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
-    cached_tokens: int = 0
-    reasoning_tokens: int = 0
+    cached_tokens: int = 0  # of input_tokens, read from the prompt cache
+    cache_write_tokens: int = 0  # of input_tokens, written to the prompt cache (Anthropic bills these higher)
+    reasoning_tokens: int = 0  # of output_tokens
     source: TokenSource = "none"
 
 
@@ -164,6 +299,7 @@ class Record:
     input_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
     reasoning_tokens: int = 0
     token_source: TokenSource = "none"
     http_status: int | None = None

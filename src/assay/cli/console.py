@@ -19,7 +19,7 @@ from assay.errors import ERROR_CLASSES
 from assay.model import Record
 from assay.stats import TargetSummary
 
-__all__ = ["ProbeProgress", "Terminated", "err", "failure_lines", "out", "probe_table", "run_async"]
+__all__ = ["ProbeProgress", "Terminated", "err", "failure_lines", "money", "out", "probe_table", "run_async"]
 
 T = TypeVar("T")
 
@@ -102,6 +102,17 @@ def failure_lines(summaries: dict[str, TargetSummary]) -> list[str]:
     return lines
 
 
+def money(v: float | None) -> str:
+    """Dollars at a precision that reads: $1,234 / $12.35 / $0.00123."""
+    if v is None:
+        return "–"
+    if abs(v) >= 1000:
+        return f"${v:,.0f}"
+    if abs(v) >= 1:
+        return f"${v:,.2f}"
+    return f"${v:.3g}" if v else "$0"
+
+
 def probe_table(summaries: dict[str, TargetSummary], title: str) -> Table:
     table = Table(
         title=title,
@@ -119,6 +130,7 @@ def probe_table(summaries: dict[str, TargetSummary], title: str) -> Table:
     table.add_column("TTFT", justify="right", no_wrap=True)
     table.add_column("E2E", justify="right", no_wrap=True)
     table.add_column("tok/s", justify="right", no_wrap=True)
+    table.add_column("$/success", justify="right", no_wrap=True)
     table.add_column("failed", justify="right", no_wrap=True)
     for name, s in summaries.items():
         rate = s.success_rate
@@ -132,6 +144,7 @@ def probe_table(summaries: dict[str, TargetSummary], title: str) -> Table:
             "/".join(_ms(s.ttft.p[k]).replace(",", "") for k in ("p50", "p90", "p99")),
             "/".join(_ms(s.e2e.p[k]).replace(",", "") for k in ("p50", "p90", "p99")),
             _ms(s.speed.p["p50"]),
+            money(s.cost_per_success_usd),
             Text(str(s.failed), style="red" if s.failed else "dim"),
         )
     return table

@@ -9,7 +9,8 @@ import typer
 
 from assay.cli.console import failure_lines, out, probe_table
 from assay.cli.probe import run_with_progress
-from assay.config import load_config, state_dir
+from assay.cli.project import load_project
+from assay.config import state_dir
 from assay.simulator import SimulatorProcess, builtin_spec
 from assay.store import Store
 from assay.suites.probe import ProbeOptions
@@ -59,7 +60,7 @@ def demo(
         out_dir.mkdir(parents=True, exist_ok=True)
         config_path = out_dir / "assay.yaml"
         config_path.write_text(demo_config_text(sim.urls), encoding="utf-8")
-        cfg = load_config(config_path)
+        cfg = load_project(config_path)
         opts = ProbeOptions.from_config(cfg, requests=requests, concurrency=concurrency)
         out.print(f"probing: {requests} streaming requests per vendor, {concurrency} in flight each…")
         db = state_dir() / "assay.db"

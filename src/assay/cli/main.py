@@ -7,13 +7,13 @@ import sys
 import typer
 
 from assay import __version__
-from assay.cli import demo, probe, project, report, simulator
+from assay.cli import cost, demo, prices, probe, project, report, simulator
 from assay.cli.console import Terminated, err
 from assay.errors import AssayError, ConfigError
 
 app = typer.Typer(
     name="assay",
-    help="Evidence for choosing LLM providers: reliability, latency, and a one-page scorecard.",
+    help="Evidence for choosing LLM providers: reliability, latency, cost, and a one-page scorecard.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -24,7 +24,10 @@ app.command("probe")(probe.probe)
 app.command("report")(report.report)
 app.command("runs")(report.runs)
 app.command("export")(report.export)
+app.command("cost")(cost.cost)
+app.command("tco")(cost.tco_cmd)
 app.command("demo")(demo.demo)
+app.add_typer(prices.app, name="prices")
 app.add_typer(simulator.app, name="simulator")
 
 

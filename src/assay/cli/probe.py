@@ -10,7 +10,8 @@ import orjson
 import typer
 
 from assay.cli.console import ProbeProgress, Terminated, err, failure_lines, out, probe_table, run_async
-from assay.config import ProjectConfig, load_config, state_dir
+from assay.cli.project import load_project
+from assay.config import ProjectConfig, state_dir
 from assay.errors import ConfigError
 from assay.model import Record
 from assay.suites.probe import ProbeOptions, ProbeResult, run_probe
@@ -54,7 +55,7 @@ def probe(
         cfg: ProjectConfig | None = None
         opts = ProbeOptions()
     else:
-        cfg = load_config(config)
+        cfg = load_project(config)
         opts = ProbeOptions.from_config(
             cfg,
             requests=requests,

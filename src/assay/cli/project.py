@@ -6,9 +6,16 @@ from pathlib import Path
 
 import typer
 
+from assay.catalog import load_catalog, price_problems
 from assay.cli.console import err, out
-from assay.config import example_config_text, load_config, missing_key_envs
+from assay.config import ProjectConfig, example_config_text, load_config, missing_key_envs, state_dir
 from assay.errors import ConfigError
+
+
+def load_project(path: Path) -> ProjectConfig:
+    """The project file, validated, with every target's price found (file:line errors otherwise)."""
+    catalog = load_catalog(state_dir())
+    return load_config(path, checks=[lambda cfg: price_problems(cfg.targets, catalog)])
 
 
 def init(
@@ -26,7 +33,7 @@ def validate(
     config: Path = typer.Option(Path("assay.yaml"), "-c", "--config", help="Project file to check."),
 ) -> None:
     """Check a project file; report every problem with file, line and field."""
-    cfg = load_config(config)
+    cfg = load_project(config)
     for warning in missing_key_envs(cfg):
         err.print(f"[yellow]warning:[/] {warning} (needed to run against it)")
     names = ", ".join(t.name for t in cfg.targets)

@@ -76,8 +76,10 @@ def _read_usage(usage: dict[str, Any], state: StreamState) -> None:
     """Anthropic reports input in message_start and the running output count in message_delta."""
     u = state.usage
     if "input_tokens" in usage:
-        u.input_tokens = int(usage["input_tokens"] or 0) + int(usage.get("cache_read_input_tokens") or 0)
+        # Anthropic's input_tokens excludes cache reads and writes; ours counts the whole prompt.
         u.cached_tokens = int(usage.get("cache_read_input_tokens") or 0)
+        u.cache_write_tokens = int(usage.get("cache_creation_input_tokens") or 0)
+        u.input_tokens = int(usage["input_tokens"] or 0) + u.cached_tokens + u.cache_write_tokens
     if "output_tokens" in usage:
         u.output_tokens = int(usage["output_tokens"] or 0)
     if usage:

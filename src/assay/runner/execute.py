@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from assay.clients import ProviderClient
+from assay.clients import ProviderClient, estimate_tokens
 from assay.clock import Clock, SystemClock
 from assay.errors import Cancelled, ProviderError
 from assay.model import ChatRequest, Completion, Record, Timing
@@ -77,7 +77,8 @@ def make_record(
     if completion is not None:
         u = completion.usage
         rec.input_tokens, rec.output_tokens = u.input_tokens, u.output_tokens
-        rec.cached_tokens, rec.reasoning_tokens, rec.token_source = u.cached_tokens, u.reasoning_tokens, u.source
+        rec.cached_tokens, rec.cache_write_tokens = u.cached_tokens, u.cache_write_tokens
+        rec.reasoning_tokens, rec.token_source = u.reasoning_tokens, u.source
         rec.http_status, rec.finish_reason, rec.request_id = (
             completion.http_status,
             completion.finish_reason,
@@ -91,6 +92,13 @@ def make_record(
         rec.http_status = error.http_status
         rec.retry_after_s = error.retry_after_s
         rec.rate_limit_headers = error.headers
+        if timing.content_ns:
+            # Generation had started, so the provider bills the prompt and the tokens it sent. The
+            # server's usage never arrived: estimate, and say so.
+            rec.input_tokens = sum(estimate_tokens(m.content) for m in item.request.messages)
+            rec.input_tokens += estimate_tokens(item.request.system or "")
+            rec.output_tokens = len(timing.content_ns)  # one content event carries about one token
+            rec.token_source = "estimate"
     elif error is not None:
         rec.error_class = "internal"
         rec.error_message = f"{type(error).__name__}: {error}"[:500]
@@ -107,6 +115,7 @@ class Runner:
     clock: Clock = field(default_factory=SystemClock)
     rng: random.Random = field(default_factory=lambda: random.Random(0))
     on_record: Callable[[Record], None] | None = None
+    price: Callable[[Record], float | None] | None = None  # sets each Record's cost_usd from its tokens
     keep_text: bool = True
     pace_s: float = 0.0  # > 0: a target's k-th pending item is not sent before start + k * pace_s
     _next_attempt: dict[ItemKey, int] = field(default_factory=dict, init=False, repr=False)
@@ -151,6 +160,8 @@ class Runner:
             await self._do(q.popleft())
 
     def _emit(self, record: Record) -> None:
+        if self.price is not None:
+            record.cost_usd = self.price(record)
         self.sink.put(record)
         self._written += 1
         if self.on_record is not None:

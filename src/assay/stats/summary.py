@@ -74,6 +74,12 @@ class TargetSummary:
     token_source: str
     retry_after: list[float]
     duration_s: float
+    cost_usd: float | None = None  # every attempt, failed ones included; None when no price is known
+
+    @property
+    def cost_per_success_usd(self) -> float | None:
+        """What one successful request cost, billed failures and retries spread over the successes."""
+        return self.cost_usd / self.succeeded if self.cost_usd is not None and self.succeeded else None
 
     @property
     def success_rate(self) -> float | None:
@@ -118,6 +124,8 @@ class TargetSummary:
             "input_tokens": {"total": self.input_tokens_total},
             "retry_after_s": {"count": len(self.retry_after), "p50": _r(ra["p50"]), "max": _r(ra["max"])},
             "duration_s": _r(self.duration_s, 3),
+            "cost_usd": _r(self.cost_usd, 8),
+            "cost_per_success_usd": _r(self.cost_per_success_usd, 8),
         }
 
 
@@ -153,6 +161,7 @@ def summarize(target: str, records: Sequence[Record], bucket_s: float | None = N
         token_source=sources.pop() if len(sources) == 1 else ("mixed" if sources else "none"),
         retry_after=[r.retry_after_s for r in attempts if r.retry_after_s is not None],
         duration_s=(max(ends) - min(starts)) if starts else 0.0,
+        cost_usd=sum(r.cost_usd or 0.0 for r in attempts) if any(r.cost_usd is not None for r in attempts) else None,
     )
 
 

@@ -59,6 +59,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX records_by_run ON records (run_id, target);
     """,
+    # 2: prompt-cache writes, which Anthropic bills above the input rate
+    """
+    ALTER TABLE records ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

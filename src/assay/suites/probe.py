@@ -19,16 +19,26 @@ import aiohttp
 import orjson
 
 import assay
+from assay.catalog import PriceBook, load_catalog
 from assay.clients import Timeouts, make_client, open_session
 from assay.clock import Clock, SystemClock
-from assay.config import ProbeSettings, ProjectConfig, missing_key_envs
+from assay.config import ProbeSettings, ProjectConfig, missing_key_envs, state_dir
 from assay.errors import ConfigError
 from assay.model import ChatRequest, Message, Record
 from assay.runner import RetryPolicy, Runner, WorkItem
 from assay.stats import TargetSummary, summarize
 from assay.store import RecordWriter, Store
 
-__all__ = ["ProbeOptions", "ProbeResult", "config_hash", "probe_items", "run_probe", "summarize_run", "versions"]
+__all__ = [
+    "ProbeOptions",
+    "ProbeResult",
+    "config_hash",
+    "price_book",
+    "probe_items",
+    "run_probe",
+    "summarize_run",
+    "versions",
+]
 
 SUITE = "probe"
 
@@ -91,6 +101,11 @@ def _checked_items(config: ProjectConfig, opts: ProbeOptions) -> list[WorkItem]:
     return items
 
 
+def price_book(config: ProjectConfig) -> PriceBook:
+    """Prices for every target, so each Record carries its cost; an unpriced target is refused here."""
+    return PriceBook.for_targets(config.targets, load_catalog(state_dir()))
+
+
 _SECRET_HINTS = ("auth", "key", "token", "secret", "password", "cookie")
 
 
@@ -125,6 +140,7 @@ class _Plan:
     items: list[WorkItem]
     done: set[tuple[str, str, str]]
     next_attempt: dict[tuple[str, str, str], int]
+    prices: PriceBook
 
     def pending(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -133,11 +149,13 @@ class _Plan:
         return out
 
 
-def _open_run(store: Store, config: ProjectConfig, opts: ProbeOptions, items: list[WorkItem], clock: Clock) -> _Plan:
+def _open_run(
+    store: Store, config: ProjectConfig, opts: ProbeOptions, items: list[WorkItem], prices: PriceBook, clock: Clock
+) -> _Plan:
     run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime(clock.wall_s())) + "-" + secrets.token_hex(3)
     params = opts.model_dump(mode="json")
     store.create_run(run_id, "probe", clock.wall_s(), config_hash(config), stored_config(config), params, versions())
-    return _Plan(run_id, config, opts, items, set(), {})
+    return _Plan(run_id, config, opts, items, set(), {}, prices)
 
 
 def _reopen_run(store: Store, run_id: str) -> _Plan:
@@ -147,9 +165,10 @@ def _reopen_run(store: Store, run_id: str) -> _Plan:
     config = ProjectConfig.model_validate(info.config)
     opts = ProbeOptions.model_validate(info.params)
     items = _checked_items(config, opts)
+    prices = price_book(config)
     done, next_attempt = store.attempts_so_far(info.run_id)
     store.set_status(info.run_id, "running")
-    return _Plan(info.run_id, config, opts, items, done, next_attempt)
+    return _Plan(info.run_id, config, opts, items, done, next_attempt, prices)
 
 
 async def _execute(
@@ -176,6 +195,7 @@ async def _execute(
                 retry,
                 clock=clock,
                 on_record=on_record,
+                price=plan.prices.cost,
                 keep_text=False,
                 pace_s=pace_s,
             )
@@ -203,17 +223,19 @@ async def run_probe(
     """
     clock = clock or SystemClock()
     items: list[WorkItem] = []
+    prices: PriceBook | None = None
     if resume is None:
         if config is None:
             raise ConfigError("a new probe needs a config")
         items = _checked_items(config, opts)  # refuse bad input before anything is written
+        prices = price_book(config)
     store = Store(db_path)
     try:
         if resume:
             plan = _reopen_run(store, resume)
         else:
-            assert config is not None  # checked above, before the store was opened
-            plan = _open_run(store, config, opts, items, clock)
+            assert config is not None and prices is not None  # checked above, before the store was opened
+            plan = _open_run(store, config, opts, items, prices, clock)
         if on_start:
             on_start(plan.run_id, plan.pending())
         await _execute(store, plan, db_path, clock, on_record)

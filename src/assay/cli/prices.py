@@ -1,0 +1,80 @@
+"""`assay prices`: look up and refresh the price catalog."""
+
+from __future__ import annotations
+
+import sys
+
+import orjson
+import typer
+from rich import box
+from rich.table import Table
+
+from assay.catalog import LITELLM_URL, ModelPrice, load_catalog, update_catalog
+from assay.cli.console import out
+from assay.config import state_dir
+
+app = typer.Typer(help="Model list prices (USD per million tokens): show, search, update.", no_args_is_help=True)
+
+
+def _rate(v: object) -> str:
+    return "–" if v is None else f"${float(v):,.4g}"  # type: ignore[arg-type]
+
+
+def price_table(prices: list[ModelPrice]) -> Table:
+    table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, caption="USD per million tokens")
+    table.caption_justify = "left"
+    columns = ("model", "provider", "input", "output", "cache read", "cache write", "batch in/out", "context", "tiers")
+    for col in columns:
+        words = col in ("provider", "tiers")
+        table.add_column(col, justify="left" if words or col == "model" else "right", no_wrap=not words, overflow="fold")
+    for p in prices:
+        tiers = "; ".join(f">{t.above_input_tokens // 1000}k: {_rate(t.input)}/{_rate(t.output)}" for t in p.tiers)
+        table.add_row(
+            p.name,
+            p.provider or "–",
+            _rate(p.input),
+            _rate(p.output),
+            _rate(p.cached_input),
+            _rate(p.cache_write),
+            f"{_rate(p.batch_input)}/{_rate(p.batch_output)}" if p.batch_input is not None else "–",
+            f"{p.context_window:,}" if p.context_window else "–",
+            tiers or "–",
+        )
+    return table
+
+
+@app.command("show")
+def show(
+    models: list[str] = typer.Argument(..., help="Catalog names, e.g. gpt-4o-mini claude-haiku-4-5."),
+    as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
+) -> None:
+    """Prices of the named models."""
+    catalog = load_catalog(state_dir())
+    prices = [catalog.require(m) for m in models]
+    if as_json:
+        sys.stdout.write(orjson.dumps({p.name: p.to_json() for p in prices}).decode() + "\n")
+        return
+    out.print(price_table(prices))
+    out.print(f"[dim]catalog: {catalog.source}, built {catalog.built}[/]")
+
+
+@app.command("search")
+def search(text: str = typer.Argument(..., help="Part of a model name.")) -> None:
+    """Catalog entries whose name contains TEXT."""
+    catalog = load_catalog(state_dir())
+    names = catalog.search(text, limit=40)
+    if not names:
+        out.print(f"no catalog entry contains {text!r}")
+        raise typer.Exit(1)
+    out.print(price_table([catalog.models[n] for n in names]))
+
+
+@app.command("update")
+def update(
+    source: str | None = typer.Option(
+        None, "--from", help=f"LiteLLM price map: a file or URL (default {LITELLM_URL})."
+    ),
+) -> None:
+    """Refresh the catalog from LiteLLM's price map; cached under $ASSAY_HOME/catalog."""
+    catalog = update_catalog(state_dir(), source)
+    out.print(f"[green]ok[/] {len(catalog.models):,} models from {source or LITELLM_URL} → {catalog.path}")
