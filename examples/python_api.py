@@ -34,8 +34,15 @@ async def main() -> None:
         config = parse_config(
             f"""
 targets:
-  - {{name: swift, api: openai, base_url: "{sim.urls["swift"]}/v1", model: swift-mini}}
-  - {{name: atlas, api: anthropic, base_url: "{sim.urls["atlas"]}", model: atlas-opus}}
+  - name: swift
+    base_url: "{sim.urls["swift"]}/v1"
+    model: swift-mini
+    pricing: {{input_per_mtok: 0.20, output_per_mtok: 0.80}}   # simulated models are not in the catalog
+  - name: atlas
+    api: anthropic
+    base_url: "{sim.urls["atlas"]}"
+    model: atlas-opus
+    pricing: {{input_per_mtok: 5, output_per_mtok: 25}}
 """
         )
         with tempfile.TemporaryDirectory() as tmp:
@@ -44,6 +51,7 @@ targets:
         for name, summary in result.summaries.items():
             print(
                 f"{name}: success {summary.success_rate:.0%}, TTFT p90 {summary.ttft.p['p90']:.0f} ms, "
+                f"${summary.cost_per_success_usd:.6f} per success, "
                 f"errors { ({k: v for k, v in summary.errors.items() if v}) }"
             )
     finally:

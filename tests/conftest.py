@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from assay.model import Target
+from assay.model import Pricing, Target
 from assay.simulator import (
     Faults,
     ModelProfile,
@@ -21,6 +21,8 @@ from assay.simulator import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
+# Simulated models are not in the price catalog; tests price them inline, as a user would.
+PRICE = "{input_per_mtok: 1, output_per_mtok: 2}"
 ASSAY = str(REPO / ".venv" / "bin" / "assay") if (REPO / ".venv" / "bin" / "assay").exists() else "assay"
 
 
@@ -51,7 +53,11 @@ def fault_spec(kinds: list[str], **profile: object) -> SimulatorSpec:
 def target_for(sim: RunningSimulator | SimulatorProcess, vendor: str, model: str, api: str = "openai") -> Target:
     url = sim.urls[vendor]
     return Target(
-        name=f"{vendor}-{model}-{api}", api=api, base_url=url + ("/v1" if api == "openai" else ""), model=model
+        name=f"{vendor}-{model}-{api}",
+        api=api,
+        base_url=url + ("/v1" if api == "openai" else ""),
+        model=model,
+        pricing=Pricing(input_per_mtok=1, output_per_mtok=2),
     )
 
 

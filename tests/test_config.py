@@ -22,6 +22,7 @@ targets:
     api: anthropic
     base_url: https://api.anthropic.com
     model: claude
+    pricing: {input_per_mtok: 1, output_per_mtok: 5}
 probe:
   requests: 10
 """
@@ -57,7 +58,7 @@ def test_every_problem_is_reported_at_once() -> None:
     found = problems(text)
     assert len(found) == 2
     assert any(p.startswith("assay.yaml:8: targets[1].api:") and "'openai' or 'anthropic'" in p for p in found)
-    assert any(p.startswith("assay.yaml:12: probe.requests:") and "greater than or equal to 1" in p for p in found)
+    assert any(p.startswith("assay.yaml:13: probe.requests:") and "greater than or equal to 1" in p for p in found)
 
 
 def test_missing_field_points_at_its_parent() -> None:
@@ -118,7 +119,9 @@ def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
     assert path.read_text() == "mine"
 
 
-@pytest.mark.parametrize("name", ["three-vendors.yaml", "self-hosted.yaml"])
+@pytest.mark.parametrize("name", ["three-vendors.yaml", "self-hosted.yaml", "support-chatbot.yaml"])
 def test_shipped_examples_validate(name: str) -> None:
-    cfg = load_config(Path(__file__).parent.parent / "examples" / name)
+    from assay.cli.project import load_project
+
+    cfg = load_project(Path(__file__).parent.parent / "examples" / name)  # prices included
     assert len(cfg.targets) == 3

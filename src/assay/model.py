@@ -24,6 +24,7 @@ __all__ = [
     "Pricing",
     "Provisioned",
     "Record",
+    "ScheduledDiscount",
     "SelfHosted",
     "StrictModel",
     "Target",

@@ -14,6 +14,7 @@ from assay.report.scorecard import write_report
 from assay.simulator import Faults, ModelProfile, SimulatorSpec, Vendor, start_simulator
 from assay.store import Store
 from assay.suites.probe import ProbeOptions, run_probe
+from tests.conftest import PRICE
 
 CHROMIUM = find_chromium()
 
@@ -30,8 +31,8 @@ async def report_dir(tmp_path: Path) -> Path:
     sim = await start_simulator(spec)
     url = sim.urls["v"]
     cfg = parse_config(
-        f"targets:\n  - {{name: steady, base_url: '{url}/v1', model: good}}\n"
-        f"  - {{name: broken, base_url: '{url}/v1', model: server_error}}\n"
+        f"targets:\n  - {{name: steady, base_url: '{url}/v1', model: good, pricing: {PRICE}}}\n"
+        f"  - {{name: broken, base_url: '{url}/v1', model: server_error, pricing: {PRICE}}}\n"
         "slo: {ttft_ms: 500, success_rate: 0.9}\n"
     )
     db = tmp_path / "assay.db"

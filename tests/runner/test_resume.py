@@ -19,11 +19,11 @@ from assay.config import parse_config
 from assay.simulator import Faults, SimulatorProcess, start_simulator
 from assay.store import Store
 from assay.suites.probe import ProbeOptions, run_probe
-from tests.conftest import ASSAY, cli_env, one_model_spec
+from tests.conftest import ASSAY, PRICE, cli_env, one_model_spec
 
 
 def config_for(url: str, names: tuple[str, ...] = ("a", "b")) -> str:
-    rows = "".join(f"  - {{name: {n}, api: openai, base_url: '{url}/v1', model: m}}\n" for n in names)
+    rows = "".join(f"  - {{name: {n}, api: openai, base_url: '{url}/v1', model: m, pricing: {PRICE}}}\n" for n in names)
     return "targets:\n" + rows
 
 
@@ -201,8 +201,9 @@ async def test_probing_a_subset_needs_only_its_keys(tmp_path: Path, monkeypatch:
     sim = await start_simulator(one_model_spec(ttft_ms=1, itl_ms=1, output_tokens=2))
     url = sim.urls["v"]
     cfg = parse_config(
-        f"targets:\n  - {{name: keyed, base_url: '{url}/v1', model: m, api_key_env: ASSAY_MISSING_KEY}}\n"
-        f"  - {{name: open, base_url: '{url}/v1', model: m}}\n"
+        f"targets:\n  - {{name: keyed, base_url: '{url}/v1', model: m, api_key_env: ASSAY_MISSING_KEY,"
+        f" pricing: {PRICE}}}\n"
+        f"  - {{name: open, base_url: '{url}/v1', model: m, pricing: {PRICE}}}\n"
     )
     try:
         result = await run_probe(cfg, ProbeOptions.from_config(cfg, requests=3, targets=("open",)), tmp_path / "a.db")

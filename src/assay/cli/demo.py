@@ -17,6 +17,24 @@ from assay.suites.probe import ProbeOptions
 
 # Which API each demo vendor speaks, to show both protocols in one run.
 _DEMO_APIS = {"swift": "openai", "meridian": "openai", "atlas": "anthropic"}
+# Other ways to buy two of them, so the TCO compares all three architectures.
+_DEMO_CAPACITY = {
+    "meridian": [
+        "    self_hosted:           # its open weights on your own GPUs",
+        "      gpu: L40S-48GB",
+        "      gpu_hourly_usd: 1.20",
+        "      output_tokens_per_s: 1500",
+        "      min_replicas: 2",
+        "      engineering_hours_per_month: 10",
+        "      engineering_hourly_usd: 100",
+    ],
+    "atlas": [
+        "    provisioned:           # reserved capacity, 12-month term",
+        "      unit_hourly_usd: 4.00",
+        "      unit_tokens_per_s: 3000",
+        "      term_months: 12",
+    ],
+}
 
 
 def demo_config_text(urls: dict[str, str]) -> str:
@@ -25,12 +43,17 @@ def demo_config_text(urls: dict[str, str]) -> str:
     for vendor in builtin_spec().vendors:
         api = _DEMO_APIS.get(vendor.name, "openai")
         base = urls[vendor.name] + ("/v1" if api == "openai" else "")
+        model = vendor.models[0]
         lines += [
             f"  - name: {vendor.name}            # {vendor.description}",
             f"    api: {api}",
             f"    base_url: {base}",
-            f"    model: {vendor.models[0].name}",
+            f"    model: {model.name}",
         ]
+        if model.list_price is not None:  # what the simulated vendor publishes
+            lp = model.list_price
+            lines.append(f"    pricing: {{input_per_mtok: {lp.input_per_mtok}, output_per_mtok: {lp.output_per_mtok}}}")
+        lines += _DEMO_CAPACITY.get(vendor.name, [])
     lines += [
         "probe:",
         "  timeout_s: 10",
@@ -40,6 +63,18 @@ def demo_config_text(urls: dict[str, str]) -> str:
         "  ttft_ms: 800",
         "  e2e_ms: 4000",
         "  success_rate: 0.95",
+        "workload:                  # a support chatbot",
+        "  daily_active_users: 2000",
+        "  turns_per_conversation: 4",
+        "  input_tokens_per_turn: 250",
+        "  output_tokens_per_turn: 120",
+        "  history: full",
+        "  peak_to_average: 3",
+        "  monthly_growth: 0.04",
+        "constraints:",
+        "  monthly_budget_usd: 1500",
+        "  max_cost_per_interaction_usd: 0.01",
+        "  p95_latency_ms: 4000",
         "",
     ]
     return "\n".join(lines)

@@ -21,17 +21,21 @@ def _rate(v: object) -> str:
 
 
 def price_table(prices: list[ModelPrice]) -> Table:
-    table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, caption="USD per million tokens")
+    table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, caption="USD per million tokens; tiers: long-context rates (in/out) once input exceeds the threshold")
     table.caption_justify = "left"
-    columns = ("model", "provider", "input", "output", "cache read", "cache write", "batch in/out", "context", "tiers")
+    columns = ("model", "in", "out", "cache rd", "cache wr", "batch in/out", "context", "tiers")
+    width = max((len(p.name) for p in prices), default=10)
     for col in columns:
-        words = col in ("provider", "tiers")
-        table.add_column(col, justify="left" if words or col == "model" else "right", no_wrap=not words, overflow="fold")
+        if col == "model":
+            table.add_column(col, no_wrap=True, min_width=width)
+        elif col == "tiers":
+            table.add_column(col, overflow="fold", min_width=5)
+        else:
+            table.add_column(col, justify="right", no_wrap=True)
     for p in prices:
         tiers = "; ".join(f">{t.above_input_tokens // 1000}k: {_rate(t.input)}/{_rate(t.output)}" for t in p.tiers)
         table.add_row(
             p.name,
-            p.provider or "–",
             _rate(p.input),
             _rate(p.output),
             _rate(p.cached_input),

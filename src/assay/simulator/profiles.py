@@ -133,8 +133,16 @@ class Incident(StrictModel):
         return self
 
 
+class ListPrice(StrictModel):
+    """What the simulated vendor charges, USD per million tokens; `assay demo` prices its targets with it."""
+
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+
+
 class ModelProfile(StrictModel):
     name: str
+    list_price: ListPrice | None = None
     ttft_ms: Dist = Field(default_factory=lambda: Dist(value=200))
     itl_ms: Dist = Field(default_factory=lambda: Dist(value=20))
     output_tokens: Dist = Field(default_factory=lambda: Dist(value=64))
