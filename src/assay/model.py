@@ -111,6 +111,19 @@ class Pricing(StrictModel):
     def _rates(cls, v: float | None) -> float | None:
         return _per_mtok(v)
 
+    @model_validator(mode="after")
+    def _cache_reads_are_cheaper(self) -> Pricing:
+        # A cache read dearer than a fresh input token is a typo (often a rate in the wrong field or unit).
+        cached, fresh = self.cached_input_per_mtok, self.input_per_mtok
+        if cached is not None and fresh is not None and cached > fresh:
+            raise PydanticCustomError(
+                "inconsistent_rates",
+                "cached_input_per_mtok ({cached}) is above input_per_mtok ({input}); cache reads are billed "
+                "below the input rate",
+                {"cached": cached, "input": fresh, "at": ("cached_input_per_mtok",)},
+            )
+        return self
+
     @field_validator("long_context", "volume_tiers", "discount_schedule")
     @classmethod
     def _ascending(cls, v: list[Any], info: Any) -> list[Any]:

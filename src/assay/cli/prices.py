@@ -16,12 +16,15 @@ from assay.config import state_dir
 app = typer.Typer(help="Model list prices (USD per million tokens): show, search, update.", no_args_is_help=True)
 
 
+_CAPTION = "USD per million tokens; tiers: long-context rates (in/out) once input exceeds the threshold"
+
+
 def _rate(v: object) -> str:
     return "–" if v is None else f"${float(v):,.4g}"  # type: ignore[arg-type]
 
 
 def price_table(prices: list[ModelPrice]) -> Table:
-    table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, caption="USD per million tokens; tiers: long-context rates (in/out) once input exceeds the threshold")
+    table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, caption=_CAPTION)
     table.caption_justify = "left"
     columns = ("model", "in", "out", "cache rd", "cache wr", "batch in/out", "context", "tiers")
     width = max((len(p.name) for p in prices), default=10)
