@@ -23,7 +23,10 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     for name in ("swift", "meridian", "atlas"):
         assert name in run.stdout
     html = (tmp_path / "out" / "index.html").read_text()
-    assert "Reliability &amp; latency scorecard" in html
+    assert "Reliability, latency &amp; cost scorecard" in html
+    assert "Cheapest for the workload: swift" in html
+    assert html.count("<svg") == 6  # latency CDFs, failures, uptime; cost vs volume, TCO, cost vs latency
+    assert "cost · 2,000 users/day" in run.stdout and "assay tco -c" in run.stdout
     cfg = load_config(tmp_path / "out" / "assay.yaml")  # the demo leaves a config the user can reuse
     assert [t.api for t in cfg.targets] == ["openai", "openai", "anthropic"]
     assert all(t.base_url.startswith("http://127.0.0.1:") for t in cfg.targets)

@@ -15,11 +15,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from assay.economics import usd_text
 from assay.errors import ERROR_CLASSES
 from assay.model import Record
 from assay.stats import TargetSummary
 
-__all__ = ["ProbeProgress", "Terminated", "err", "failure_lines", "money", "out", "probe_table", "run_async"]
+__all__ = ["ProbeProgress", "Terminated", "err", "failure_lines", "out", "probe_table", "run_async"]
 
 T = TypeVar("T")
 
@@ -102,17 +103,6 @@ def failure_lines(summaries: dict[str, TargetSummary]) -> list[str]:
     return lines
 
 
-def money(v: float | None) -> str:
-    """Dollars at a precision that reads: $1,234 / $12.35 / $0.00123."""
-    if v is None:
-        return "–"
-    if abs(v) >= 1000:
-        return f"${v:,.0f}"
-    if abs(v) >= 1:
-        return f"${v:,.2f}"
-    return f"${v:.3g}" if v else "$0"
-
-
 def probe_table(summaries: dict[str, TargetSummary], title: str) -> Table:
     table = Table(
         title=title,
@@ -144,7 +134,7 @@ def probe_table(summaries: dict[str, TargetSummary], title: str) -> Table:
             "/".join(_ms(s.ttft.p[k]).replace(",", "") for k in ("p50", "p90", "p99")),
             "/".join(_ms(s.e2e.p[k]).replace(",", "") for k in ("p50", "p90", "p99")),
             _ms(s.speed.p["p50"]),
-            money(s.cost_per_success_usd),
+            usd_text(s.cost_per_success_usd),
             Text(str(s.failed), style="red" if s.failed else "dim"),
         )
     return table

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from assay.catalog import PriceBook, load_catalog
-from assay.cli.console import money, out
+from assay.cli.console import out
 from assay.cli.project import load_project
 from assay.config import ProjectConfig, state_dir
 from assay.economics import (
@@ -28,6 +28,7 @@ from assay.economics import (
     measure,
     tco,
     tornado,
+    usd_text,
     volume,
 )
 from assay.store import Store
@@ -77,21 +78,21 @@ def cost_table(report: CostReport) -> Table:
     ):
         table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
     for name, t in report.targets.items():
-        source = " [dim](measured tokens)[/]" if t.measured and t.measured.successes else ""
+        source = " [dim](measured tokens)[/]" if t.declared is not None and t.workload != t.declared else ""
         table.add_row(
             name + source,
             t.architecture.replace("_", "-"),
-            money(float(t.cost_per_interaction)),
-            money(float(t.cost_per_conversation)),
-            Text(money(float(t.monthly)), style="bold"),
-            _check(t.checks.get("monthly_budget_usd"), money),
-            _check(t.checks.get("max_cost_per_interaction_usd"), money),
+            usd_text(float(t.cost_per_interaction)),
+            usd_text(float(t.cost_per_conversation)),
+            Text(usd_text(float(t.monthly)), style="bold"),
+            _check(t.checks.get("monthly_budget_usd"), usd_text),
+            _check(t.checks.get("max_cost_per_interaction_usd"), usd_text),
             _check(t.checks.get("p95_latency_ms"), lambda ms: f"{ms:,.0f} ms"),
         )
     names = {
-        "monthly_budget_usd": lambda v: f"budget {money(v)}/month",
-        "max_cost_per_interaction_usd": lambda v: f"at most {money(v)} per interaction",
-        "p95_latency_ms": lambda v: f"p95 latency at most {v:,.0f} ms (measured with --run)",
+        "monthly_budget_usd": lambda v: f"budget {usd_text(v)}/month",
+        "max_cost_per_interaction_usd": lambda v: f"at most {usd_text(v)} per interaction",
+        "p95_latency_ms": lambda v: f"p95 latency at most {v:,.0f} ms",
     }
     c = [names[k](v.limit) for k, v in _limits(report).items()]
     table.caption = "constraints: " + ("; ".join(c) if c else "none set (add `constraints:` to the config)")
@@ -124,7 +125,7 @@ def cost(
     out.print(cost_table(report))
     for name, t in report.targets.items():
         alt = {a: c for a, c in t.by_architecture.items() if a != t.architecture}
-        others = [f"{a.replace('_', '-')} {money(float(c))}" for a, c in alt.items()]
+        others = [f"{a.replace('_', '-')} {usd_text(float(c))}" for a, c in alt.items()]
         if others:
             out.print(f"  {name} bought another way, per month: {', '.join(others)}", highlight=False)
     if run_id:
@@ -200,9 +201,9 @@ def tco_table(lines: list[TcoLine], months: int) -> Table:
         style = "bold green" if line.label == cheapest else ""
         table.add_row(
             Text(line.label + ("  ← cheapest" if line.label == cheapest else ""), style=style),
-            *(money(float(line.monthly[m - 1])) for m in marks),
+            *(usd_text(float(line.monthly[m - 1])) for m in marks),
             span,
-            Text(money(float(line.total)), style=style or "bold"),
+            Text(usd_text(float(line.total)), style=style or "bold"),
         )
     return table
 
@@ -237,5 +238,5 @@ def tco_cmd(
     top = swings[cheapest][:4]
     if top:
         pct = int(cfg.tco.sensitivity * 100)
-        parts = [f"{s.name} {money(float(s.tco_low))}–{money(float(s.tco_high))}" for s in top]
+        parts = [f"{s.name} {usd_text(float(s.tco_low))}–{usd_text(float(s.tco_high))}" for s in top]
         out.print(f"[bold]sensitivity[/] of {cheapest}'s TCO to ±{pct}%: " + "; ".join(parts), highlight=False)

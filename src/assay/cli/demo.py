@@ -7,10 +7,13 @@ from pathlib import Path
 
 import typer
 
+from assay.catalog import PriceBook, load_catalog
 from assay.cli.console import failure_lines, out, probe_table
+from assay.cli.cost import cost_table
 from assay.cli.probe import run_with_progress
 from assay.cli.project import load_project
 from assay.config import state_dir
+from assay.economics import cost_report, measure
 from assay.simulator import SimulatorProcess, builtin_spec
 from assay.store import Store
 from assay.suites.probe import ProbeOptions
@@ -106,7 +109,11 @@ def demo(
     for line in failure_lines(result.summaries):
         out.print(line, highlight=False, soft_wrap=True)
     with Store(db) as store:
+        measured = measure(store.iter_records(result.run_id))
         paths = write_report(store, result.run_id, out_dir, result.summaries)
+    book = PriceBook.for_targets(cfg.targets, load_catalog(state_dir()))
+    out.print(cost_table(cost_report(cfg, book, measured, result.run_id, measured_tokens=False)))
+    out.print(f"[dim]over years, with break-even volumes:[/] assay tco -c {config_path}")
     out.print(f"\nscorecard: [bold green]{paths['html'].resolve()}[/]")
     out.print(f"markdown:  {paths['markdown'].resolve()}")
     out.print(f"config:    {config_path.resolve()}   [dim](done in {time.monotonic() - t0:.0f} s)[/]")

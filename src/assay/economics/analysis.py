@@ -34,6 +34,7 @@ __all__ = [
     "tco",
     "tornado",
     "usd",
+    "usd_text",
 ]
 
 STEADY = 0  # a month with no one-off costs and the base contract discount
@@ -42,6 +43,21 @@ SCALES = [10 ** (k / 40) for k in range(-120, 121)]  # 0.001x to 1000x the decla
 
 def usd(v: Decimal | None, places: int = 6) -> float | None:
     return None if v is None else round(float(v), places)
+
+
+def usd_text(v: float | Decimal | None) -> str:
+    """Dollars as people read them: $1,234 · $12.35 · $0.00751 (three significant figures, never 7.5e-05)."""
+    if v is None:
+        return "–"
+    x = float(v)
+    if abs(x) >= 1000:
+        return f"${x:,.0f}"
+    if abs(x) >= 1 or x == 0:
+        return f"${x:,.2f}"
+    digits = 2 - math.floor(math.log10(abs(x)))
+    text = f"{x:.{digits}f}".rstrip("0")
+    whole, _, cents = text.partition(".")
+    return f"${whole}.{cents.ljust(2, '0')}"
 
 
 @dataclass(frozen=True)
@@ -78,6 +94,7 @@ class TargetCost:
     checks: dict[str, LimitCheck]
     measured: Measured | None = None
     units: int | None = None
+    declared: Workload | None = None  # the config's workload, to tell measured tokens apart
 
     def to_json(self) -> dict[str, Any]:
         budget, per_call = self.checks.get("monthly_budget_usd"), self.checks.get("max_cost_per_interaction_usd")
@@ -98,7 +115,7 @@ class TargetCost:
                 "output": self.workload.output_tokens_per_turn,
                 "reasoning": self.workload.reasoning_tokens_per_turn,
                 "cached_input_fraction": self.workload.cached_input_fraction,
-                "source": "measured" if self.measured and self.measured.successes else "declared",
+                "source": "measured" if self.workload != self.declared else "declared",
             },
         }
         if self.units is not None:
@@ -140,26 +157,34 @@ def _workload(config: ProjectConfig) -> Workload:
 
 
 def all_options(
-    config: ProjectConfig, book: PriceBook, measured: dict[str, Measured] | None = None
+    config: ProjectConfig, book: PriceBook, measured: dict[str, Measured] | None = None, measured_tokens: bool = True
 ) -> list[tuple[Option, Workload]]:
-    """Every (target, architecture) the config prices, each with the workload it sees."""
+    """Every (target, architecture) the config prices, each with the workload it sees.
+
+    With a run, each target's tokens per turn are the measured ones unless `measured_tokens` is off
+    (a probe's one short prompt says little about a workload's turns; its latency still counts).
+    """
     w = _workload(config)
     out = []
     for t in config.targets:
         m = (measured or {}).get(t.name)
-        tw = with_measured_tokens(w, m) if m else w
+        tw = with_measured_tokens(w, m) if m and measured_tokens else w
         for opt in options_for(t, book.prices.get(t.name), m.output_tokens_per_s if m else None):
             out.append((opt, tw))
     return out
 
 
 def cost_report(
-    config: ProjectConfig, book: PriceBook, measured: dict[str, Measured] | None = None, run_id: str | None = None
+    config: ProjectConfig,
+    book: PriceBook,
+    measured: dict[str, Measured] | None = None,
+    run_id: str | None = None,
+    measured_tokens: bool = True,
 ) -> CostReport:
     """Each target on the architecture it is deployed on, checked against the constraints."""
     c = config.constraints
     by_target: dict[str, list[tuple[Option, Workload]]] = {}
-    for opt, tw in all_options(config, book, measured):
+    for opt, tw in all_options(config, book, measured, measured_tokens):
         by_target.setdefault(opt.target.name, []).append((opt, tw))
     out: dict[str, TargetCost] = {}
     for t in config.targets:
@@ -191,8 +216,9 @@ def cost_report(
             checks={k: v for k, v in checks.items() if v is not None},
             measured=m,
             units=month.units,
+            declared=_workload(config),
         )
-    return CostReport(_workload(config), out)
+    return CostReport(_workload(config), out, run_id)
 
 
 def cost_curve(opt: Option, w: Workload, scales: Iterable[float] = SCALES) -> list[tuple[float, Decimal]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import matplotlib
@@ -16,7 +16,15 @@ from matplotlib.figure import Figure
 from assay.errors import ERROR_CLASSES
 from assay.stats import TargetSummary
 
-__all__ = ["PALETTE", "error_bars_svg", "latency_cdf_svg", "uptime_svg"]
+__all__ = [
+    "PALETTE",
+    "cost_latency_svg",
+    "cost_volume_svg",
+    "error_bars_svg",
+    "latency_cdf_svg",
+    "tco_svg",
+    "uptime_svg",
+]
 
 CDF_MAX_POINTS = 2000  # points per plotted CDF: finer than a reader can see, small enough for an inline SVG
 PALETTE = ["#2563eb", "#d97706", "#059669", "#db2777", "#7c3aed", "#0891b2", "#65a30d", "#dc2626"]
@@ -124,5 +132,123 @@ def uptime_svg(summaries: Sequence[TargetSummary]) -> str:
         ax.set_xlabel("seconds since start")
         ax.grid(axis="y", visible=False)
         ax.set_xlim(left=0)
+        fig.tight_layout()
+        return _svg(fig)
+
+
+_ARCH_STYLE = {"serverless": "-", "provisioned": "--", "self_hosted": ":"}
+
+
+def _dollars(ax: Any) -> None:
+    """Dollar tick labels ($0.001, $10, $10k) instead of powers of ten."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    def fmt(v: float, _pos: int) -> str:
+        if v >= 1e6:
+            return f"${v / 1e6:g}M"
+        if v >= 1e3:
+            return f"${v / 1e3:g}k"
+        return f"${v:g}"
+
+    ax.yaxis.set_major_locator(LogLocator(base=10, numticks=8))
+    ax.yaxis.set_major_formatter(FuncFormatter(fmt))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, p: ""))
+
+
+def cost_volume_svg(
+    curves: Mapping[str, tuple[str, str, list[tuple[float, Any]]]],
+    evens: Sequence[Any],
+    dau: float,
+    colours: dict[str, str],
+    budget: float | None,
+) -> str:
+    """Monthly cost against users per day, one line per (target, architecture); break-evens marked."""
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(3.7, 2.9))
+        for label, (target, arch, points) in curves.items():
+            xs = [p[0] for p in points]
+            ys = [float(p[1]) for p in points]
+            ax.plot(xs, ys, _ARCH_STYLE.get(arch, "-"), color=colours.get(target, "#64748b"), lw=1.5, label=label)
+        seen = set()
+        for b in evens:  # first crossing of each pair, inside the plotted range
+            if (b.a, b.b) in seen or not dau / 100 <= b.daily_active_users <= dau * 100:
+                continue
+            seen.add((b.a, b.b))
+            cost = next(float(c) for u, c in curves[b.a][2] if u >= b.daily_active_users)
+            ax.plot([b.daily_active_users], [cost], "o", ms=4, mfc="white", mec="#0f172a", mew=1.0, zorder=5)
+        ax.axvline(dau, color="#0f172a", lw=0.8, ls="-", alpha=0.5)
+        ax.annotate(
+            "your workload",
+            (dau, 1),
+            xycoords=("data", "axes fraction"),
+            fontsize=7.5,
+            color="#334155",
+            xytext=(3, -10),
+            textcoords="offset points",
+        )
+        if budget:
+            ax.axhline(budget, color="#b91c1c", lw=0.8, ls="--")
+            ax.annotate(
+                "budget",
+                (0, budget),
+                xycoords=("axes fraction", "data"),
+                fontsize=7.5,
+                color="#b91c1c",
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("users per day")
+        ax.set_ylabel("per month")
+        _dollars(ax)
+        ax.legend(frameon=False, fontsize=6.5, loc="lower right")
+        fig.tight_layout()
+        return _svg(fig)
+
+
+def tco_svg(lines: Sequence[Any], colours: dict[str, str]) -> str:
+    """Cumulative cost month by month, one line per (target, architecture)."""
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(3.7, 2.9))
+        for line in lines:
+            cumulative = np.cumsum([float(v) for v in line.monthly])
+            months = np.arange(1, len(cumulative) + 1)
+            ax.plot(
+                months,
+                cumulative,
+                _ARCH_STYLE.get(line.architecture, "-"),
+                color=colours.get(line.target, "#64748b"),
+                lw=1.5,
+                label=line.label,
+            )
+        ax.set_xlabel("month")
+        ax.set_ylabel("cumulative cost")
+        ax.set_yscale("log")
+        _dollars(ax)
+        ax.legend(frameon=False, fontsize=6.5, loc="lower right")
+        ax.set_xlim(1, max((len(ln.monthly) for ln in lines), default=1))
+        fig.tight_layout()
+        return _svg(fig)
+
+
+def cost_latency_svg(
+    points: Sequence[tuple[str, float, float]], colours: dict[str, str], p95_limit: float | None
+) -> str:
+    """Cost per interaction against measured p95 latency: the cheap-and-fast corner is bottom left."""
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(3.7, 2.9))
+        for name, cost, p95 in points:
+            ax.scatter([p95], [cost], s=46, color=colours.get(name, "#64748b"), zorder=3)
+            ax.annotate(name, (p95, cost), fontsize=8, xytext=(5, 3), textcoords="offset points")
+        if p95_limit:
+            ax.axvline(p95_limit, color="#b91c1c", lw=0.8, ls="--")
+        ax.set_yscale("log")
+        ax.set_xlabel("E2E p95, ms (measured)")
+        ax.set_ylabel("per interaction")
+        _dollars(ax)
+        lo, hi = min(p[1] for p in points), max(p[1] for p in points)
+        ax.set_ylim(lo / 2.5, hi * 2.5)
+        ax.set_xlim(left=0, right=max([p[2] for p in points] + [p95_limit or 0]) * 1.25)
         fig.tight_layout()
         return _svg(fig)

@@ -9,8 +9,12 @@ from typing import Any
 
 import jinja2
 
+from assay.catalog import load_catalog
+from assay.config import ProjectConfig, state_dir
+from assay.economics import measure, usd_text
 from assay.errors import ERROR_CLASSES
 from assay.report import plots
+from assay.report.costs import CostView, build_cost_view
 from assay.stats import LATENCY_TIERS, TargetSummary
 from assay.store import RunInfo, Store
 
@@ -47,6 +51,7 @@ class Scorecard:
     plots: dict[str, str]
     prompt: str
     error_classes: tuple[str, ...] = ERROR_CLASSES
+    cost: CostView | None = None
 
     @property
     def slo_text(self) -> list[str]:
@@ -139,7 +144,7 @@ def _pct(v: float | None, digits: int = 1) -> str:
     return "–" if v is None else f"{v * 100:.{digits}f}%"
 
 
-_ENV.filters.update(ms=_ms, pct=_pct)
+_ENV.filters.update(ms=_ms, pct=_pct, usd=usd_text)
 _ENV.globals.update(tiers=LATENCY_TIERS, inf=float("inf"))
 
 
@@ -151,9 +156,22 @@ def render_markdown(card: Scorecard) -> str:
     return _ENV.get_template("scorecard.md.j2").render(card=card)
 
 
+def cost_view(store: Store, run: RunInfo, colours: dict[str, str]) -> CostView | None:
+    """The cost section, when the run's config declares a workload."""
+    if not run.config.get("workload"):
+        return None
+    config = ProjectConfig.model_validate(run.config)
+    return build_cost_view(config, load_catalog(state_dir()), measure(store.iter_records(run.run_id)), colours)
+
+
 def write_report(store: Store, run_id: str, out_dir: Path, summaries: dict[str, TargetSummary]) -> dict[str, Path]:
     """Write index.html and scorecard.md into `out_dir`; files appear whole or not at all."""
-    card = build_scorecard(store.run(run_id), summaries)
+    run = store.run(run_id)
+    card = build_scorecard(run, summaries)
+    card.cost = cost_view(store, run, {r.name: r.colour for r in card.rows})
+    if card.cost and card.cost.rows:
+        cheapest = min(card.cost.rows, key=lambda r: r.monthly)
+        card.headline.append(f"Cheapest for the workload: {cheapest.name} ({usd_text(cheapest.monthly)}/month).")
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"html": out_dir / "index.html", "markdown": out_dir / "scorecard.md"}
     for kind, text in (("html", render_html(card)), ("markdown", render_markdown(card))):
