@@ -119,3 +119,20 @@ def test_measured_run_prices_every_attempt_and_feeds_cost(tmp_path: Path, demo_p
         assert t["tokens_per_turn"]["output"] <= 40
         assert t["checks"]["p95_latency_ms"]["value"] == pytest.approx(m["p95_e2e_ms"], abs=0.05)
         assert isinstance(t["meets_p95_latency"], bool)
+
+
+def test_cost_doc_shows_what_the_commands_print(tmp_path: Path) -> None:
+    """docs/COST.md quotes the example's output; it must not drift from what assay prints."""
+    doc = (REPO / "docs" / "COST.md").read_text()
+    readme = (REPO / "README.md").read_text()
+    cost = assay(tmp_path, "cost", "-c", str(EXAMPLE)).stdout
+    tco = assay(tmp_path, "tco", "-c", str(EXAMPLE)).stdout
+    for line in cost.splitlines():
+        if line.startswith(" openai-mini") or line.startswith(" claude-haiku") or line.startswith(" llama-vllm"):
+            assert line.rstrip() in doc, line
+            assert line.rstrip()[:100] in readme, line
+    for line in tco.splitlines():
+        if "/" in line and line.startswith(" ") and "$" in line:
+            assert line.rstrip() in doc, line
+    for figure in ("7,605 users/day", "77,877 users/day", "$2,717–$5,240"):
+        assert figure in tco and figure in doc
