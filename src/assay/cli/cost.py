@@ -139,9 +139,7 @@ def tco_json(
     for line in lines:
         entry = line.to_json()
         entry["break_even"] = [
-            {**b.to_json(), "vs": b.b if b.a == line.label else b.a}
-            for b in evens
-            if line.label in (b.a, b.b)
+            {**b.to_json(), "vs": b.b if b.a == line.label else b.a} for b in evens if line.label in (b.a, b.b)
         ]
         entry["sensitivity"] = [s.to_json() for s in swings[line.label]]
         targets.setdefault(line.target, {})[line.architecture] = entry

@@ -199,9 +199,7 @@ def cost_report(
         m = (measured or {}).get(t.name)
         checks = {
             "monthly_budget_usd": LimitCheck.at_most(c.monthly_budget_usd, usd(month.total, 2)),
-            "max_cost_per_interaction_usd": LimitCheck.at_most(
-                c.max_cost_per_interaction_usd, usd(per_interaction, 8)
-            ),
+            "max_cost_per_interaction_usd": LimitCheck.at_most(c.max_cost_per_interaction_usd, usd(per_interaction, 8)),
             "p95_latency_ms": LimitCheck.at_most(c.p95_latency_ms, m.p95_e2e_ms if m else None),
         }
         out[t.name] = TargetCost(
@@ -448,5 +446,3 @@ def tornado(opt: Option, w: Workload, months: int, swing: float) -> list[Swing]:
         hi_o, hi_w, hi_v = vary(opt, w, 1 + swing)
         out.append(Swing(name, lo_v, hi_v, tco(lo_o, lo_w, months).total, tco(hi_o, hi_w, months).total))
     return sorted(out, key=lambda s: s.width, reverse=True)
-
-
