@@ -234,3 +234,24 @@ def test_self_hosted_without_throughput_says_what_to_add() -> None:
     )
     with pytest.raises(ConfigError, match="self_hosted needs output_tokens_per_s"):
         cost_report(cfg, PriceBook.for_targets(cfg.targets, load_catalog()))
+
+
+def test_measured_throughput_counts_only_requests_that_met_the_slo() -> None:
+    from assay.config import SLO
+    from assay.economics import measure, options_for
+    from assay.model import Record
+
+    def rec(item: str, start_s: float, e2e_ms: float, tokens: int) -> Record:
+        sent = 1_000_000_000
+        return Record(
+            "r", "gpu", "probe", item, 0, "ok", start_s,
+            sent_ns=sent, first_token_ns=sent + 10_000_000, done_ns=sent + int(e2e_ms * 1e6), output_tokens=tokens,
+        )  # fmt: skip
+
+    records = [rec("0", 100.0, 1000, 500), rec("1", 100.5, 3500, 700)]  # the second misses a 2 s E2E SLO
+    m = measure(records, SLO(e2e_ms=2000))["gpu"]
+    assert m.output_tokens_per_s == pytest.approx(500 / 4.0)  # span 100.0 s to 104.0 s
+    assert measure(records)["gpu"].output_tokens_per_s == pytest.approx(1200 / 4.0)
+    t = _target(deployment="self_hosted", self_hosted=SelfHosted(gpu_hourly_usd=1))
+    (opt,) = options_for(t, None, m.output_tokens_per_s)
+    assert opt.output_tokens_per_s == pytest.approx(125.0)

@@ -45,7 +45,7 @@ def _inputs(config: Path, run: str | None) -> tuple[ProjectConfig, PriceBook, di
         return cfg, book, None, None
     with Store(state_dir() / "assay.db") as store:
         info = store.run(run)
-        measured = measure(store.iter_records(info.run_id))
+        measured = measure(store.iter_records(info.run_id), cfg.slo)
     return cfg, book, measured, info.run_id
 
 

@@ -109,7 +109,7 @@ def demo(
     for line in failure_lines(result.summaries):
         out.print(line, highlight=False, soft_wrap=True)
     with Store(db) as store:
-        measured = measure(store.iter_records(result.run_id))
+        measured = measure(store.iter_records(result.run_id), cfg.slo)
         paths = write_report(store, result.run_id, out_dir, result.summaries)
     book = PriceBook.for_targets(cfg.targets, load_catalog(state_dir()))
     out.print(cost_table(cost_report(cfg, book, measured, result.run_id, measured_tokens=False)))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from assay.config import Workload
+from assay.config import SLO, Workload
 from assay.model import Record
 
 __all__ = ["Measured", "measure", "with_measured_tokens"]
@@ -25,7 +25,7 @@ class Measured:
     cached_fraction: float
     cost_usd: float  # every attempt of the run, failed ones included
     p95_e2e_ms: float | None
-    output_tokens_per_s: float | None  # aggregate over the run's span: what this target delivered
+    output_tokens_per_s: float | None  # over the run's span, counting only requests that met the SLO
 
     @property
     def cost_per_success_usd(self) -> float | None:
@@ -48,15 +48,21 @@ class Measured:
         }
 
 
-def measure(records: Iterable[Record]) -> dict[str, Measured]:
+def measure(records: Iterable[Record], slo: SLO | None = None) -> dict[str, Measured]:
+    """Per target; with an SLO, throughput counts only the output of requests that met it (goodput)."""
     by_target: dict[str, list[Record]] = {}
     for r in records:
         if r.error_class != "cancelled":
             by_target.setdefault(r.target, []).append(r)
-    return {name: _one(name, recs) for name, recs in by_target.items()}
+    return {name: _one(name, recs, slo or SLO()) for name, recs in by_target.items()}
 
 
-def _one(name: str, recs: list[Record]) -> Measured:
+def _meets(r: Record, slo: SLO) -> bool:
+    checks = ((slo.ttft_ms, r.ttft_ms), (slo.e2e_ms, r.e2e_ms), (slo.tpot_ms, r.tpot_ms))
+    return all(bound is None or (v is not None and v <= bound) for bound, v in checks)
+
+
+def _one(name: str, recs: list[Record], slo: SLO) -> Measured:
     ok = [r for r in recs if r.ok]
     n = len(ok)
     inp = sum(r.input_tokens for r in ok)
@@ -67,7 +73,7 @@ def _one(name: str, recs: list[Record]) -> Measured:
         start = min(r.wall_start_s for r in ok)
         end = max(r.wall_start_s + (r.e2e_ms or 0) / 1e3 for r in ok)
         if end > start:
-            tps = sum(r.output_tokens for r in ok) / (end - start)
+            tps = sum(r.output_tokens for r in ok if _meets(r, slo)) / (end - start)
     return Measured(
         target=name,
         successes=n,

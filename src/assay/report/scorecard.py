@@ -161,7 +161,8 @@ def cost_view(store: Store, run: RunInfo, colours: dict[str, str]) -> CostView |
     if not run.config.get("workload"):
         return None
     config = ProjectConfig.model_validate(run.config)
-    return build_cost_view(config, load_catalog(state_dir()), measure(store.iter_records(run.run_id)), colours)
+    measured = measure(store.iter_records(run.run_id), config.slo)
+    return build_cost_view(config, load_catalog(state_dir()), measured, colours)
 
 
 def write_report(store: Store, run_id: str, out_dir: Path, summaries: dict[str, TargetSummary]) -> dict[str, Path]:
