@@ -386,12 +386,14 @@ def _token_price(o: Option, w: Workload, f: float) -> tuple[Option, Workload, fl
     return replace(o, price=_scaled_price(o.price, dec(f))), w, f
 
 
-def _hosting(name: str) -> Variant:
+def _capacity(block: str, name: str) -> Variant:
+    """Vary one field of the target's `provisioned` or `self_hosted` block."""
+
     def vary(o: Option, w: Workload, f: float) -> tuple[Option, Workload, float]:
-        h = o.target.self_hosted
-        assert h is not None
-        v = getattr(h, name) * f
-        return replace(o, target=o.target.model_copy(update={"self_hosted": h.model_copy(update={name: v})})), w, v
+        section = getattr(o.target, block)
+        assert section is not None
+        v = getattr(section, name) * f
+        return replace(o, target=o.target.model_copy(update={block: section.model_copy(update={name: v})})), w, v
 
     return vary
 
@@ -400,16 +402,6 @@ def _throughput(o: Option, w: Workload, f: float) -> tuple[Option, Workload, flo
     assert o.output_tokens_per_s is not None
     v = o.output_tokens_per_s * f
     return replace(o, output_tokens_per_s=v), w, v
-
-
-def _unit(name: str) -> Variant:
-    def vary(o: Option, w: Workload, f: float) -> tuple[Option, Workload, float]:
-        p = o.target.provisioned
-        assert p is not None
-        v = getattr(p, name) * f
-        return replace(o, target=o.target.model_copy(update={"provisioned": p.model_copy(update={name: v})})), w, v
-
-    return vary
 
 
 def _variants(arch: Architecture) -> dict[str, Variant]:
@@ -426,15 +418,15 @@ def _variants(arch: Architecture) -> dict[str, Variant]:
         return {
             **common,
             "peak_to_average": _workload_input("peak_to_average", 1.0),
-            "unit_hourly_usd": _unit("unit_hourly_usd"),
-            "unit_tokens_per_s": _unit("unit_tokens_per_s"),
+            "unit_hourly_usd": _capacity("provisioned", "unit_hourly_usd"),
+            "unit_tokens_per_s": _capacity("provisioned", "unit_tokens_per_s"),
         }
     return {
         **common,
         "peak_to_average": _workload_input("peak_to_average", 1.0),
-        "gpu_hourly_usd": _hosting("gpu_hourly_usd"),
+        "gpu_hourly_usd": _capacity("self_hosted", "gpu_hourly_usd"),
         "output_tokens_per_s": _throughput,
-        "engineering_hourly_usd": _hosting("engineering_hourly_usd"),
+        "engineering_hourly_usd": _capacity("self_hosted", "engineering_hourly_usd"),
     }
 
 
