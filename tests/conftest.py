@@ -21,6 +21,9 @@ from assay.simulator import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
+# Local copies of public datasets (never copied into the repo): $ASSAY_DATA_DIR, else ../shared/datasets.
+DATA_DIR = Path(os.environ.get("ASSAY_DATA_DIR") or REPO.parent / "shared" / "datasets")
+
 # Simulated models are not in the price catalog; tests price them inline, as a user would.
 PRICE = "{input_per_mtok: 1, output_per_mtok: 2}"
 ASSAY = str(REPO / ".venv" / "bin" / "assay") if (REPO / ".venv" / "bin" / "assay").exists() else "assay"

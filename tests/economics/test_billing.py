@@ -10,10 +10,9 @@ import pytest
 from assay.catalog import Catalog, ModelPrice, PriceBook, Tier, TokenCounts, convert_litellm, load_catalog
 from assay.catalog.table import _read, write_table
 from assay.model import Pricing, Record, Target
+from tests.conftest import DATA_DIR
 
-SHARED_PRICES = (
-    Path(__file__).resolve().parents[3] / "shared" / "datasets" / "prices" / "model_prices_and_context_window.json"
-)
+SHARED_PRICES = DATA_DIR / "prices" / "model_prices_and_context_window.json"
 D = Decimal
 
 

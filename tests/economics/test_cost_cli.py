@@ -12,11 +12,11 @@ import pytest
 
 from assay.cli.demo import demo_config_text
 from assay.simulator import SimulatorProcess
-from tests.conftest import ASSAY, cli_env
+from tests.conftest import ASSAY, DATA_DIR, cli_env
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "support-chatbot.yaml"
-SHARED_PRICES = REPO.parent / "shared" / "datasets" / "prices" / "model_prices_and_context_window.json"
+SHARED_PRICES = DATA_DIR / "prices" / "model_prices_and_context_window.json"
 
 
 def assay(tmp_path: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
