@@ -1,6 +1,7 @@
 """Statistics over Records: percentiles with CIs, reliability, summaries."""
 
 from assay.stats.percentiles import QUANTILES, bootstrap_ci, percentiles
+from assay.stats.quality import Comparison, holm, items_needed, mcnemar_exact, mean_ci, paired_bootstrap, wilson
 from assay.stats.reliability import Bucket, error_counts, error_examples, uptime
 from assay.stats.summary import LATENCY_TIERS, Latency, TargetSummary, latency_tier, summarize
 
@@ -8,13 +9,20 @@ __all__ = [
     "LATENCY_TIERS",
     "QUANTILES",
     "Bucket",
+    "Comparison",
     "Latency",
     "TargetSummary",
     "bootstrap_ci",
     "error_counts",
     "error_examples",
+    "holm",
+    "items_needed",
     "latency_tier",
+    "mcnemar_exact",
+    "mean_ci",
+    "paired_bootstrap",
     "percentiles",
     "summarize",
     "uptime",
+    "wilson",
 ]

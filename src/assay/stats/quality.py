@@ -1,0 +1,148 @@
+"""Scores with confidence intervals, paired comparisons between targets, and how many items a test needs.
+
+- A pass rate gets a Wilson interval (good at small n and near 0 or 1, unlike the normal one).
+- A continuous score (F1, ROUGE-L, similarity) gets a percentile bootstrap interval.
+- Two targets on the same items are compared *paired*: exact McNemar on the items where they
+  disagree (pass/fail), a paired bootstrap of the mean difference otherwise.
+- Comparing every pair inflates false positives; Holm's step-down correction controls that.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as sps
+
+__all__ = [
+    "Comparison",
+    "holm",
+    "items_needed",
+    "mcnemar_exact",
+    "mean_ci",
+    "paired_bootstrap",
+    "wilson",
+]
+
+
+def wilson(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a proportion; (0, 1) when there is nothing to go on."""
+    if n <= 0:
+        return (0.0, 1.0)
+    z = float(sps.norm.ppf(0.5 + level / 2))
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def mean_ci(
+    values: Sequence[float], level: float = 0.95, n_boot: int = 2000, seed: int = 0
+) -> tuple[float, float] | None:
+    """Percentile-bootstrap interval of a mean (seeded, so a report is reproducible)."""
+    x = np.asarray(values, dtype=float)
+    if len(x) == 0:
+        return None
+    if len(x) == 1 or np.all(x == x[0]):
+        return (float(x[0]), float(x[0]))
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1)
+    a = (1 - level) / 2
+    return (float(np.quantile(means, a)), float(np.quantile(means, 1 - a)))
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value: b items only A passed, c only B passed (a binomial test at 1/2)."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    return float(min(1.0, 2 * sps.binom.cdf(min(b, c), n, 0.5)))
+
+
+def paired_bootstrap(
+    a: Sequence[float], b: Sequence[float], n_boot: int = 5000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float, tuple[float, float]]:
+    """Mean of a − b over the same items, a two-sided bootstrap p-value for 'no difference', and its CI.
+
+    The p-value is the share of resampled mean differences on the other side of zero, doubled
+    (the percentile method's test; with n_boot draws it cannot go below 1 / n_boot).
+    """
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    if len(d) == 0:
+        return (0.0, 1.0, (0.0, 0.0))
+    diff = float(d.mean())
+    if np.all(d == d[0]):
+        return (diff, 1.0 if diff == 0 else 0.0, (diff, diff))
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
+    below, above = float(np.mean(means <= 0)), float(np.mean(means >= 0))
+    p = min(1.0, 2 * min(below, above))
+    p = max(p, 1 / n_boot)
+    q = (1 - level) / 2
+    return (diff, p, (float(np.quantile(means, q)), float(np.quantile(means, 1 - q))))
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values, in the input order."""
+    m = len(pvalues)
+    order = sorted(range(m), key=lambda i: pvalues[i])
+    out = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        out[i] = running
+    return out
+
+
+def items_needed(
+    diff: float, base: float = 0.8, power: float = 0.8, alpha: float = 0.05, discordant: float | None = None
+) -> int:
+    """Items needed for a paired test to detect a pass-rate difference `diff` (e.g. 0.02 for 2 points).
+
+    Connor's formula for McNemar's test: with ψ the share of items on which the two targets
+    disagree, n = (z_{α/2}·√ψ + z_β·√(ψ − δ²))² / δ². Without a measured ψ, the targets are
+    taken as independent: ψ = p₁(1 − p₂) + p₂(1 − p₁) with p₁ = base, p₂ = base − diff, which is
+    the most pessimistic case; correlated models disagree less and need fewer items.
+    """
+    if not 0 < abs(diff) < 1:
+        raise ValueError("diff must be a rate difference between 0 and 1, e.g. 0.02 for two points")
+    p1, p2 = base, base - diff
+    psi = discordant if discordant is not None else p1 * (1 - p2) + p2 * (1 - p1)
+    if psi < diff * diff:
+        raise ValueError(f"a disagreement rate of {psi:g} cannot produce a difference of {diff:g}")
+    za, zb = float(sps.norm.ppf(1 - alpha / 2)), float(sps.norm.ppf(power))
+    n = (za * math.sqrt(psi) + zb * math.sqrt(psi - diff * diff)) ** 2 / (diff * diff)
+    return math.ceil(n)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Target a against target b on the same items of one suite."""
+
+    suite: str
+    a: str
+    b: str
+    n: int  # items both scored
+    diff: float  # score(a) − score(b)
+    test: str  # "mcnemar_exact" | "paired_bootstrap"
+    p_value: float
+    p_holm: float = 1.0
+    a_only: int = 0  # pass/fail: items only a passed
+    b_only: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "suite": self.suite,
+            "a": self.a,
+            "b": self.b,
+            "n": self.n,
+            "diff": round(self.diff, 6),
+            "test": self.test,
+            "p_value": round(self.p_value, 6),
+            "p_holm": round(self.p_holm, 6),
+            "a_only": self.a_only,
+            "b_only": self.b_only,
+        }
