@@ -125,8 +125,9 @@ def load_mmlu_redux(root: Path | None, cache: Path, include_flagged: bool = Fals
                 answer = int(row["answer"])
             except (KeyError, ValueError, SyntaxError, TypeError) as e:
                 raise ConfigError(f"{path}:{n}: expected `choices` as a list and `answer` as 0-3 ({e})") from None
-            flag = (row.get("error_type") or "OK").strip()
-            if flag != "OK" and not include_flagged:
+            # Upstream spells the labels many ways ("OK", "ok", "Wrong Groundtruth", "wrong_groundtruth").
+            flag = (row.get("error_type") or "ok").strip().lower().replace(" ", "_")
+            if flag != "ok" and not include_flagged:
                 continue
             items.append(
                 EvalItem(
@@ -135,7 +136,7 @@ def load_mmlu_redux(root: Path | None, cache: Path, include_flagged: bool = Fals
                     row["question"],
                     LETTERS[answer],
                     choices,
-                    tags=(subject,) if flag == "OK" else (subject, f"flagged:{flag}"),
+                    tags=(subject,) if flag == "ok" else (subject, f"flagged:{flag}"),
                 )
             )
     return items
