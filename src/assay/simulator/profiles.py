@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from assay.config import parse_yaml_model
 from assay.errors import ConfigError
@@ -140,9 +140,26 @@ class ListPrice(StrictModel):
     output_per_mtok: float = Field(ge=0)
 
 
+class Answers(StrictModel):
+    """How often the model answers a known dataset item right (the most specific setting wins)."""
+
+    accuracy: float = Field(default=0.7, ge=0, le=1, description="For any known item.")
+    by_dataset: dict[str, float] = Field(default_factory=dict, description="e.g. {gsm8k: 0.85}")
+    by_tag: dict[str, float] = Field(default_factory=dict, description="e.g. {negation: 0.4}; the lowest matching tag")
+
+    @field_validator("by_dataset", "by_tag")
+    @classmethod
+    def _probabilities(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = [k for k, p in v.items() if not 0 <= p <= 1]
+        if bad:
+            raise ValueError(f"probabilities must be between 0 and 1 (check {', '.join(bad)})")
+        return v
+
+
 class ModelProfile(StrictModel):
     name: str
     list_price: ListPrice | None = None
+    answers: Answers = Field(default_factory=Answers)
     ttft_ms: Dist = Field(default_factory=lambda: Dist(value=200))
     itl_ms: Dist = Field(default_factory=lambda: Dist(value=20))
     output_tokens: Dist = Field(default_factory=lambda: Dist(value=64))
@@ -163,6 +180,10 @@ class Vendor(StrictModel):
 class SimulatorSpec(StrictModel):
     seed: int = 0
     vendors: list[Vendor] = Field(min_length=1)
+    knowledge: list[str] = Field(
+        default_factory=lambda: ["demo-qa", "gsm8k", "mmlu-redux"],
+        description="Datasets whose items the models recognise (bundled, or local copies in $ASSAY_DATA_DIR).",
+    )
 
     def vendor(self, name: str) -> Vendor:
         for v in self.vendors:

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from assay.clock import Clock
 from assay.errors import AssayError
+from assay.simulator.answers import load_answer_key
 from assay.simulator.profiles import SimulatorSpec
 from assay.simulator.server import VendorServer
 
@@ -80,10 +81,11 @@ async def start_simulator(
 ) -> RunningSimulator:
     """Serve each vendor on its own port: `port`, `port+1`, ... (all ephemeral when `port` is 0)."""
     chosen = [spec.vendor(n) for n in vendors] if vendors else list(spec.vendors)
+    answers = load_answer_key(spec.knowledge)
     sim = RunningSimulator({}, {})
     loop = asyncio.get_running_loop()
     for i, vendor in enumerate(chosen):
-        server = VendorServer(vendor, seed=spec.seed)
+        server = VendorServer(vendor, seed=spec.seed, answers=answers)
         # Hung requests are part of the act; shutting down must not wait for them.
         runner = web.AppRunner(server.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()

@@ -21,6 +21,7 @@ import orjson
 from aiohttp import web
 
 from assay.clock import Clock, SystemClock
+from assay.simulator.answers import AnswerKey
 from assay.simulator.profiles import ModelProfile, Vendor
 from assay.simulator.ratelimit import Decision, RateLimiter
 from assay.simulator.text import words
@@ -58,14 +59,27 @@ class _Call:
     stream: bool
     include_usage: bool
     input_tokens: int
+    prompt: str = ""  # system and message texts, to recognise known dataset items
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _with_text(plan: Plan, text: str, max_tokens: int) -> Plan:
+    """The plan with its filler replaced by an answer, one word a token, timings kept (cut at max_tokens)."""
+    parts = text.split(" ")
+    tokens = [w if i == 0 else " " + w for i, w in enumerate(parts)][:max_tokens]
+    gaps = plan.itl_ms or [20.0]
+    itl = [gaps[i % len(gaps)] for i in range(len(tokens) - 1)]
+    return Plan(plan.fault, plan.ttft_ms, itl, tokens, min(plan.break_at, max(0, len(tokens) - 1)))
 
 
 class VendorServer:
     """One simulated vendor: its models, limits, faults and request log."""
 
-    def __init__(self, vendor: Vendor, seed: int = 0, clock: Clock | None = None) -> None:
+    def __init__(
+        self, vendor: Vendor, seed: int = 0, clock: Clock | None = None, answers: AnswerKey | None = None
+    ) -> None:
         self.vendor = vendor
+        self.answers = answers
         self.seed = seed
         self.clock: Clock = clock or SystemClock()
         self.started_ns = self.clock.now_ns()
@@ -140,6 +154,10 @@ class VendorServer:
         entry.update(id=rid, model=call.model, seq=seq, stream=call.stream)
         elapsed_s = (received_ns - self.started_ns) / 1e9
         plan = self.plan(state.profile, seq, call.max_tokens, call.input_tokens, elapsed_s)
+        if self.answers is not None and call.prompt and (item := self.answers.find(call.prompt)) is not None:
+            text, right = self.answers.answer(state.profile.answers, self.seed, call.model, item)
+            plan = _with_text(plan, text, call.max_tokens)
+            entry.update(item=item.id, right=right)
         decision = state.limiter.admit(call.input_tokens + call.max_tokens)
         headers = {"x-request-id": rid, **_limit_headers(decision, wire.api)}
         if not decision.allowed:
@@ -180,11 +198,12 @@ class VendorServer:
         max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
         if wire.api == "anthropic" and not isinstance(max_tokens, int):
             return self._reply(wire, 400, "max_tokens: field required")
-        chars = sum(len(str(m.get("content", ""))) for m in messages if isinstance(m, dict))
-        chars += len(str(body.get("system", "")))
+        texts = [str(body.get("system", ""))] + [str(m.get("content", "")) for m in messages if isinstance(m, dict)]
+        chars = sum(len(t) for t in texts)
         stream = bool(body.get("stream"))
         include_usage = wire.api == "anthropic" or bool((body.get("stream_options") or {}).get("include_usage"))
-        return _Call(model, int(max_tokens or 4096), stream, include_usage, max(1, (chars + 3) // 4))
+        prompt = "\n".join(texts) if self.answers is not None and self.answers.size else ""
+        return _Call(model, int(max_tokens or 4096), stream, include_usage, max(1, (chars + 3) // 4), prompt)
 
     def _reply(self, wire: Wire, status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
         return web.Response(
