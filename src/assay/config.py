@@ -8,13 +8,14 @@ the line, the field path and what was expected.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from assay.errors import ConfigError
@@ -24,8 +25,10 @@ __all__ = [
     "SLO",
     "Check",
     "Constraints",
+    "JudgeSettings",
     "ProbeSettings",
     "ProjectConfig",
+    "SuiteConfig",
     "TcoSettings",
     "Workload",
     "example_config_text",
@@ -103,6 +106,69 @@ class TcoSettings(StrictModel):
     sensitivity: float = Field(default=0.2, gt=0, lt=1, description="Tornado swing: each input moved ± this share.")
 
 
+ScorerName = Literal["exact", "contains", "numeric", "choice", "regex", "f1", "rouge_l", "json", "judge"]
+
+
+class JudgeSettings(StrictModel):
+    """An LLM judge: another target grades each reply against a rubric."""
+
+    target: str = Field(description="Name of the target that judges (one of `targets`).")
+    rubric: str = Field(
+        default="The reply is correct if it gives the same final answer as the reference, "
+        "even when worded differently; extra explanation is fine; a different or missing answer is incorrect.",
+        min_length=10,
+    )
+    retries: int = Field(default=2, ge=0, le=10, description="Re-asks when the verdict cannot be parsed.")
+    max_tokens: int = Field(default=256, ge=16)
+
+
+class SuiteConfig(StrictModel):
+    """One evaluation suite: a dataset, how each item is asked, and how replies are scored."""
+
+    name: str
+    kind: Literal["quality"] = "quality"
+    dataset: str = Field(description="gsm8k, mmlu-redux, mmlu, demo-qa, or a golden-set .jsonl/.csv path.")
+    scorer: ScorerName = "exact"
+    template: str | None = Field(default=None, description="Jinja2 prompt; default: the dataset's own.")
+    system: str | None = None
+    few_shot: int = Field(default=0, ge=0, le=20, description="Worked examples before the question.")
+    limit: int | None = Field(default=None, ge=1, description="The first N items in dataset order.")
+    sample: int | None = Field(default=None, ge=1, description="A seeded random N items.")
+    seed: int = 0
+    max_tokens: int = Field(default=512, ge=1)
+    temperature: float | None = Field(default=0.0, ge=0, le=2)
+    pattern: str | None = Field(default=None, description="For scorer regex; default: the expected answer.")
+    json_schema: dict[str, Any] | None = Field(default=None, description="For scorer json.")
+    threshold: float = Field(default=0.5, ge=0, le=1, description="Pass mark of graded scorers (f1, rouge_l).")
+    include_flagged: bool = Field(default=False, description="MMLU-Redux: keep items flagged as erroneous.")
+    judge: JudgeSettings | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", v):
+            raise ValueError("must be 1-64 letters, digits, '.', '_' or '-'")
+        return v
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as e:
+                raise ValueError(f"not a valid regular expression: {e}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _judge_when_judged(self) -> SuiteConfig:
+        if self.scorer == "judge" and self.judge is None:
+            raise PydanticCustomError(
+                "missing_judge", "scorer judge needs a `judge:` block naming the judging target", {"at": ("scorer",)}
+            )
+        return self
+
+
 class ProjectConfig(StrictModel):
     """The whole `assay.yaml`. Later capabilities add their own sections here."""
 
@@ -112,6 +178,40 @@ class ProjectConfig(StrictModel):
     workload: Workload | None = None
     constraints: Constraints = Field(default_factory=Constraints)
     tco: TcoSettings = Field(default_factory=TcoSettings)
+    suites: list[SuiteConfig] = Field(default_factory=list)
+
+    @field_validator("suites")
+    @classmethod
+    def _unique_suites(cls, suites: list[SuiteConfig]) -> list[SuiteConfig]:
+        seen: dict[str, int] = {}
+        for i, s in enumerate(suites):
+            if s.name in seen:
+                raise PydanticCustomError(
+                    "duplicate_name",
+                    "'{name}' is already the name of suites[{first}]; suite names must be unique",
+                    {"name": s.name, "first": seen[s.name], "at": (i, "name")},
+                )
+            seen[s.name] = i
+        return suites
+
+    @model_validator(mode="after")
+    def _judges_are_targets(self) -> ProjectConfig:
+        names = {t.name for t in self.targets}
+        for i, s in enumerate(self.suites):
+            if s.judge is not None and s.judge.target not in names:
+                raise PydanticCustomError(
+                    "unknown_target",
+                    "judge target '{name}' is not one of the targets ({known})",
+                    {"name": s.judge.target, "known": ", ".join(sorted(names)), "at": ("suites", i, "judge", "target")},
+                )
+        return self
+
+    def suite(self, name: str) -> SuiteConfig:
+        for s in self.suites:
+            if s.name == name:
+                return s
+        known = ", ".join(s.name for s in self.suites) or "none (add `suites:` to the config)"
+        raise ConfigError(f"no suite named {name!r}; the config has: {known}")
 
     @field_validator("targets")
     @classmethod

@@ -116,6 +116,7 @@ class Runner:
     rng: random.Random = field(default_factory=lambda: random.Random(0))
     on_record: Callable[[Record], None] | None = None
     price: Callable[[Record], float | None] | None = None  # sets each Record's cost_usd from its tokens
+    annotate: Callable[[Record], None] | None = None  # e.g. scores a reply, before the Record is written
     keep_text: bool = True
     pace_s: float = 0.0  # > 0: a target's k-th pending item is not sent before start + k * pace_s
     _next_attempt: dict[ItemKey, int] = field(default_factory=dict, init=False, repr=False)
@@ -162,6 +163,8 @@ class Runner:
     def _emit(self, record: Record) -> None:
         if self.price is not None:
             record.cost_usd = self.price(record)
+        if self.annotate is not None:
+            self.annotate(record)
         self.sink.put(record)
         self._written += 1
         if self.on_record is not None:

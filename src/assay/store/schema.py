@@ -63,6 +63,20 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE records ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;
     """,
+    # 3: replies reused across eval runs, keyed by (target, exact request)
+    """
+    CREATE TABLE response_cache (
+        key            TEXT PRIMARY KEY,      -- sha256 of api, base_url, model and the request body
+        response_text  TEXT NOT NULL,
+        input_tokens   INTEGER NOT NULL,
+        output_tokens  INTEGER NOT NULL,
+        cached_tokens  INTEGER NOT NULL,
+        reasoning_tokens INTEGER NOT NULL,
+        token_source   TEXT NOT NULL,
+        finish_reason  TEXT,
+        created_s      REAL NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

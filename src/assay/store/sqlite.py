@@ -159,6 +159,36 @@ class Store:
         for row in self.conn.execute(sql + " ORDER BY id", args):
             yield _record(row)
 
+    def cached(self, keys: list[str]) -> dict[str, sqlite3.Row]:
+        """Cached replies for these request keys (see suites.quality.request_key)."""
+        out: dict[str, sqlite3.Row] = {}
+        for i in range(0, len(keys), 500):  # SQLite's bound-variable limit
+            chunk = keys[i : i + 500]
+            sql = f"SELECT * FROM response_cache WHERE key IN ({','.join('?' * len(chunk))})"
+            out.update({row["key"]: row for row in self.conn.execute(sql, chunk)})
+        return out
+
+    def cache_replies(self, rows: list[tuple[str, Record]], now_s: float) -> None:
+        """Keep successful replies for reuse by later runs of the same exact requests."""
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO response_cache VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    key,
+                    r.response_text or "",
+                    r.input_tokens,
+                    r.output_tokens,
+                    r.cached_tokens,
+                    r.reasoning_tokens,
+                    r.token_source,
+                    r.finish_reason,
+                    now_s,
+                )
+                for key, r in rows
+                if r.ok
+            ],
+        )
+
     def attempts_so_far(self, run_id: str) -> tuple[set[tuple[str, str, str]], dict[tuple[str, str, str], int]]:
         """For resume: items already finished, and the next attempt number of every item seen."""
         done: set[tuple[str, str, str]] = set()
