@@ -8,6 +8,7 @@ import typer
 
 from assay import __version__
 from assay.cli import cost, demo, prices, probe, project, report, simulator
+from assay.cli import eval as eval_
 from assay.cli.console import Terminated, err
 from assay.errors import AssayError, ConfigError
 
@@ -24,6 +25,7 @@ app.command("probe")(probe.probe)
 app.command("report")(report.report)
 app.command("runs")(report.runs)
 app.command("export")(report.export)
+app.command("eval")(eval_.eval_cmd)
 app.command("cost")(cost.cost)
 app.command("tco")(cost.tco_cmd)
 app.command("demo")(demo.demo)

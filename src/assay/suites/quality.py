@@ -30,9 +30,10 @@ from assay.model import ChatRequest, Message, Record, StrictModel, Target
 from assay.runner import RetryPolicy, Runner, WorkItem
 from assay.store import RecordWriter, Store
 from assay.suites.probe import config_hash, price_book, stored_config, versions
-from assay.suites.scorers import SCORERS, Verdict, hallucinated
+from assay.suites.quality_summary import EvalSummary, summarize_eval
+from assay.suites.scorers import GRADED, SCORERS, Verdict, hallucinated
 
-__all__ = ["EvalOptions", "EvalPlan", "plan_eval", "render_prompt", "request_key", "run_eval"]
+__all__ = ["EvalOptions", "EvalPlan", "plan_eval", "render_prompt", "request_key", "run_eval", "summarize_run"]
 
 KIND = "eval"
 
@@ -191,9 +192,13 @@ def make_annotator(plan: EvalPlan) -> Callable[[Record], None]:
 
     def annotate(r: Record) -> None:
         sp = plan.suites.get(r.suite)
-        if sp is None or not r.ok or sp.suite.scorer == "judge":
+        if sp is None:
             return
         item = plan.item(r.suite, r.item_id)
+        if item.tags:
+            r.scores = {**r.scores, "tags": list(item.tags)}  # slices are read back from Records alone
+        if not r.ok or sp.suite.scorer == "judge":
+            return
         opts: dict[str, Any] = {"pattern": sp.suite.pattern, "schema": sp.suite.json_schema}
         opts["threshold"] = sp.suite.threshold
         verdict: Verdict = SCORERS[sp.suite.scorer](item, r.response_text or "", opts)
@@ -343,3 +348,15 @@ async def _send(
             keep_text=True,
         )
         await runner.run(pending, next_attempt=next_attempt)
+
+
+def summarize_run(store: Store, run_id: str) -> EvalSummary:
+    """The summary of a stored eval run, from its Records and its stored config alone."""
+    info = store.run(run_id)
+    if info.kind != KIND:
+        raise ConfigError(f"run {info.run_id} is a {info.kind} run, not an eval")
+    config = ProjectConfig.model_validate(info.config)
+    graded = {s.name: s.scorer in GRADED for s in config.suites}
+    records = list(store.iter_records(info.run_id))
+    tags = {(r.suite, r.item_id): tuple(r.scores.get("tags", ())) for r in records}
+    return summarize_eval(info.run_id, records, graded, tags, [t.name for t in config.targets])

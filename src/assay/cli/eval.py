@@ -1,0 +1,146 @@
+"""`assay eval`: quality of every target on the config's suites, with CIs and paired comparisons."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import typer
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from assay.cli.console import ProbeProgress, Terminated, err, out, run_async
+from assay.cli.project import load_project
+from assay.config import ProjectConfig, state_dir
+from assay.economics import usd_text
+from assay.errors import ConfigError
+from assay.model import Record
+from assay.store import Store
+from assay.suites.quality import EvalOptions, EvalRun, run_eval, summarize_run
+from assay.suites.quality_summary import EvalSummary
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{v * 100:.1f}"
+
+
+def eval_table(summary: EvalSummary) -> Table:
+    table = Table(
+        title=f"eval {summary.run_id}",
+        title_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        caption="score in % with its 95% CI (Wilson for pass rates, bootstrap for graded scores); "
+        "unscored: failed requests or undecided verdicts, never counted as fails",
+        caption_justify="left",
+    )
+    table.add_column("target", style="bold", no_wrap=True)
+    table.add_column("suite", no_wrap=True)
+    for col in ("score", "95% CI", "n", "unscored", "E2E p50", "cost"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for suite in summary.suites:
+        best = max((s.score or 0) for t in summary.targets if (s := summary.scores[t].get(suite)))
+        for t in summary.targets:
+            s = summary.scores[t].get(suite)
+            if s is None:
+                continue
+            style = "bold green" if s.score is not None and s.score == best else ""
+            table.add_row(
+                t,
+                suite,
+                Text(_pct(s.score), style=style),
+                "–" if s.ci95 is None else f"{s.ci95[0] * 100:.1f}–{s.ci95[1] * 100:.1f}",
+                str(s.n),
+                Text(str(s.unscored), style="yellow" if s.unscored else "dim"),
+                "–" if s.latency_p50_ms is None else f"{s.latency_p50_ms:,.0f} ms",
+                usd_text(s.cost_usd),
+            )
+        table.add_section()
+    return table
+
+
+def comparison_lines(summary: EvalSummary) -> list[str]:
+    lines = []
+    for c in summary.comparisons:
+        better, worse = (c.a, c.b) if c.diff >= 0 else (c.b, c.a)
+        mark = "[green]✓[/]" if c.p_holm < 0.05 else "[dim]–[/]"
+        detail = f"{c.a_only}/{c.b_only} discordant" if c.test == "mcnemar_exact" else "paired bootstrap"
+        lines.append(
+            f"  {mark} {c.suite}: {better} > {worse} by {abs(c.diff) * 100:.1f} pts, n={c.n} "
+            f"({detail}), p={c.p_value:.2g}, Holm p={c.p_holm:.2g}"
+        )
+    return lines
+
+
+def eval_cmd(
+    config: Path = typer.Option(Path("assay.yaml"), "-c", "--config", help="Project file with `suites:`."),
+    suite: list[str] = typer.Option([], "--suite", "-s", help="Run only this suite (repeatable)."),
+    target: list[str] = typer.Option([], "--target", "-t", help="Evaluate only this target (repeatable)."),
+    concurrency: int = typer.Option(8, "--concurrency", min=1, help="Requests in flight per target."),
+    timeout: float = typer.Option(120.0, "--timeout", min=0.001, help="Seconds allowed per request."),
+    retries: int = typer.Option(3, "--retries", min=0, max=10, help="Retries of transient errors per item."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="The first N items of each suite."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Local dataset copies (default $ASSAY_DATA_DIR)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Send every request, even ones answered before."),
+    resume: str | None = typer.Option(None, "--resume", help="Finish an interrupted eval (RUN_ID or 'latest')."),
+    as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
+) -> None:
+    """Score every target on the same items; CIs, paired significance tests, slices by tag."""
+    db = state_dir() / "assay.db"
+    cfg: ProjectConfig | None = None
+    opts = EvalOptions()
+    if resume is None:
+        cfg = load_project(config)
+        opts = EvalOptions(
+            suites=tuple(suite),
+            targets=tuple(target),
+            concurrency=concurrency,
+            timeout_s=timeout,
+            retries=retries,
+            data_dir=str(data_dir) if data_dir else None,
+            cache=not no_cache,
+            limit=limit,
+        )
+    elif suite or target or limit or data_dir:
+        raise ConfigError("--resume continues an eval with its stored options; drop the other options")
+    result = _run(cfg, opts, db, resume, quiet=as_json)
+    with Store(db) as store:
+        summary = summarize_run(store, result.run_id)
+    if as_json:
+        sys.stdout.write(orjson.dumps(summary.to_json()).decode() + "\n")
+        return
+    out.print(eval_table(summary))
+    if summary.comparisons:
+        out.print("[bold]paired comparisons[/] on the same items (✓: significant at 5% after Holm's correction)")
+        for line in comparison_lines(summary):
+            out.print(line, highlight=False)
+    out.print(f"[dim]full scorecard:[/] assay report {result.run_id}")
+
+
+def _run(cfg: ProjectConfig | None, opts: EvalOptions, db: Path, resume: str | None, quiet: bool) -> EvalRun:
+    state: dict[str, Any] = {}
+
+    def on_start(run_id: str, pending: dict[str, int]) -> None:
+        state["run_id"] = run_id
+        if not quiet and pending:
+            state["bar"] = ProbeProgress(err, pending).__enter__()
+
+    def on_record(r: Record) -> None:
+        if (bar := state.get("bar")) and r.target in bar.tasks:
+            bar.on_record(r)
+
+    try:
+        return run_async(run_eval(cfg, opts, db, resume=resume, on_record=on_record, on_start=on_start))
+    except (KeyboardInterrupt, Terminated):
+        if bar := state.pop("bar", None):
+            bar.__exit__()
+        if "run_id" in state:
+            err.print(f"[yellow]interrupted.[/] resume with: assay eval --resume {state['run_id']}")
+        raise
+    finally:
+        if bar := state.get("bar"):
+            bar.__exit__()
