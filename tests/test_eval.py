@@ -1,0 +1,165 @@
+"""`assay eval` end to end against the simulator: scores, determinism, cache, resume, JSON contract."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from assay.config import parse_config
+from assay.simulator import SimulatorProcess
+from assay.store import Store
+from assay.suites.quality import EvalOptions, run_eval, summarize_run
+from tests.conftest import ASSAY, DATA_DIR, cli_env
+
+needs_data = pytest.mark.skipif(not (DATA_DIR / "gsm8k").exists(), reason="shared datasets not available")
+
+
+def config_text(urls: dict[str, str], suites: str) -> str:
+    swift, atlas = urls["swift"], urls["atlas"]
+    return f"""
+targets:
+  - {{name: swift, base_url: "{swift}/v1", model: swift-mini, pricing: {{input_per_mtok: 0.2, output_per_mtok: 0.8}}}}
+  - {{name: atlas, api: anthropic, base_url: "{atlas}", model: atlas-opus,
+     pricing: {{input_per_mtok: 5, output_per_mtok: 25}}}}
+suites:
+{suites}
+"""
+
+
+# Fast vendors with the demo's answer behaviour: the statistics are what is under test, not latency.
+PROFILE = """
+vendors:
+  - name: swift
+    models:
+      - name: swift-mini
+        ttft_ms: {dist: lognormal, median: 8, sigma: 0.3}
+        itl_ms: 0.5
+        faults: {rate_limited: 0.03, server_error: 0.02}
+        retry_after_s: 0
+        answers: {accuracy: 0.62, by_dataset: {gsm8k: 0.55}, by_tag: {negation: 0.35}}
+  - name: atlas
+    models:
+      - name: atlas-opus
+        ttft_ms: 15
+        itl_ms: 1
+        answers: {accuracy: 0.9, by_dataset: {gsm8k: 0.92}}
+"""
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorProcess]:
+    import os
+
+    os.environ.setdefault("ASSAY_DATA_DIR", str(DATA_DIR))  # the child process learns the datasets' answers
+    profile = tmp_path_factory.mktemp("sim") / "vendors.yaml"
+    profile.write_text(PROFILE)
+    with SimulatorProcess(profile=profile, seed=3) as s:
+        yield s
+
+
+@needs_data
+async def test_scores_track_the_simulated_accuracy_and_replay_exactly(
+    tmp_path: Path, sim: SimulatorProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ASSAY_HOME", str(tmp_path / ".assay"))
+    suites = """  - {name: math, dataset: gsm8k, scorer: numeric, limit: 120, few_shot: 2}
+  - {name: qa, dataset: demo-qa, scorer: contains}"""
+    cfg = parse_config(config_text(sim.urls, suites))
+    opts = EvalOptions(concurrency=16, data_dir=str(DATA_DIR), cache=False, retries=5)
+    db = tmp_path / "a.db"
+    first = await run_eval(cfg, opts, db)
+    with Store(db) as store:
+        s = summarize_run(store, first.run_id)
+        recs = store.records(first.run_id)
+    swift, atlas = s.scores["swift"]["math"], s.scores["atlas"]["math"]
+    # Profiles: swift answers GSM8K right with p = 0.55, atlas with 0.92; the Wilson CIs must cover them.
+    assert swift.ci95[0] <= 0.55 <= swift.ci95[1]  # type: ignore[index]
+    assert atlas.ci95[0] <= 0.92 <= atlas.ci95[1]  # type: ignore[index]
+    assert swift.n == atlas.n == 120 and swift.scored + swift.unscored == 120
+    assert swift.cost_usd > 0 and atlas.cost_usd > swift.cost_usd
+    cmp = next(c for c in s.comparisons if c.suite == "math")
+    assert cmp.test == "mcnemar_exact" and cmp.p_holm < 0.05 and cmp.diff < 0  # swift (a) is worse
+    # Every Record keeps its exact prompt and reply; few-shot examples precede the question.
+    r = next(x for x in recs if x.ok and x.suite == "math")
+    assert r.prompt is not None and r.prompt.count("Question:") == 3 and r.response_text
+    assert "value" in r.scores and r.cost_usd is not None
+    # Slices by tag exist for the tagged demo set.
+    assert {sl.tag for sl in s.slices if sl.suite == "qa"} >= {"negation", "arithmetic", "long_context"}
+    # Same seed, same items: the same verdict for every item on a second run.
+    second = await run_eval(cfg, opts, db)
+    with Store(db) as store:
+        again = {(x.target, x.item_id): x.scores.get("passed") for x in store.records(second.run_id) if x.ok}
+    before = {(x.target, x.item_id): x.scores.get("passed") for x in recs if x.ok}
+    common = set(before) & set(again)
+    assert len(common) > 200 and all(before[k] == again[k] for k in common)
+
+
+async def test_cache_answers_repeats_without_sending(
+    tmp_path: Path, sim: SimulatorProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ASSAY_HOME", str(tmp_path / ".assay"))
+    cfg = parse_config(config_text(sim.urls, "  - {name: qa, dataset: demo-qa, scorer: contains, limit: 20}"))
+    db = tmp_path / "c.db"
+    first = await run_eval(cfg, EvalOptions(retries=5), db)
+    second = await run_eval(cfg, EvalOptions(retries=5), db)
+    with Store(db) as store:
+        a = {(r.target, r.item_id): r for r in store.records(first.run_id) if r.final and r.ok}
+        b = {(r.target, r.item_id): r for r in store.records(second.run_id) if r.final}
+        s2 = summarize_run(store, second.run_id)
+    hits = [r for k, r in b.items() if k in a]
+    assert hits and all(r.request_id == "cache" and r.scores.get("cached") for r in hits)
+    assert all(r.response_text == a[(r.target, r.item_id)].response_text for r in hits)
+    assert all(r.scores["passed"] == a[(r.target, r.item_id)].scores["passed"] for r in hits)
+    assert s2.scores["swift"]["qa"].cached == len([k for k in a if k[0] == "swift"])
+
+
+def test_eval_cli_json_contract_and_bad_input(tmp_path: Path, sim: SimulatorProcess) -> None:
+    (tmp_path / "assay.yaml").write_text(
+        config_text(sim.urls, "  - {name: qa, dataset: demo-qa, scorer: exact, limit: 30}")
+    )
+    run = subprocess.run(
+        [ASSAY, "eval", "-c", "assay.yaml", "--json", "--retries", "5"],
+        cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr.decode()
+    out = orjson.loads(run.stdout)
+    assert set(out) >= {"run_id", "targets", "comparisons"}
+    for t in ("swift", "atlas"):
+        qa = out["targets"][t]["qa"]
+        assert set(qa) >= {"n", "score", "ci95", "unscored", "cost_usd", "latency_ms"}
+        assert qa["n"] == 30 and qa["ci95"][0] <= qa["score"] <= qa["ci95"][1] and "p50" in qa["latency_ms"]
+    (c,) = out["comparisons"]
+    assert set(c) >= {"suite", "a", "b", "diff", "test", "p_value", "p_holm"}
+    db = sqlite3.connect(tmp_path / ".assay" / "assay.db")
+    assert db.execute("SELECT COUNT(*) FROM records WHERE prompt IS NULL").fetchone()[0] == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(config_text(sim.urls, "  - {name: qa, dataset: nope, scorer: judge}"))
+    run = subprocess.run([ASSAY, "eval", "-c", "bad.yaml"], cwd=tmp_path, env=cli_env(tmp_path), capture_output=True)
+    assert run.returncode == 2 and b"scorer judge needs a `judge:` block" in run.stderr
+    bad.write_text(config_text(sim.urls, "  - {name: qa, dataset: nope.jsonl, scorer: exact}"))
+    run = subprocess.run([ASSAY, "eval", "-c", "bad.yaml"], cwd=tmp_path, env=cli_env(tmp_path), capture_output=True)
+    assert run.returncode == 2 and b"nope.jsonl: no such golden-set file" in run.stderr
+    runs_before = db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+    assert runs_before == 1, "a refused eval writes no run"
+
+
+def test_golden_set_errors_point_at_the_line(tmp_path: Path) -> None:
+    from assay.datasets import load_golden
+    from assay.errors import ConfigError
+
+    path = tmp_path / "g.jsonl"
+    path.write_text('{"input": "2+2?", "expected": "4", "tags": ["math"]}\n{"input": "no answer"}\n')
+    with pytest.raises(ConfigError, match=r"g.jsonl:2: missing `expected`"):
+        load_golden(path)
+    path.write_text('{"input": "2+2?", "expected": "4"}\n{oops\n')
+    with pytest.raises(ConfigError, match=r"g.jsonl:2: not valid JSON"):
+        load_golden(path)
+    csv_path = tmp_path / "g.csv"
+    csv_path.write_text("id,input,expected,tags\na,Capital of France?,Paris,geo;easy\n")
+    (item,) = load_golden(csv_path)
+    assert item.id == "a" and item.tags == ("geo", "easy") and item.expected == "Paris"
