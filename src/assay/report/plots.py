@@ -22,6 +22,8 @@ __all__ = [
     "cost_volume_svg",
     "error_bars_svg",
     "latency_cdf_svg",
+    "quality_bars_svg",
+    "quality_cost_svg",
     "tco_svg",
     "uptime_svg",
 ]
@@ -250,5 +252,56 @@ def cost_latency_svg(
         lo, hi = min(p[1] for p in points), max(p[1] for p in points)
         ax.set_ylim(lo / 2.5, hi * 2.5)
         ax.set_xlim(left=0, right=max([p[2] for p in points] + [p95_limit or 0]) * 1.25)
+        fig.tight_layout()
+        return _svg(fig)
+
+
+def quality_bars_svg(summary: Any, colours: dict[str, str]) -> str:
+    """Score per suite and target, with the 95% CI as an error bar."""
+    suites, targets = summary.suites, summary.targets
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(5.2, 0.6 + 0.55 * len(suites) * max(1, len(targets)) / 2))
+        height = 0.8 / max(1, len(targets))
+        for j, t in enumerate(targets):
+            ys, xs, lo, hi = [], [], [], []
+            for i, s in enumerate(suites):
+                sc = summary.scores[t].get(s)
+                if sc is None or sc.score is None:
+                    continue
+                ys.append(i + (j - (len(targets) - 1) / 2) * height)
+                xs.append(sc.score * 100)
+                ci = sc.ci95 or (sc.score, sc.score)
+                lo.append((sc.score - ci[0]) * 100)
+                hi.append((ci[1] - sc.score) * 100)
+            ax.barh(ys, xs, height=height * 0.9, color=colours.get(t, "#64748b"), label=t, alpha=0.85)
+            ax.errorbar(xs, ys, xerr=[lo, hi], fmt="none", ecolor="#0f172a", elinewidth=0.9, capsize=2)
+        ax.set_yticks(range(len(suites)), suites)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 100)
+        ax.set_xlabel("score, % (bars: 95% CI)")
+        ax.grid(axis="y", visible=False)
+        ax.legend(frameon=False, fontsize=7.5, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(targets))
+        fig.tight_layout()
+        return _svg(fig)
+
+
+def quality_cost_svg(summary: Any, colours: dict[str, str]) -> str:
+    """Mean score across suites against cost per scored item: the top-left corner is good value."""
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(3.9, 2.9))
+        for t in summary.targets:
+            scs = [sc for sc in summary.scores[t].values() if sc.score is not None and sc.scored]
+            if not scs:
+                continue
+            score = sum(sc.score for sc in scs) / len(scs) * 100
+            per_item = sum(sc.cost_usd for sc in scs) / sum(sc.scored for sc in scs)
+            ax.scatter([per_item], [score], s=46, color=colours.get(t, "#64748b"), zorder=3)
+            ax.annotate(t, (per_item, score), fontsize=8, xytext=(5, 3), textcoords="offset points")
+        ax.set_xscale("log")
+        from matplotlib.ticker import FuncFormatter
+
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"${v:g}"))
+        ax.set_xlabel("cost per scored item (log)")
+        ax.set_ylabel("mean score, %")
         fig.tight_layout()
         return _svg(fig)

@@ -15,6 +15,7 @@ from assay.economics import measure, usd_text
 from assay.errors import ERROR_CLASSES
 from assay.report import plots
 from assay.report.costs import CostView, build_cost_view
+from assay.report.quality import QualityView, build_quality_view
 from assay.stats import LATENCY_TIERS, TargetSummary
 from assay.store import RunInfo, Store
 
@@ -52,6 +53,7 @@ class Scorecard:
     prompt: str
     error_classes: tuple[str, ...] = ERROR_CLASSES
     cost: CostView | None = None
+    quality: QualityView | None = None
 
     @property
     def slo_text(self) -> list[str]:
@@ -61,6 +63,26 @@ class Scorecard:
         if "success_rate" in self.slo:
             out.append(f"success ≥ {self.slo['success_rate'] * 100:g}%")
         return out
+
+    @property
+    def size_text(self) -> str:
+        """'3 targets · 40 requests each' (probe) or '3 targets · 300 items each' (eval)."""
+        n = max((r.summary.requests for r in self.rows), default=0)
+        unit = "items" if self.run.kind == "eval" else "requests"
+        return f"{len(self.rows)} targets · {n:,} {unit} each"
+
+    @property
+    def setup_text(self) -> str:
+        p = self.run.params
+        if self.run.kind == "eval":
+            suites = ", ".join(
+                s["name"] for s in self.run.config.get("suites", []) if not p.get("suites") or s["name"] in p["suites"]
+            )
+            return f"Suites: {suites} · concurrency {p.get('concurrency')} per target · retries {p.get('retries')}"
+        stream = "streaming" if p.get("stream", True) else "non-streaming"
+        prompt = self.prompt if len(self.prompt) <= 110 else self.prompt[:109] + "…"
+        how = f"concurrency {p.get('concurrency')} per target · retries {p.get('retries')}"
+        return f"Prompt: “{prompt}” · {stream} · {how}"
 
     @property
     def created(self) -> str:
@@ -165,10 +187,26 @@ def cost_view(store: Store, run: RunInfo, colours: dict[str, str]) -> CostView |
     return build_cost_view(config, load_catalog(state_dir()), measured, colours)
 
 
-def write_report(store: Store, run_id: str, out_dir: Path, summaries: dict[str, TargetSummary]) -> dict[str, Path]:
-    """Write index.html and scorecard.md into `out_dir`; files appear whole or not at all."""
+def write_report(
+    store: Store,
+    run_id: str,
+    out_dir: Path,
+    summaries: dict[str, TargetSummary],
+    quality_run: str | None = None,
+) -> dict[str, Path]:
+    """Write index.html and scorecard.md into `out_dir`; files appear whole or not at all.
+
+    An eval run gets a quality section; `quality_run` adds one from another run (the demo's
+    probe and eval share one page).
+    """
     run = store.run(run_id)
     card = build_scorecard(run, summaries)
+    eval_run = run_id if run.kind == "eval" else quality_run
+    if eval_run is not None:
+        from assay.suites.quality import summarize_run as summarize_eval_run
+
+        colours = {r.name: r.colour for r in card.rows}
+        card.quality = build_quality_view(summarize_eval_run(store, eval_run), colours)
     card.cost = cost_view(store, run, {r.name: r.colour for r in card.rows})
     if card.cost and card.cost.rows:
         cheapest = min(card.cost.rows, key=lambda r: r.monthly)
