@@ -14,8 +14,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# The public datasets' local copies (never copied into the repo) add GSM8K and MMLU-Redux to the demo.
+DATA_DIR ?= $(wildcard $(abspath ../shared/datasets))
+
 demo: install
-	$(BIN)/assay demo
+	ASSAY_DATA_DIR=$${ASSAY_DATA_DIR:-$(DATA_DIR)} $(BIN)/assay demo
 
 # Headless Chromium renders the scorecard in a test; install it where we can (CI runs as root).
 browser:

@@ -13,7 +13,8 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     run = subprocess.run(
         [ASSAY, "demo", "--requests", "8", "--concurrency", "4", "--out", "out"],
         cwd=tmp_path,
-        env={**cli_env(tmp_path), "OPENAI_API_KEY": "", "ANTHROPIC_API_KEY": ""},
+        # Without public datasets the demo evaluates its bundled set only (fast, and always offline).
+        env={**cli_env(tmp_path), "OPENAI_API_KEY": "", "ANTHROPIC_API_KEY": "", "ASSAY_DATA_DIR": ""},
         capture_output=True,
         text=True,
         timeout=180,
@@ -23,9 +24,12 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     for name in ("swift", "meridian", "atlas"):
         assert name in run.stdout
     html = (tmp_path / "out" / "index.html").read_text()
-    assert "Reliability, latency &amp; cost scorecard" in html
+    assert "Reliability, latency, quality &amp; cost scorecard" in html
     assert "Cheapest for the workload: swift" in html
-    assert html.count("<svg") == 6  # latency CDFs, failures, uptime; cost vs volume, TCO, cost vs latency
+    # latency CDFs, failures, uptime; quality bars, quality vs cost; cost vs volume, TCO, cost vs latency
+    assert html.count("<svg") == 8
+    assert "qa: atlas beats swift" in html  # a significant paired difference, in words
+    assert "evaluating quality on qa" in run.stdout and "set ASSAY_DATA_DIR" in run.stdout
     assert "cost · 2,000 users/day" in run.stdout and "assay tco -c" in run.stdout
     cfg = load_config(tmp_path / "out" / "assay.yaml")  # the demo leaves a config the user can reuse
     assert [t.api for t in cfg.targets] == ["openai", "openai", "anthropic"]

@@ -10,13 +10,18 @@ import typer
 from assay.catalog import PriceBook, load_catalog
 from assay.cli.console import failure_lines, out, probe_table
 from assay.cli.cost import cost_table
+from assay.cli.eval import comparison_lines, eval_table
+from assay.cli.eval import run_with_progress as run_eval_with_progress
 from assay.cli.probe import run_with_progress
 from assay.cli.project import load_project
 from assay.config import state_dir
+from assay.datasets import data_dir
 from assay.economics import cost_report, measure
 from assay.simulator import SimulatorProcess, builtin_spec
 from assay.store import Store
 from assay.suites.probe import ProbeOptions
+from assay.suites.quality import EvalOptions
+from assay.suites.quality import summarize_run as summarize_eval_run
 
 # Which API each demo vendor speaks, to show both protocols in one run.
 _DEMO_APIS = {"swift": "openai", "meridian": "openai", "atlas": "anthropic"}
@@ -40,7 +45,18 @@ _DEMO_CAPACITY = {
 }
 
 
-def demo_config_text(urls: dict[str, str]) -> str:
+def demo_suites(with_public_data: bool) -> list[str]:
+    """The demo's quality suites: the bundled set always; GSM8K and MMLU-Redux when local copies exist."""
+    lines = ["suites:", "  - {name: qa, dataset: demo-qa, scorer: contains}"]
+    if with_public_data:
+        lines += [
+            "  - {name: math, dataset: gsm8k, scorer: numeric, limit: 60, few_shot: 2}",
+            "  - {name: mmlu, dataset: mmlu-redux, scorer: choice, sample: 120, seed: 1}",
+        ]
+    return lines
+
+
+def demo_config_text(urls: dict[str, str], with_public_data: bool = False) -> str:
     """A project file pointing at the running simulated vendors."""
     lines = ["# Written by `assay demo`: three simulated vendors on loopback ports.", "targets:"]
     for vendor in builtin_spec().vendors:
@@ -78,6 +94,7 @@ def demo_config_text(urls: dict[str, str]) -> str:
         "  monthly_budget_usd: 1500",
         "  max_cost_per_interaction_usd: 0.01",
         "  p95_latency_ms: 4000",
+        *demo_suites(with_public_data),
         "",
     ]
     return "\n".join(lines)
@@ -97,20 +114,29 @@ def demo(
             out.print(f"  {name:<10} {url}  ({_DEMO_APIS.get(name, 'openai')} API)")
         out_dir.mkdir(parents=True, exist_ok=True)
         config_path = out_dir / "assay.yaml"
-        config_path.write_text(demo_config_text(sim.urls), encoding="utf-8")
+        public = data_dir() is not None
+        config_path.write_text(demo_config_text(sim.urls, public), encoding="utf-8")
         cfg = load_project(config_path)
         opts = ProbeOptions.from_config(cfg, requests=requests, concurrency=concurrency)
         out.print(f"probing: {requests} streaming requests per vendor, {concurrency} in flight each…")
         db = state_dir() / "assay.db"
         result = run_with_progress(cfg, opts, db, resume=None)
+        out.print(probe_table(result.summaries, f"probe {result.run_id}"))
+        for line in failure_lines(result.summaries):
+            out.print(line, highlight=False, soft_wrap=True)
+        names = ", ".join(s.name for s in cfg.suites)
+        note = "" if public else " (set ASSAY_DATA_DIR to a folder of public datasets to add GSM8K and MMLU-Redux)"
+        out.print(f"evaluating quality on {names}: the same items for every vendor{note}…")
+        evaluated = run_eval_with_progress(cfg, EvalOptions(concurrency=16, cache=False), db)
     from assay.report.scorecard import write_report  # matplotlib is slow to import
 
-    out.print(probe_table(result.summaries, f"probe {result.run_id}"))
-    for line in failure_lines(result.summaries):
-        out.print(line, highlight=False, soft_wrap=True)
     with Store(db) as store:
+        summary = summarize_eval_run(store, evaluated.run_id)
+        out.print(eval_table(summary))
+        for line in comparison_lines(summary):
+            out.print(line, highlight=False)
         measured = measure(store.iter_records(result.run_id), cfg.slo)
-        paths = write_report(store, result.run_id, out_dir, result.summaries)
+        paths = write_report(store, result.run_id, out_dir, result.summaries, quality_run=evaluated.run_id)
     book = PriceBook.for_targets(cfg.targets, load_catalog(state_dir()))
     out.print(cost_table(cost_report(cfg, book, measured, result.run_id, measured_tokens=False)))
     out.print(f"[dim]over years, with break-even volumes:[/] assay tco -c {config_path}")

@@ -34,8 +34,8 @@ def eval_table(summary: EvalSummary) -> Table:
         header_style="bold",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
-        caption="score in % with its 95% CI (Wilson for pass rates, bootstrap for graded scores); "
-        "unscored: failed requests or undecided verdicts, never counted as fails",
+        caption="score %, 95% CI: Wilson (pass rates) or bootstrap (graded)\n"
+        "unscored: failed for good or undecided, never counted as fails",
         caption_justify="left",
     )
     table.add_column("target", style="bold", no_wrap=True)
@@ -107,7 +107,7 @@ def eval_cmd(
         )
     elif suite or target or limit or data_dir:
         raise ConfigError("--resume continues an eval with its stored options; drop the other options")
-    result = _run(cfg, opts, db, resume, quiet=as_json)
+    result = run_with_progress(cfg, opts, db, resume, quiet=as_json)
     with Store(db) as store:
         summary = summarize_run(store, result.run_id)
     if as_json:
@@ -121,7 +121,10 @@ def eval_cmd(
     out.print(f"[dim]full scorecard:[/] assay report {result.run_id}")
 
 
-def _run(cfg: ProjectConfig | None, opts: EvalOptions, db: Path, resume: str | None, quiet: bool) -> EvalRun:
+def run_with_progress(
+    cfg: ProjectConfig | None, opts: EvalOptions, db: Path, resume: str | None = None, quiet: bool = False
+) -> EvalRun:
+    """Run an eval with a live bar per target; on Ctrl-C say how to resume."""
     state: dict[str, Any] = {}
 
     def on_start(run_id: str, pending: dict[str, int]) -> None:

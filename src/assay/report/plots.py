@@ -288,7 +288,7 @@ def quality_bars_svg(summary: Any, colours: dict[str, str]) -> str:
 def quality_cost_svg(summary: Any, colours: dict[str, str]) -> str:
     """Mean score across suites against cost per scored item: the top-left corner is good value."""
     with plt.rc_context(_STYLE):
-        fig, ax = plt.subplots(figsize=(3.9, 2.9))
+        fig, ax = plt.subplots(figsize=(3.9, 2.3))
         for t in summary.targets:
             scs = [sc for sc in summary.scores[t].values() if sc.score is not None and sc.scored]
             if not scs:
