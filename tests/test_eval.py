@@ -47,7 +47,7 @@ vendors:
       - name: atlas-opus
         ttft_ms: 15
         itl_ms: 1
-        answers: {accuracy: 0.9, by_dataset: {gsm8k: 0.92}}
+        answers: {accuracy: 0.9, by_dataset: {gsm8k: 0.92}, judge_error: 0.0, judge_unparseable: 0.4}
 """
 
 
@@ -163,3 +163,34 @@ def test_golden_set_errors_point_at_the_line(tmp_path: Path) -> None:
     csv_path.write_text("id,input,expected,tags\na,Capital of France?,Paris,geo;easy\n")
     (item,) = load_golden(csv_path)
     assert item.id == "a" and item.tags == ("geo", "easy") and item.expected == "Paris"
+
+
+async def test_llm_judge_scores_replies_retries_rambling_and_leaves_the_undecided_unscored(
+    tmp_path: Path, sim: SimulatorProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ASSAY_HOME", str(tmp_path / ".assay"))
+    suites = """  - {name: qa, dataset: demo-qa, scorer: judge, judge: {target: atlas, retries: 2}}
+  - {name: qa_plain, dataset: demo-qa, scorer: contains}"""
+    cfg = parse_config(config_text(sim.urls, suites))
+    db = tmp_path / "j.db"
+    run = await run_eval(cfg, EvalOptions(retries=5, cache=False, targets=("swift",)), db)
+    with Store(db) as store:
+        s = summarize_run(store, run.run_id)
+        recs = store.records(run.run_id)
+    judge = [r for r in recs if r.suite == "qa@judge"]
+    assert judge and all(r.target == "atlas" and r.cost_usd is not None for r in judge)
+    per_item: dict[str, list] = {}
+    for r in judge:
+        per_item.setdefault(r.item_id, []).append(r)
+    # The simulated judge rambles 40% of the time: some items needed a re-ask, none got more than 1 + 2 tries.
+    assert any(len(v) > 1 for v in per_item.values()) and all(len(v) <= 3 for v in per_item.values())
+    qa, plain = s.scores["swift"]["qa"], s.scores["swift"]["qa_plain"]
+    undecided = [k for k, v in per_item.items() if all(r.scores.get("verdict") is None for r in v)]
+    assert qa.unscored >= len(undecided) > 0  # 0.4^3: a few items stay undecided, and are not failures
+    assert qa.judge_calls == len(judge) and qa.judge_cost_usd > 0 and plain.judge_calls == 0
+    # With a judge that never errs, its verdicts agree with the plain scorer on every decided item.
+    verdict = {r.item_id.split("/", 1)[1]: r.scores["verdict"] for r in judge if r.scores.get("verdict") is not None}
+    plain_pass = {r.item_id: r.scores["passed"] for r in recs if r.suite == "qa_plain" and r.ok and r.final}
+    both = set(verdict) & set(plain_pass)
+    assert len(both) > 30 and all(verdict[i] == plain_pass[i] for i in both)
+    assert qa.scored == len([i for i in verdict if i in {r.item_id for r in recs if r.suite == "qa" and r.ok}])

@@ -9,6 +9,7 @@ dataset's scorer reads it; a wrong one is plausible (a nearby number, another le
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import string
@@ -21,7 +22,7 @@ from assay.datasets import LETTERS, EvalItem, data_dir, load_items
 from assay.errors import AssayError
 from assay.simulator.profiles import Answers
 
-__all__ = ["AnswerKey", "load_answer_key"]
+__all__ = ["JUDGE_MARKER", "AnswerKey", "judge_reply", "load_answer_key"]
 
 _KEY_WORDS = 8
 _STRIP = "".join(c for c in string.punctuation if c not in "+*-/=^<>%$")  # keep symbols that change meaning
@@ -120,3 +121,38 @@ def load_answer_key(names: Iterable[str], root: Path | None = None) -> AnswerKey
         except AssayError as e:  # a missing dataset only means the simulator does not know it
             print(f"simulator: not loading answers for {name!r}: {e}", file=sys.stderr)
     return AnswerKey(items)
+
+
+JUDGE_MARKER = "You are grading a reply"  # the prompt of suites/judge.py; keep the section names in step
+
+
+def _section(prompt: str, name: str) -> str:
+    m = re.search(rf"### {name}\n(.*?)(?:\n### |\Z)", prompt, re.S)
+    return m.group(1).strip() if m else ""
+
+
+def judge_reply(answers: Answers, seed: int, model: str, prompt: str, nth: int) -> str:
+    """A simulated judge: compares the reply with the reference, errs and rambles at the profile's rates.
+
+    `nth` counts earlier identical prompts, so a re-ask can succeed where the first try rambled.
+    """
+    rng = random.Random(f"{seed}/{model}/judge/{hash_text(prompt)}/{nth}")
+    if rng.random() < answers.judge_unparseable:
+        return "This one is hard to call; the reply has merit but also some issues."
+    reference, reply = _norm(_section(prompt, "Reference answer")), _norm(_section(prompt, "Reply to grade"))
+    numbers = _numbers(reference)
+    right = bool(reference) and (reference in reply or (bool(numbers) and numbers == _numbers(reply)[-1:]))
+    if rng.random() < answers.judge_error:
+        right = not right
+    verdict = {"verdict": "correct" if right else "incorrect", "reason": "Compared with the reference answer."}
+    return json.dumps(verdict)
+
+
+def _numbers(text: str) -> list[str]:
+    return re.findall(r"-?\d+(?:\.\d+)?", text)
+
+
+def hash_text(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

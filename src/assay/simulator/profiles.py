@@ -146,6 +146,8 @@ class Answers(StrictModel):
     accuracy: float = Field(default=0.7, ge=0, le=1, description="For any known item.")
     by_dataset: dict[str, float] = Field(default_factory=dict, description="e.g. {gsm8k: 0.85}")
     by_tag: dict[str, float] = Field(default_factory=dict, description="e.g. {negation: 0.4}; the lowest matching tag")
+    judge_error: float = Field(default=0.03, ge=0, le=1, description="As a judge: how often a verdict is wrong.")
+    judge_unparseable: float = Field(default=0.05, ge=0, le=1, description="As a judge: how often it rambles.")
 
     @field_validator("by_dataset", "by_tag")
     @classmethod

@@ -21,7 +21,7 @@ import orjson
 from aiohttp import web
 
 from assay.clock import Clock, SystemClock
-from assay.simulator.answers import AnswerKey
+from assay.simulator.answers import JUDGE_MARKER, AnswerKey, judge_reply
 from assay.simulator.profiles import ModelProfile, Vendor
 from assay.simulator.ratelimit import Decision, RateLimiter
 from assay.simulator.text import words
@@ -80,6 +80,7 @@ class VendorServer:
     ) -> None:
         self.vendor = vendor
         self.answers = answers
+        self._judged: dict[str, int] = {}  # judge prompts seen, to vary re-asks deterministically
         self.seed = seed
         self.clock: Clock = clock or SystemClock()
         self.started_ns = self.clock.now_ns()
@@ -154,7 +155,12 @@ class VendorServer:
         entry.update(id=rid, model=call.model, seq=seq, stream=call.stream)
         elapsed_s = (received_ns - self.started_ns) / 1e9
         plan = self.plan(state.profile, seq, call.max_tokens, call.input_tokens, elapsed_s)
-        if self.answers is not None and call.prompt and (item := self.answers.find(call.prompt)) is not None:
+        if call.prompt and JUDGE_MARKER in call.prompt:
+            nth = self._judged[call.prompt] = self._judged.get(call.prompt, -1) + 1
+            verdict = judge_reply(state.profile.answers, self.seed, call.model, call.prompt, nth)
+            plan = _with_text(plan, verdict, call.max_tokens)
+            entry.update(judge=True)
+        elif self.answers is not None and call.prompt and (item := self.answers.find(call.prompt)) is not None:
             text, right = self.answers.answer(state.profile.answers, self.seed, call.model, item)
             plan = _with_text(plan, text, call.max_tokens)
             entry.update(item=item.id, right=right)
@@ -202,7 +208,7 @@ class VendorServer:
         chars = sum(len(t) for t in texts)
         stream = bool(body.get("stream"))
         include_usage = wire.api == "anthropic" or bool((body.get("stream_options") or {}).get("include_usage"))
-        prompt = "\n".join(texts) if self.answers is not None and self.answers.size else ""
+        prompt = "\n".join(texts)
         return _Call(model, int(max_tokens or 4096), stream, include_usage, max(1, (chars + 3) // 4), prompt)
 
     def _reply(self, wire: Wire, status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:

@@ -29,6 +29,7 @@ from assay.errors import ConfigError
 from assay.model import ChatRequest, Message, Record, StrictModel, Target
 from assay.runner import RetryPolicy, Runner, WorkItem
 from assay.store import RecordWriter, Store
+from assay.suites.judge import JUDGE_SUFFIX, judge_request, parse_verdict
 from assay.suites.probe import config_hash, price_book, stored_config, versions
 from assay.suites.quality_summary import EvalSummary, summarize_eval
 from assay.suites.scorers import GRADED, SCORERS, Verdict, hallucinated
@@ -259,28 +260,82 @@ async def run_eval(
             store.create_run(run_id, KIND, clock.wall_s(), config_hash(config), stored, params, versions())
             done, next_attempt = set(), {}
         annotate = make_annotator(plan)
-        writer = RecordWriter(db)
         status = "interrupted"
         try:
-            pending = [w for w in plan.work if w.key not in done]
-            if plan.opts.cache:
-                pending = _serve_from_cache(store, plan, pending, run_id, prices, annotate, writer, clock, on_record)
-            if on_start:
-                counts: dict[str, int] = {}
-                for w in pending:
-                    counts[w.target] = counts.get(w.target, 0) + 1
-                on_start(run_id, counts)
-            await _send(plan, pending, run_id, prices, annotate, writer, clock, on_record, next_attempt)
+            writer = RecordWriter(db)
+            try:
+                pending = [w for w in plan.work if w.key not in done]
+                if plan.opts.cache:
+                    args = (run_id, prices, annotate, writer, clock, on_record)
+                    pending = _serve_from_cache(store, plan, pending, *args)
+                if on_start:
+                    counts: dict[str, int] = {}
+                    for w in pending:
+                        counts[w.target] = counts.get(w.target, 0) + 1
+                    on_start(run_id, counts)
+                await _send(plan, pending, run_id, prices, annotate, writer, clock, on_record, next_attempt)
+            finally:
+                await writer.aclose()
+            await _judge(store, plan, run_id, prices, db, clock, on_record)
             status = "complete"
         finally:
-            await writer.aclose()
             store.set_status(run_id, status, clock.wall_s())
         if plan.opts.cache:
-            fresh = [(plan.keys[(r.target, r.suite, r.item_id)], r) for r in store.iter_records(run_id)]
-            store.cache_replies([(k, r) for k, r in fresh if r.ok and r.request_id != "cache"], clock.wall_s())
+            fresh = [(plan.keys.get((r.target, r.suite, r.item_id)), r) for r in store.iter_records(run_id)]
+            keep = [(k, r) for k, r in fresh if k is not None and r.ok and r.request_id != "cache"]
+            store.cache_replies(keep, clock.wall_s())
         return EvalRun(run_id, plan)
     finally:
         store.close()
+
+
+def _judge_annotate(r: Record) -> None:
+    r.scores = {**r.scores, "verdict": parse_verdict(r.response_text or "") if r.ok else None}
+
+
+async def _judge(
+    store: Store,
+    plan: EvalPlan,
+    run_id: str,
+    prices: PriceBook,
+    db: Path,
+    clock: Clock,
+    on_record: Callable[[Record], None] | None,
+) -> None:
+    """Ask the judge about every successful reply of judged suites; re-ask unparseable verdicts."""
+    judged = {name: sp.suite for name, sp in plan.suites.items() if sp.suite.judge is not None}
+    if not judged:
+        return
+    rounds = 1 + max(s.judge.retries for s in judged.values() if s.judge)
+    for _ in range(rounds):
+        records = list(store.iter_records(run_id))
+        verdicts: dict[tuple[str, str], list[Record]] = {}
+        for r in records:
+            if r.suite.endswith(JUDGE_SUFFIX) and r.error_class != "cancelled":
+                verdicts.setdefault((r.suite, r.item_id), []).append(r)
+        todo = []
+        for r in records:
+            suite = judged.get(r.suite)
+            if suite is None or suite.judge is None or not (r.final and r.ok):
+                continue
+            key = (r.suite + JUDGE_SUFFIX, f"{r.target}/{r.item_id}")
+            tries = verdicts.get(key, [])
+            if any(t.scores.get("verdict") is not None for t in tries):
+                continue  # decided
+            if any(t.final and not t.ok for t in tries) or sum(t.ok for t in tries) > suite.judge.retries:
+                continue  # the judge failed or kept rambling: the item stays unscored
+            request, prompt = judge_request(
+                plan.item(r.suite, r.item_id), r.response_text or "", suite.judge.rubric, suite.judge.max_tokens
+            )
+            todo.append(WorkItem(suite.judge.target, key[0], key[1], request, prompt))
+        if not todo:
+            return
+        _, next_attempt = store.attempts_so_far(run_id)
+        writer = RecordWriter(db)
+        try:
+            await _send(plan, todo, run_id, prices, _judge_annotate, writer, clock, on_record, next_attempt)
+        finally:
+            await writer.aclose()
 
 
 def _serve_from_cache(

@@ -16,6 +16,7 @@ import numpy as np
 
 from assay.model import Record
 from assay.stats import Comparison, holm, mcnemar_exact, mean_ci, paired_bootstrap, wilson
+from assay.suites.judge import JUDGE_SUFFIX
 
 __all__ = ["EvalSummary", "Score", "Slice", "summarize_eval"]
 
@@ -36,6 +37,9 @@ class Score:
     hallucinated: int = 0
     checked: int = 0  # items the hallucination check could judge
     cached: int = 0
+    judge_calls: int = 0  # LLM-judge attempts spent on this target's replies
+    judge_cost_usd: float = 0.0
+    judge_latency_p50_ms: float | None = None
 
     @property
     def hallucination_rate(self) -> float | None:
@@ -56,6 +60,15 @@ class Score:
             "hallucination_rate": None if h is None else round(h, 6),
             "hallucination_ci95": None if h is None else [round(x, 6) for x in wilson(self.hallucinated, self.checked)],
             "cached": self.cached,
+            "judge": {
+                "calls": self.judge_calls,
+                "cost_usd": round(self.judge_cost_usd, 8),
+                "latency_ms": {
+                    "p50": None if self.judge_latency_p50_ms is None else round(self.judge_latency_p50_ms, 1)
+                },
+            }
+            if self.judge_calls
+            else None,
         }
 
 
@@ -131,12 +144,23 @@ def summarize_eval(
     """`graded[suite]`: continuous scores; `tags[(suite, item)]`: the item's tags for slicing."""
     finals: dict[tuple[str, str, str], Record] = {}
     cost: dict[tuple[str, str], float] = {}
+    judge_calls: dict[tuple[str, str], list[Record]] = {}  # (judged target, suite) -> the judge's attempts
+    verdicts: dict[tuple[str, str, str], bool] = {}  # (target, suite, item) -> the judge's decided verdict
     for r in records:
         if r.error_class == "cancelled":
+            continue
+        if r.suite.endswith(JUDGE_SUFFIX):
+            suite, (target, item) = r.suite.removesuffix(JUDGE_SUFFIX), r.item_id.split("/", 1)
+            judge_calls.setdefault((target, suite), []).append(r)
+            if r.scores.get("verdict") is not None:
+                verdicts[(target, suite, item)] = bool(r.scores["verdict"])
             continue
         cost[(r.target, r.suite)] = cost.get((r.target, r.suite), 0.0) + (r.cost_usd or 0.0)
         if r.final:
             finals[(r.target, r.suite, r.item_id)] = r
+    for key, verdict in verdicts.items():  # a judged reply's score is the judge's verdict
+        if (rec := finals.get(key)) is not None and rec.ok:
+            rec.scores = {**rec.scores, "value": 1.0 if verdict else 0.0, "passed": verdict}
     targets = list(dict.fromkeys(order or [])) + sorted({k[0] for k in finals} - set(order or []))
     targets = [t for t in targets if any(k[0] == t for k in finals)]
     suites = sorted({k[1] for k in finals} & set(graded))
@@ -149,6 +173,8 @@ def summarize_eval(
         score, ci = _score_of(list(vals.values()), graded[s])
         e2e = [x for r in recs if (x := r.e2e_ms) is not None]
         checked = [r for r in recs if "hallucinated" in r.scores]
+        judging = judge_calls.get((t, s), [])
+        judge_e2e = [x for r in judging if (x := r.e2e_ms) is not None]
         scores[t][s] = Score(
             n=len(recs),
             scored=len(vals),
@@ -162,6 +188,9 @@ def summarize_eval(
             hallucinated=sum(1 for r in checked if r.scores["hallucinated"]),
             checked=len(checked),
             cached=sum(1 for r in recs if r.scores.get("cached")),
+            judge_calls=len(judging),
+            judge_cost_usd=sum(r.cost_usd or 0.0 for r in judging),
+            judge_latency_p50_ms=float(np.percentile(judge_e2e, 50)) if judge_e2e else None,
         )
     comparisons = _compare(targets, suites, values, graded)
     slices = _slices(targets, suites, values, graded, tags)

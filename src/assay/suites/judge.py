@@ -1,0 +1,59 @@
+"""LLM-as-judge: another target grades each reply against the reference with a rubric.
+
+The judge must answer with a JSON verdict. A verdict that cannot be parsed is
+asked again (up to `retries` times); a judge that still cannot decide leaves the
+item *unscored*, never failed. Judge calls are Records of their own (suite
+`<suite>@judge`, item `<target>/<item>`), so their cost and latency are counted.
+"""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+
+from assay.datasets import EvalItem
+from assay.model import ChatRequest, Message
+
+__all__ = ["JUDGE_SUFFIX", "judge_request", "parse_verdict"]
+
+JUDGE_SUFFIX = "@judge"
+
+# The simulator's judge behaviour reads these section markers (simulator/answers.py); keep them in step.
+PROMPT = """You are grading a reply to a question against a reference answer.
+
+Rubric: {rubric}
+
+### Question
+{question}
+
+### Reference answer
+{reference}
+
+### Reply to grade
+{reply}
+
+### Your verdict
+Answer with one JSON object and nothing else: {{"verdict": "correct" or "incorrect", "reason": "<one sentence>"}}"""
+
+
+def judge_request(item: EvalItem, reply: str, rubric: str, max_tokens: int) -> tuple[ChatRequest, str]:
+    text = PROMPT.format(rubric=rubric, question=item.question, reference=item.expected, reply=reply.strip())
+    return ChatRequest([Message("user", text)], max_tokens=max_tokens, temperature=0.0), text
+
+
+_JSON_OBJECT = re.compile(r"\{.*?\}", re.S)
+
+
+def parse_verdict(text: str) -> bool | None:
+    """True (correct), False (incorrect), or None when the reply holds no clear verdict."""
+    for m in _JSON_OBJECT.finditer(text):
+        try:
+            doc = orjson.loads(m.group(0))
+        except orjson.JSONDecodeError:
+            continue
+        v = doc.get("verdict") if isinstance(doc, dict) else None
+        if isinstance(v, str) and v.strip().lower() in ("correct", "incorrect"):
+            return v.strip().lower() == "correct"
+    said = re.search(r"verdict\W+(correct|incorrect)\b", text, re.I)
+    return None if said is None else said.group(1).lower() == "correct"
