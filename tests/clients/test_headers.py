@@ -43,3 +43,13 @@ def test_status_mapping_and_kept_headers() -> None:
     assert error_for_status(502, {}, b"").error_class == "server_error"
     assert error_for_status(401, {}, b'{"error": "bad key"}').error_class == "client_error"
     assert rate_limit_headers({"Anthropic-RateLimit-Tokens-Limit": "9"}) == {"anthropic-ratelimit-tokens-limit": "9"}
+
+
+def test_proxies_come_from_the_environment_once_per_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    from assay.clients.base import proxy_for
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1,.internal")
+    assert proxy_for("https://api.openai.com/v1") == "http://proxy.corp:3128"
+    assert proxy_for("http://127.0.0.1:8000/v1") is None
+    assert proxy_for("https://llm.internal/v1") is None

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import urllib.parse
+import urllib.request
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -67,10 +69,22 @@ async def _on_body_sent(session: aiohttp.ClientSession, ctx: Any, params: aiohtt
         stamp.timing.sent_ns = stamp.clock.now_ns()
 
 
+def proxy_for(url: str) -> str | None:
+    """The proxy HTTP(S)_PROXY / NO_PROXY choose for `url`, looked up once per client.
+
+    aiohttp's `trust_env` does this lookup on every request, through a thread hop
+    (~0.3 ms of CPU an item in a 10,000-item eval); a target's proxy does not change.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if not parts.hostname or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
+
+
 def open_session(max_connections: int = 1000) -> aiohttp.ClientSession:
     """One pooled session for all targets; per-request timeouts are set by the client.
 
-    HTTP(S)_PROXY and NO_PROXY are honoured, as corporate networks need.
+    HTTP(S)_PROXY and NO_PROXY are honoured per target (`proxy_for`), as corporate networks need.
     """
     connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0, ttl_dns_cache=300)
     trace = aiohttp.TraceConfig()
@@ -80,7 +94,6 @@ def open_session(max_connections: int = 1000) -> aiohttp.ClientSession:
         timeout=aiohttp.ClientTimeout(total=None),
         auto_decompress=True,
         trace_configs=[trace],
-        trust_env=True,
     )
 
 
@@ -126,6 +139,7 @@ class ProviderClient(ABC):
     ) -> None:
         self.target = target
         self.session = session
+        self.proxy = proxy_for(target.base_url)
         self.timeouts = timeouts or Timeouts()
         self.clock: Clock = clock or SystemClock()
         self._api_key: str | None = None
@@ -185,6 +199,7 @@ class ProviderClient(ABC):
             headers={"content-type": "application/json", **self.target.headers, **self.headers()},
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeouts.connect_s),
             trace_request_ctx=_SentStamp(timing, self.clock),
+            proxy=self.proxy,
         ) as resp:
             timing.headers_ns = self.clock.now_ns()
             deadlines.http_status = resp.status

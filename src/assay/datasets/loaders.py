@@ -18,6 +18,7 @@ import re
 import tempfile
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -224,8 +225,8 @@ def load_golden(path: Path, dataset: str | None = None) -> list[EvalItem]:
             items.append(golden_item(row, f"{path}:{n}", name, len(items)))
     if not items:
         raise ConfigError(f"{path}: the golden set is empty")
-    ids = [i.id for i in items]
-    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    counts = Counter(i.id for i in items)
+    dupes = sorted(i for i, n in counts.items() if n > 1)
     if dupes:
         raise ConfigError(f"{path}: item ids must be unique; repeated: {', '.join(dupes[:5])}")
     return items

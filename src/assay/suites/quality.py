@@ -9,6 +9,7 @@ response cache keyed by the exact request; reused ones are Records too, marked
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import time
@@ -96,9 +97,14 @@ def _template(suite: SuiteConfig) -> jinja2.Template:
     else:
         text = TEMPLATES["default"]
     try:
-        return _JINJA.from_string(text)
+        return _compiled(text)
     except jinja2.TemplateSyntaxError as e:
         raise ConfigError(f"suite {suite.name!r}: template line {e.lineno}: {e.message}") from None
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(text: str) -> jinja2.Template:
+    return _JINJA.from_string(text)  # compiling costs ~0.3 ms; a 10,000-item suite renders one template
 
 
 def render_prompt(suite: SuiteConfig, item: EvalItem, examples: list[EvalItem]) -> tuple[ChatRequest, str]:
