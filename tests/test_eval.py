@@ -194,3 +194,46 @@ async def test_llm_judge_scores_replies_retries_rambling_and_leaves_the_undecide
     both = set(verdict) & set(plain_pass)
     assert len(both) > 30 and all(verdict[i] == plain_pass[i] for i in both)
     assert qa.scored == len([i for i in verdict if i in {r.item_id for r in recs if r.suite == "qa" and r.ok}])
+
+
+async def test_interrupted_eval_resumes_without_duplicates(
+    tmp_path: Path, sim: SimulatorProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import contextlib
+    from collections import Counter
+
+    monkeypatch.setenv("ASSAY_HOME", str(tmp_path / ".assay"))
+    cfg = parse_config(config_text(sim.urls, "  - {name: qa, dataset: demo-qa, scorer: contains}"))
+    db = tmp_path / "r.db"
+    started: list[str] = []
+    seen = 0
+    enough = asyncio.Event()
+
+    def on_record(_: object) -> None:
+        nonlocal seen
+        seen += 1
+        if seen >= 30:
+            enough.set()
+
+    opts = EvalOptions(concurrency=2, cache=False, retries=5)
+    task = asyncio.create_task(
+        run_eval(cfg, opts, db, on_start=lambda rid, _: started.append(rid), on_record=on_record)
+    )
+    await asyncio.wait_for(enough.wait(), timeout=60)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    with Store(db) as store:
+        assert store.run(started[0]).status == "interrupted"
+        before = len(store.records(started[0]))
+    assert 30 <= before < 100
+    await run_eval(None, EvalOptions(), db, resume=started[0])
+    with Store(db) as store:
+        records = store.records(started[0])
+        s = summarize_run(store, started[0])
+        assert store.run(started[0]).status == "complete"
+    finals = Counter((r.target, r.item_id) for r in records if r.final)
+    assert len(finals) == 100 and set(finals.values()) == {1}
+    assert set(Counter((r.target, r.item_id, r.attempt) for r in records).values()) == {1}
+    assert s.scores["swift"]["qa"].n == s.scores["atlas"]["qa"].n == 50

@@ -69,3 +69,14 @@ def test_mean_ci_covers_the_mean() -> None:
     lo, hi = mean_ci(x)  # type: ignore[misc]
     assert lo < x.mean() < hi and hi - lo < 0.12
     assert mean_ci([]) is None and mean_ci([0.5]) == (0.5, 0.5)
+
+
+def test_items_needed_command() -> None:
+    import subprocess
+
+    from tests.conftest import ASSAY
+
+    ok = subprocess.run([ASSAY, "items-needed", "--diff", "0.02"], capture_output=True, text=True)
+    assert ok.returncode == 0 and "6,513 items to detect 2 points" in ok.stdout
+    bad = subprocess.run([ASSAY, "items-needed", "--diff", "0.5", "--discordant", "0.1"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "cannot produce a difference" in bad.stderr

@@ -147,3 +147,31 @@ def run_with_progress(
     finally:
         if bar := state.get("bar"):
             bar.__exit__()
+
+
+def items_needed_cmd(
+    diff: float = typer.Option(..., "--diff", help="Difference in pass rate to detect, e.g. 0.02 for 2 points."),
+    base: float = typer.Option(0.8, "--base", min=0.0, max=1.0, help="Expected pass rate of the better target."),
+    power: float = typer.Option(0.8, "--power", min=0.01, max=0.999),
+    alpha: float = typer.Option(0.05, "--alpha", min=0.0001, max=0.5),
+    discordant: float | None = typer.Option(
+        None, "--discordant", min=0.0, max=1.0, help="Share of items the targets disagree on (from a pilot run)."
+    ),
+) -> None:
+    """How many items a paired comparison needs to detect a difference (McNemar, Connor's formula)."""
+    from assay.stats import items_needed
+
+    try:
+        n = items_needed(diff, base=base, power=power, alpha=alpha, discordant=discordant)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    assumption = (
+        f"the targets disagree on {discordant:.0%} of items"
+        if discordant is not None
+        else "their errors are independent (the worst case; a pilot run's disagreement rate lowers it)"
+    )
+    out.print(
+        f"[bold]{n:,}[/] items to detect {diff * 100:g} points at {power:.0%} power, α = {alpha:g}, "
+        f"base pass rate {base:.0%}, assuming {assumption}",
+        highlight=False,
+    )
