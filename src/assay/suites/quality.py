@@ -269,17 +269,17 @@ async def run_eval(
         status = "interrupted"
         try:
             writer = RecordWriter(db)
+            out = _Out(run_id, prices, writer, clock, on_record)
             try:
                 pending = [w for w in plan.work if w.key not in done]
                 if plan.opts.cache:
-                    args = (run_id, prices, annotate, writer, clock, on_record)
-                    pending = _serve_from_cache(store, plan, pending, *args)
+                    pending = _serve_from_cache(store, plan, pending, out, annotate)
                 if on_start:
                     counts: dict[str, int] = {}
                     for w in pending:
                         counts[w.target] = counts.get(w.target, 0) + 1
                     on_start(run_id, counts)
-                await _send(plan, pending, run_id, prices, annotate, writer, clock, on_record, next_attempt)
+                await _send(plan, pending, out, annotate, next_attempt)
             finally:
                 await writer.aclose()
             await _judge(store, plan, run_id, prices, db, clock, on_record)
@@ -339,21 +339,24 @@ async def _judge(
         _, next_attempt = store.attempts_so_far(run_id)
         writer = RecordWriter(db)
         try:
-            await _send(plan, todo, run_id, prices, _judge_annotate, writer, clock, on_record, next_attempt)
+            await _send(plan, todo, _Out(run_id, prices, writer, clock, on_record), _judge_annotate, next_attempt)
         finally:
             await writer.aclose()
 
 
+@dataclass
+class _Out:
+    """Where a phase's Records go, and what prices them on the way."""
+
+    run_id: str
+    prices: PriceBook
+    writer: RecordWriter
+    clock: Clock
+    on_record: Callable[[Record], None] | None
+
+
 def _serve_from_cache(
-    store: Store,
-    plan: EvalPlan,
-    pending: list[WorkItem],
-    run_id: str,
-    prices: PriceBook,
-    annotate: Callable[[Record], None],
-    writer: RecordWriter,
-    clock: Clock,
-    on_record: Callable[[Record], None] | None,
+    store: Store, plan: EvalPlan, pending: list[WorkItem], out: _Out, annotate: Callable[[Record], None]
 ) -> list[WorkItem]:
     """Write Records for requests answered before; return the ones still to send."""
     hits = store.cached([plan.keys[w.key] for w in pending])
@@ -364,29 +367,25 @@ def _serve_from_cache(
             rest.append(w)
             continue
         r = Record(
-            run_id, w.target, w.suite, w.item_id, 0, "ok", clock.wall_s(),
+            out.run_id, w.target, w.suite, w.item_id, 0, "ok", out.clock.wall_s(),
             input_tokens=row["input_tokens"], output_tokens=row["output_tokens"],
             cached_tokens=row["cached_tokens"], reasoning_tokens=row["reasoning_tokens"],
             token_source=row["token_source"], finish_reason=row["finish_reason"], request_id="cache",
             response_text=row["response_text"], prompt=w.prompt, scores={"cached": True},
         )  # fmt: skip
-        r.cost_usd = prices.cost(r)
+        r.cost_usd = out.prices.cost(r)
         annotate(r)
-        writer.put(r)
-        if on_record:
-            on_record(r)
+        out.writer.put(r)
+        if out.on_record:
+            out.on_record(r)
     return rest
 
 
 async def _send(
     plan: EvalPlan,
     pending: list[WorkItem],
-    run_id: str,
-    prices: PriceBook,
+    out: _Out,
     annotate: Callable[[Record], None],
-    writer: RecordWriter,
-    clock: Clock,
-    on_record: Callable[[Record], None] | None,
     next_attempt: dict[tuple[str, str, str], int],
 ) -> None:
     if not pending:
@@ -395,16 +394,16 @@ async def _send(
     timeouts = Timeouts(10.0, t, t, t)
     async with open_session() as session:
         names = {w.target for w in pending}
-        clients = {x.name: make_client(x, session, timeouts, clock) for x in plan.config.targets if x.name in names}
+        clients = {x.name: make_client(x, session, timeouts, out.clock) for x in plan.config.targets if x.name in names}
         runner = Runner(
-            run_id,
+            out.run_id,
             clients,
-            writer,
+            out.writer,
             plan.opts.concurrency,
             RetryPolicy(max_retries=plan.opts.retries),
-            clock=clock,
-            on_record=on_record,
-            price=prices.cost,
+            clock=out.clock,
+            on_record=out.on_record,
+            price=out.prices.cost,
             annotate=annotate,
             keep_text=True,
         )
