@@ -3,8 +3,11 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+TEST_STAMP := $(VENV)/.test-stamp
+# The embedding scorer's tests need PyTorch; its CPU-only build is a fraction of the default one's size.
+TORCH_CPU ?= torch==2.13.0+cpu
 
-.PHONY: install demo test check bench browser clean
+.PHONY: install install-test demo test check bench browser clean
 
 install: $(STAMP)
 
@@ -17,6 +20,13 @@ $(STAMP): pyproject.toml
 # The public datasets' local copies (never copied into the repo) add GSM8K and MMLU-Redux to the demo.
 DATA_DIR ?= $(wildcard $(abspath ../shared/datasets))
 
+install-test: $(TEST_STAMP)
+
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/pip install -q '$(TORCH_CPU)' || echo "note: no CPU-only torch wheel here; sentence-transformers brings the default torch"
+	$(BIN)/pip install -q -e '.[dev,embeddings]'
+	touch $(TEST_STAMP)
+
 demo: install
 	ASSAY_DATA_DIR=$${ASSAY_DATA_DIR:-$(DATA_DIR)} $(BIN)/assay demo
 
@@ -28,10 +38,10 @@ browser:
 	      || echo "warning: could not install chromium; the browser tests skip locally and fail under CI=true"; \
 	  else echo "note: chromium not found; the browser tests skip locally and fail under CI=true"; fi; }
 
-test: install browser
+test: install-test browser
 	$(BIN)/pytest -q
 
-check: install browser
+check: install-test browser
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest -q

@@ -237,3 +237,36 @@ async def test_interrupted_eval_resumes_without_duplicates(
     assert len(finals) == 100 and set(finals.values()) == {1}
     assert set(Counter((r.target, r.item_id, r.attempt) for r in records).values()) == {1}
     assert s.scores["swift"]["qa"].n == s.scores["atlas"]["qa"].n == 50
+
+
+def test_embedding_similarity_ranks_paraphrases_above_unrelated_text() -> None:
+    from assay.suites.embedding import similarities
+
+    para, unrelated = similarities(
+        ["Canberra is the capital of Australia.", "I enjoy watching turtles swim."],
+        ["The Australian capital is Canberra.", "The Australian capital is Canberra."],
+    )
+    assert para > 0.8 and unrelated < 0.3
+
+
+async def test_embedding_scorer_grades_replies_after_the_run(
+    tmp_path: Path, sim: SimulatorProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ASSAY_HOME", str(tmp_path / ".assay"))
+    suites = "  - {name: qa, dataset: demo-qa, scorer: embedding, threshold: 0.6, limit: 40}"
+    cfg = parse_config(config_text(sim.urls, suites))
+    db = tmp_path / "e.db"
+    run = await run_eval(cfg, EvalOptions(retries=5, cache=False), db)
+    with Store(db) as store:  # the scores were written onto the stored Records
+        recs = [r for r in store.records(run.run_id) if r.ok and r.final]
+        s = summarize_run(store, run.run_id)
+    assert recs and all(0.0 <= r.scores["value"] <= 1.0 for r in recs)
+    assert all(r.scores["passed"] == (r.scores["value"] >= 0.6) for r in recs)
+    # The simulated models reply with the reference when right and a stock evasion when wrong.
+    wrong = [r.scores["value"] for r in recs if r.response_text and r.response_text.startswith("I am not sure")]
+    right = [r.scores["value"] for r in recs if r.response_text and not r.response_text.startswith("I am not sure")]
+    assert wrong and right and min(right) > max(wrong)
+    qa = s.scores["atlas"]["qa"]
+    assert qa.graded and qa.ci95 is not None and qa.ci95[0] <= qa.score <= qa.ci95[1]  # type: ignore[operator]
+    cmp = next(c for c in s.comparisons if c.suite == "qa")
+    assert cmp.test == "paired_bootstrap"

@@ -106,7 +106,7 @@ class TcoSettings(StrictModel):
     sensitivity: float = Field(default=0.2, gt=0, lt=1, description="Tornado swing: each input moved ± this share.")
 
 
-ScorerName = Literal["exact", "contains", "numeric", "choice", "regex", "f1", "rouge_l", "json", "judge"]
+ScorerName = Literal["exact", "contains", "numeric", "choice", "regex", "f1", "rouge_l", "json", "embedding", "judge"]
 
 
 class JudgeSettings(StrictModel):
@@ -141,6 +141,9 @@ class SuiteConfig(StrictModel):
     json_schema: dict[str, Any] | None = Field(default=None, description="For scorer json.")
     threshold: float = Field(default=0.5, ge=0, le=1, description="Pass mark of graded scorers (f1, rouge_l).")
     include_flagged: bool = Field(default=False, description="MMLU-Redux: keep items flagged as erroneous.")
+    embedding_model: str | None = Field(
+        default=None, description="For scorer embedding: a local sentence-transformers folder (default: bundled)."
+    )
     judge: JudgeSettings | None = None
 
     @field_validator("name")

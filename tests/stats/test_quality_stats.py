@@ -78,5 +78,6 @@ def test_items_needed_command() -> None:
 
     ok = subprocess.run([ASSAY, "items-needed", "--diff", "0.02"], capture_output=True, text=True)
     assert ok.returncode == 0 and "6,513 items to detect 2 points" in ok.stdout
-    bad = subprocess.run([ASSAY, "items-needed", "--diff", "0.5", "--discordant", "0.1"], capture_output=True, text=True)
+    args = [ASSAY, "items-needed", "--diff", "0.5", "--discordant", "0.1"]
+    bad = subprocess.run(args, capture_output=True, text=True)
     assert bad.returncode == 2 and "cannot produce a difference" in bad.stderr

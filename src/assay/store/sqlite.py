@@ -189,6 +189,14 @@ class Store:
             ],
         )
 
+    def set_scores(self, run_id: str, rows: list[Record]) -> None:
+        """Replace the scores of these Records (scorers that run after the requests, in a batch)."""
+        self.conn.executemany(
+            "UPDATE records SET scores = ? "
+            "WHERE run_id = ? AND target = ? AND suite = ? AND item_id = ? AND attempt = ?",
+            [(orjson.dumps(r.scores).decode(), run_id, r.target, r.suite, r.item_id, r.attempt) for r in rows],
+        )
+
     def attempts_so_far(self, run_id: str) -> tuple[set[tuple[str, str, str]], dict[tuple[str, str, str], int]]:
         """For resume: items already finished, and the next attempt number of every item seen."""
         done: set[tuple[str, str, str]] = set()

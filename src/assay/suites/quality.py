@@ -30,6 +30,7 @@ from assay.errors import ConfigError
 from assay.model import ChatRequest, Message, Record, StrictModel, Target
 from assay.runner import RetryPolicy, Runner, WorkItem
 from assay.store import RecordWriter, Store
+from assay.suites.embedding import similarities
 from assay.suites.judge import JUDGE_SUFFIX, judge_request, parse_verdict
 from assay.suites.probe import config_hash, price_book, stored_config, versions
 from assay.suites.quality_summary import EvalSummary, summarize_eval
@@ -204,7 +205,7 @@ def make_annotator(plan: EvalPlan) -> Callable[[Record], None]:
         item = plan.item(r.suite, r.item_id)
         if item.tags:
             r.scores = {**r.scores, "tags": list(item.tags)}  # slices are read back from Records alone
-        if not r.ok or sp.suite.scorer == "judge":
+        if not r.ok or sp.suite.scorer in BATCH_SCORED:
             return
         opts: dict[str, Any] = {"pattern": sp.suite.pattern, "schema": sp.suite.json_schema}
         opts["threshold"] = sp.suite.threshold
@@ -282,6 +283,7 @@ async def run_eval(
                 await _send(plan, pending, out, annotate, next_attempt)
             finally:
                 await writer.aclose()
+            _embed(store, plan, run_id)
             await _judge(store, plan, run_id, prices, db, clock, on_record)
             status = "complete"
         finally:
@@ -293,6 +295,27 @@ async def run_eval(
         return EvalRun(run_id, plan)
     finally:
         store.close()
+
+
+BATCH_SCORED = frozenset({"judge", "embedding"})  # scored after the requests, not as each Record is written
+
+
+def _embed(store: Store, plan: EvalPlan, run_id: str) -> None:
+    """Score the replies of embedding suites in one batch and write the scores onto their Records."""
+    for name, sp in plan.suites.items():
+        if sp.suite.scorer != "embedding":
+            continue
+        todo = [
+            r
+            for r in store.iter_records(run_id)
+            if r.suite == name and r.final and r.ok and r.scores.get("value") is None
+        ]
+        items = [plan.item(name, r.item_id) for r in todo]
+        model = Path(sp.suite.embedding_model) if sp.suite.embedding_model else None
+        sims = similarities([r.response_text or "" for r in todo], [it.expected for it in items], model)
+        for r, sim in zip(todo, sims, strict=True):
+            r.scores = {**r.scores, "value": sim, "passed": sim >= sp.suite.threshold}
+        store.set_scores(run_id, todo)
 
 
 def _judge_annotate(r: Record) -> None:

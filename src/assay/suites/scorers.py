@@ -192,4 +192,4 @@ SCORERS: dict[str, Scorer] = {
     "rouge_l": _graded(rouge_l),
     "json": _json,
 }
-GRADED = frozenset({"f1", "rouge_l"})  # values in [0, 1]: bootstrap CIs and paired bootstrap tests
+GRADED = frozenset({"f1", "rouge_l", "embedding"})  # values in [0, 1]: bootstrap CIs and paired bootstrap tests
