@@ -270,3 +270,15 @@ async def test_embedding_scorer_grades_replies_after_the_run(
     assert qa.graded and qa.ci95 is not None and qa.ci95[0] <= qa.score <= qa.ci95[1]  # type: ignore[operator]
     cmp = next(c for c in s.comparisons if c.suite == "qa")
     assert cmp.test == "paired_bootstrap"
+
+
+def test_limit_takes_the_first_items_and_sample_a_seeded_subset() -> None:
+    from assay.datasets import load_items, select
+
+    items = load_items("demo-qa", None, Path("."))
+    assert [i.id for i in select(items, limit=3)] == [i.id for i in items[:3]]
+    a, b = select(items, sample=10, seed=4), select(items, sample=10, seed=4)
+    assert [i.id for i in a] == [i.id for i in b] and len(a) == 10
+    assert [i.id for i in a] != [i.id for i in select(items, sample=10, seed=5)]
+    order = [i.id for i in items]
+    assert [order.index(i.id) for i in a] == sorted(order.index(i.id) for i in a)  # kept in dataset order

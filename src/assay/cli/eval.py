@@ -84,6 +84,8 @@ def eval_cmd(
     timeout: float = typer.Option(120.0, "--timeout", min=0.001, help="Seconds allowed per request."),
     retries: int = typer.Option(3, "--retries", min=0, max=10, help="Retries of transient errors per item."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="The first N items of each suite."),
+    sample: int | None = typer.Option(None, "--sample", min=1, help="A seeded random N items of each suite."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of --sample (default: the suite's, 0)."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Local dataset copies (default $ASSAY_DATA_DIR)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Send every request, even ones answered before."),
     resume: str | None = typer.Option(None, "--resume", help="Finish an interrupted eval (RUN_ID or 'latest')."),
@@ -104,8 +106,10 @@ def eval_cmd(
             data_dir=str(data_dir) if data_dir else None,
             cache=not no_cache,
             limit=limit,
+            sample=sample,
+            seed=seed,
         )
-    elif suite or target or limit or data_dir:
+    elif suite or target or limit or sample or data_dir:
         raise ConfigError("--resume continues an eval with its stored options; drop the other options")
     result = run_with_progress(cfg, opts, db, resume, quiet=as_json)
     with Store(db) as store:

@@ -71,6 +71,8 @@ class EvalOptions(StrictModel):
     data_dir: str | None = None
     cache: bool = True
     limit: int | None = None  # overrides each suite's limit
+    sample: int | None = None  # overrides each suite's sample (a seeded random N)
+    seed: int | None = None  # overrides each suite's seed
 
 
 def request_key(target: Target, request: ChatRequest) -> str:
@@ -181,7 +183,8 @@ def plan_eval(config: ProjectConfig, opts: EvalOptions) -> EvalPlan:
         # Few-shot examples come from the end of the dataset and are never evaluated.
         examples = everything[len(everything) - suite.few_shot :] if suite.few_shot else []
         pool = everything[: len(everything) - suite.few_shot] if suite.few_shot else everything
-        items = select(pool, opts.limit or suite.limit, suite.sample, suite.seed)
+        seed = opts.seed if opts.seed is not None else suite.seed
+        items = select(pool, opts.limit or suite.limit, opts.sample or suite.sample, seed)
         if suite.scorer == "numeric":
             for it in items:
                 SCORERS["numeric"](it, "", {})  # a non-numeric reference is a dataset error: say so now
