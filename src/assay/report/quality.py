@@ -46,6 +46,7 @@ def build_quality_view(summary: EvalSummary, colours: dict[str, str]) -> Quality
             + "; ".join(f"{c.suite} {c.a} vs {c.b} (p = {c.p_holm:.2g})" for c in tied[:4])
             + ("…" if len(tied) > 4 else "")
         )
+
     # The slices worth a reader's eye: enough items to mean something, widest spread between targets first.
     def spread(s: Slice) -> float:
         vals = [v for n, v, _ in s.scores.values() if v is not None]
