@@ -24,6 +24,12 @@ REPO = Path(__file__).resolve().parent.parent
 # Local copies of public datasets (never copied into the repo): $ASSAY_DATA_DIR, else ../shared/datasets.
 DATA_DIR = Path(os.environ.get("ASSAY_DATA_DIR") or REPO.parent / "shared" / "datasets")
 
+
+def needs_data(*parts: str) -> pytest.MarkDecorator:
+    """Skip where the shared datasets are missing, except under CI, where their absence is a failure."""
+    missing = not DATA_DIR.joinpath(*parts).exists()
+    return pytest.mark.skipif(missing and not os.environ.get("CI"), reason=f"{DATA_DIR / '/'.join(parts)} not found")
+
 # Simulated models are not in the price catalog; tests price them inline, as a user would.
 PRICE = "{input_per_mtok: 1, output_per_mtok: 2}"
 ASSAY = str(REPO / ".venv" / "bin" / "assay") if (REPO / ".venv" / "bin" / "assay").exists() else "assay"

@@ -14,9 +14,7 @@ from assay.config import parse_config
 from assay.simulator import SimulatorProcess
 from assay.store import Store
 from assay.suites.quality import EvalOptions, run_eval, summarize_run
-from tests.conftest import ASSAY, DATA_DIR, cli_env
-
-needs_data = pytest.mark.skipif(not (DATA_DIR / "gsm8k").exists(), reason="shared datasets not available")
+from tests.conftest import ASSAY, DATA_DIR, cli_env, needs_data
 
 
 def config_text(urls: dict[str, str], suites: str) -> str:
@@ -62,7 +60,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorProcess]:
         yield s
 
 
-@needs_data
+@needs_data("gsm8k", "test.jsonl")
 async def test_scores_track_the_simulated_accuracy_and_replay_exactly(
     tmp_path: Path, sim: SimulatorProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:

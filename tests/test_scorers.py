@@ -6,7 +6,7 @@ import pytest
 
 from assay.datasets import EvalItem, load_items
 from assay.suites.scorers import SCORERS, extract_choice, extract_number, hallucinated, rouge_l, token_f1
-from tests.conftest import DATA_DIR
+from tests.conftest import DATA_DIR, needs_data
 
 
 def item(expected: str, **kw: object) -> EvalItem:
@@ -28,7 +28,7 @@ def test_number_extraction(reply: str, number: str | None) -> None:
     assert extract_number(reply) == number
 
 
-@pytest.mark.skipif(not (DATA_DIR / "gsm8k").exists(), reason="GSM8K copy not available")
+@needs_data("gsm8k", "test.jsonl")
 def test_gsm8k_extraction_agrees_with_the_datasets_own_answers() -> None:
     items = load_items("gsm8k", DATA_DIR, DATA_DIR)
     assert len(items) == 1319

@@ -10,7 +10,7 @@ import pytest
 from assay.catalog import Catalog, ModelPrice, PriceBook, Tier, TokenCounts, convert_litellm, load_catalog
 from assay.catalog.table import _read, write_table
 from assay.model import Pricing, Record, Target
-from tests.conftest import DATA_DIR
+from tests.conftest import DATA_DIR, needs_data
 
 SHARED_PRICES = DATA_DIR / "prices" / "model_prices_and_context_window.json"
 D = Decimal
@@ -105,7 +105,7 @@ def test_unknown_model_is_refused_with_suggestions(catalog: Catalog) -> None:
     assert "gpt-4o-mini" in info.value.problems[0]
 
 
-@pytest.mark.skipif(not SHARED_PRICES.exists(), reason="the shared LiteLLM price map is not on this machine")
+@needs_data("prices", "model_prices_and_context_window.json")
 def test_conversion_of_litellm_map_keeps_exact_rates(tmp_path: Path) -> None:
     import orjson
 

@@ -12,7 +12,7 @@ import pytest
 
 from assay.cli.demo import demo_config_text
 from assay.simulator import SimulatorProcess
-from tests.conftest import ASSAY, DATA_DIR, cli_env
+from tests.conftest import ASSAY, DATA_DIR, cli_env, needs_data
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "support-chatbot.yaml"
@@ -76,7 +76,7 @@ def test_cost_without_a_workload_says_what_to_add(tmp_path: Path) -> None:
     assert run.returncode == 2 and "no `workload:` section" in run.stderr
 
 
-@pytest.mark.skipif(not SHARED_PRICES.exists(), reason="the shared LiteLLM price map is not on this machine")
+@needs_data("prices", "model_prices_and_context_window.json")
 def test_prices_update_caches_and_bad_sources_change_nothing(tmp_path: Path) -> None:
     cache = tmp_path / ".assay" / "catalog" / "prices.json"
     bad = assay(tmp_path, "prices", "update", "--from", str(tmp_path / "missing.json"), check=False)
