@@ -20,7 +20,7 @@ from assay.errors import ERROR_CLASSES
 from assay.model import Record
 from assay.stats import TargetSummary
 
-__all__ = ["ProbeProgress", "Terminated", "err", "failure_lines", "out", "probe_table", "run_async"]
+__all__ = ["ProbeProgress", "Terminated", "err", "failure_lines", "out", "probe_table", "run_async", "run_with_bars"]
 
 T = TypeVar("T")
 
@@ -169,3 +169,35 @@ class ProbeProgress:
 
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
+
+
+Starter = Callable[[Callable[[str, dict[str, int]], None], Callable[[Record], None]], Coroutine[Any, Any, T]]
+
+
+def run_with_bars(start: Starter[T], command: str, quiet: bool = False) -> T:
+    """Run a suite with a live bar per target; on Ctrl-C or SIGTERM say how to resume.
+
+    `start(on_start, on_record)` makes the suite's coroutine; `command` names it in the resume hint.
+    """
+    state: dict[str, Any] = {}
+
+    def on_start(run_id: str, pending: dict[str, int]) -> None:
+        state["run_id"] = run_id
+        if not quiet and pending:
+            state["bar"] = ProbeProgress(err, pending).__enter__()
+
+    def on_record(r: Record) -> None:
+        if (bar := state.get("bar")) and r.target in bar.tasks:
+            bar.on_record(r)
+
+    try:
+        return run_async(start(on_start, on_record))
+    except (KeyboardInterrupt, Terminated):
+        if bar := state.pop("bar", None):
+            bar.__exit__()
+        if "run_id" in state:
+            err.print(f"[yellow]interrupted.[/] resume with: assay {command} --resume {state['run_id']}")
+        raise
+    finally:
+        if bar := state.get("bar"):
+            bar.__exit__()

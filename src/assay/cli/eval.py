@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import orjson
 import typer
@@ -12,12 +11,11 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from assay.cli.console import ProbeProgress, Terminated, err, out, run_async
+from assay.cli.console import out, run_with_bars
 from assay.cli.project import load_project
 from assay.config import ProjectConfig, state_dir
 from assay.economics import usd_text
 from assay.errors import ConfigError
-from assay.model import Record
 from assay.store import Store
 from assay.suites.quality import EvalOptions, EvalRun, run_eval, summarize_run
 from assay.suites.quality_summary import EvalSummary
@@ -129,28 +127,11 @@ def run_with_progress(
     cfg: ProjectConfig | None, opts: EvalOptions, db: Path, resume: str | None = None, quiet: bool = False
 ) -> EvalRun:
     """Run an eval with a live bar per target; on Ctrl-C say how to resume."""
-    state: dict[str, Any] = {}
-
-    def on_start(run_id: str, pending: dict[str, int]) -> None:
-        state["run_id"] = run_id
-        if not quiet and pending:
-            state["bar"] = ProbeProgress(err, pending).__enter__()
-
-    def on_record(r: Record) -> None:
-        if (bar := state.get("bar")) and r.target in bar.tasks:
-            bar.on_record(r)
-
-    try:
-        return run_async(run_eval(cfg, opts, db, resume=resume, on_record=on_record, on_start=on_start))
-    except (KeyboardInterrupt, Terminated):
-        if bar := state.pop("bar", None):
-            bar.__exit__()
-        if "run_id" in state:
-            err.print(f"[yellow]interrupted.[/] resume with: assay eval --resume {state['run_id']}")
-        raise
-    finally:
-        if bar := state.get("bar"):
-            bar.__exit__()
+    return run_with_bars(
+        lambda on_start, on_record: run_eval(cfg, opts, db, resume=resume, on_record=on_record, on_start=on_start),
+        "eval",
+        quiet,
+    )
 
 
 def items_needed_cmd(

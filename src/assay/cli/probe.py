@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import orjson
 import typer
 
-from assay.cli.console import ProbeProgress, Terminated, err, failure_lines, out, probe_table, run_async
+from assay.cli.console import failure_lines, out, probe_table, run_with_bars
 from assay.cli.project import load_project
 from assay.config import ProjectConfig, state_dir
 from assay.errors import ConfigError
-from assay.model import Record
 from assay.suites.probe import ProbeOptions, ProbeResult, run_probe
 
 
@@ -82,25 +80,8 @@ def run_with_progress(
     cfg: ProjectConfig | None, opts: ProbeOptions, db: Path, resume: str | None, quiet: bool = False
 ) -> ProbeResult:
     """Run a probe with a live bar per target; on Ctrl-C say how to resume."""
-    state: dict[str, Any] = {}
-
-    def on_start(run_id: str, pending: dict[str, int]) -> None:
-        state["run_id"] = run_id
-        if not quiet:
-            state["bar"] = ProbeProgress(err, pending).__enter__()
-
-    def on_record(r: Record) -> None:
-        if bar := state.get("bar"):
-            bar.on_record(r)
-
-    try:
-        return run_async(run_probe(cfg, opts, db, resume=resume, on_record=on_record, on_start=on_start))
-    except (KeyboardInterrupt, Terminated):
-        if bar := state.pop("bar", None):
-            bar.__exit__()
-        if "run_id" in state:
-            err.print(f"[yellow]interrupted.[/] resume with: assay probe --resume {state['run_id']}")
-        raise
-    finally:
-        if bar := state.get("bar"):
-            bar.__exit__()
+    return run_with_bars(
+        lambda on_start, on_record: run_probe(cfg, opts, db, resume=resume, on_record=on_record, on_start=on_start),
+        "probe",
+        quiet,
+    )
