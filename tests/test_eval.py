@@ -280,3 +280,39 @@ def test_limit_takes_the_first_items_and_sample_a_seeded_subset() -> None:
     assert [i.id for i in a] != [i.id for i in select(items, sample=10, seed=5)]
     order = [i.id for i in items]
     assert [order.index(i.id) for i in a] == sorted(order.index(i.id) for i in a)  # kept in dataset order
+
+
+@needs_data("gsm8k", "test.jsonl")
+def test_public_datasets_download_once_into_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No data folder: the loaders fetch from the public home (here a loopback mirror) and reuse the cache."""
+    import functools
+    import http.server
+    import threading
+
+    from assay.datasets import loaders
+
+    hits: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            hits.append(self.path)
+
+    handler = functools.partial(Handler, directory=str(DATA_DIR))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setattr(loaders, "GSM8K_URL", f"{base}/gsm8k/test.jsonl")
+    monkeypatch.setattr(loaders, "MMLU_REDUX_URL", base + "/mmlu-redux/mmlu_{subject}.csv")
+    try:
+        cache = tmp_path / "datasets"
+        gsm = loaders.load_items("gsm8k", None, cache)
+        mmlu = loaders.load_items("mmlu-redux", None, cache)
+        assert len(gsm) == 1319 and len(mmlu) == len(loaders.load_items("mmlu-redux", DATA_DIR, cache))
+        assert (cache / "gsm8k" / "test.jsonl").exists() and len(list((cache / "mmlu-redux").glob("*.csv"))) == 57
+        fetched = len(hits)
+        loaders.load_items("gsm8k", None, cache)
+        loaders.load_items("mmlu-redux", None, cache)
+        assert len(hits) == fetched == 58, "the second load reads the cache"
+    finally:
+        server.shutdown()
+        server.server_close()

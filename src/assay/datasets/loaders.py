@@ -34,8 +34,66 @@ __all__ = ["BUILTIN", "Dataset", "data_dir", "load_items", "select"]
 
 GSM8K_URL = "https://raw.githubusercontent.com/openai/grade-school-math/master/grade_school_math/data/test.jsonl"
 MMLU_REDUX_URL = "https://raw.githubusercontent.com/aryopg/mmlu-redux/main/mmlu_redux/mmlu_{subject}.csv"
-# The 57 MMLU subjects are the files of the local copy; downloading all needs their names.
-MMLU_SUBJECTS_HINT = "abstract_algebra, anatomy, astronomy, ... (see the MMLU-Redux repository)"
+# MMLU's 57 subjects, one MMLU-Redux file each.
+MMLU_SUBJECTS = (
+    "abstract_algebra",
+    "anatomy",
+    "astronomy",
+    "business_ethics",
+    "clinical_knowledge",
+    "college_biology",
+    "college_chemistry",
+    "college_computer_science",
+    "college_mathematics",
+    "college_medicine",
+    "college_physics",
+    "computer_security",
+    "conceptual_physics",
+    "econometrics",
+    "electrical_engineering",
+    "elementary_mathematics",
+    "formal_logic",
+    "global_facts",
+    "high_school_biology",
+    "high_school_chemistry",
+    "high_school_computer_science",
+    "high_school_european_history",
+    "high_school_geography",
+    "high_school_government_and_politics",
+    "high_school_macroeconomics",
+    "high_school_mathematics",
+    "high_school_microeconomics",
+    "high_school_physics",
+    "high_school_psychology",
+    "high_school_statistics",
+    "high_school_us_history",
+    "high_school_world_history",
+    "human_aging",
+    "human_sexuality",
+    "international_law",
+    "jurisprudence",
+    "logical_fallacies",
+    "machine_learning",
+    "management",
+    "marketing",
+    "medical_genetics",
+    "miscellaneous",
+    "moral_disputes",
+    "moral_scenarios",
+    "nutrition",
+    "philosophy",
+    "prehistory",
+    "professional_accounting",
+    "professional_law",
+    "professional_medicine",
+    "professional_psychology",
+    "public_relations",
+    "security_studies",
+    "sociology",
+    "us_foreign_policy",
+    "virology",
+    "world_religions",
+)
 _GSM8K_ANSWER = re.compile(r"####\s*(.+?)\s*$", re.S)
 
 
@@ -101,13 +159,14 @@ def load_gsm8k(root: Path | None, cache: Path) -> list[EvalItem]:
 
 def load_mmlu_redux(root: Path | None, cache: Path, include_flagged: bool = False) -> list[EvalItem]:
     """MMLU-Redux: `error_type` flags bad items; only `OK` ones are kept unless asked."""
-    folder = root / "mmlu-redux" if root else cache / "mmlu-redux"
-    files = sorted(folder.glob("mmlu_*.csv")) if folder.is_dir() else []
-    if not files:
-        raise ConfigError(
-            f"{folder}: no mmlu_*.csv files; MMLU-Redux is read from a local copy "
-            f"({MMLU_REDUX_URL.format(subject='SUBJECT')} for {MMLU_SUBJECTS_HINT})"
-        )
+    if root is not None:
+        folder = root / "mmlu-redux"
+        files = sorted(folder.glob("mmlu_*.csv")) if folder.is_dir() else []
+        if not files:
+            raise ConfigError(f"{folder}: no mmlu_*.csv files (the MMLU-Redux layout: mmlu-redux/mmlu_<subject>.csv)")
+    else:  # from the public repository, once, into the cache
+        folder = cache / "mmlu-redux"
+        files = [_fetch(MMLU_REDUX_URL.format(subject=s), folder / f"mmlu_{s}.csv") for s in MMLU_SUBJECTS]
     items = []
     for path in files:
         subject = path.stem.removeprefix("mmlu_")
