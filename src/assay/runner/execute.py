@@ -156,6 +156,46 @@ class Runner:
             await asyncio.gather(*workers, return_exceptions=True)
         return self._written
 
+    async def run_open_loop(self, arrivals: Iterable[tuple[float, WorkItem]], max_in_flight: int | None = None) -> int:
+        """Send each item at start + its offset in seconds, whatever the target does (open loop).
+
+        `arrivals` may be a generator, so a long schedule is never held in memory; returns Records written.
+
+        Each Record's intended start is its scheduled time. With `max_in_flight`, a send
+        waits for a free slot but keeps its intended start, so the wait shows up as
+        response time and generator lag instead of vanishing (coordinated omission).
+        Only in-flight requests hold a task, so memory stays flat however long the schedule.
+        """
+        self._next_attempt, self._written, self._due = {}, 0, {}
+        start = self.clock.now_ns()
+        slots = asyncio.Semaphore(max_in_flight) if max_in_flight else None
+        running: set[asyncio.Task[None]] = set()
+
+        def done(task: asyncio.Task[None]) -> None:
+            running.discard(task)
+            if slots is not None:
+                slots.release()
+
+        try:
+            for offset, item in arrivals:
+                due = start + int(offset * 1e9)
+                self._due[item.key] = due
+                wait_s = (due - self.clock.now_ns()) / 1e9
+                if wait_s > 0:
+                    await self.clock.sleep(wait_s)
+                if slots is not None:
+                    await slots.acquire()
+                task = asyncio.create_task(self._do(item), name=f"assay-open-{item.item_id}")
+                running.add(task)
+                task.add_done_callback(done)
+            while running:
+                await asyncio.gather(*list(running))
+        finally:
+            for task in list(running):
+                task.cancel()
+            await asyncio.gather(*list(running), return_exceptions=True)
+        return self._written
+
     async def _worker(self, q: deque[WorkItem]) -> None:
         while q:
             await self._do(q.popleft())
@@ -174,7 +214,7 @@ class Runner:
         client = self.clients[item.target]
         attempt = self._next_attempt.get(item.key, 0)
         first = attempt
-        due_ns = self._due.get(item.key)
+        due_ns = self._due.pop(item.key, None)  # popped: a long open-loop run keeps no per-item state
         if due_ns is not None:
             await self.clock.sleep(max(0.0, (due_ns - self.clock.now_ns()) / 1e9))
         while True:
