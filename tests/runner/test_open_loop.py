@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from assay.clients import make_client, open_session
 from assay.model import ChatRequest, Message, Record
@@ -60,3 +61,45 @@ async def test_a_cap_below_what_the_rate_needs_shows_as_response_time(tmp_path: 
     assert np.median(service) < 260  # each request alone is still fast
     assert np.percentile(response, 90) > 4 * np.percentile(service, 90), "queueing is visible, not hidden"
     assert np.percentile(lag, 99) > 1000  # the last sends left seconds after their schedule
+
+
+async def _past_the_limit(profile: dict[str, object], rate: float, seconds: float) -> list[Record]:
+    sim = await start_simulator(one_model_spec(**profile))
+    try:
+        target = target_for(sim, "v", "m")
+        request = ChatRequest([Message("user", "hi")], max_tokens=5)
+        times = schedule(Arrivals("constant", rate=rate), duration_s=seconds)
+        sink = Sink()
+        async with open_session() as session:
+            runner = Runner("r", {target.name: make_client(target, session)}, sink)
+            arrivals = ((t, WorkItem(target.name, "load", f"{k:05d}", request)) for k, t in enumerate(times))
+            await runner.run_open_loop(arrivals)
+        return sink.records
+    finally:
+        await sim.stop()
+
+
+async def test_rate_limit_behaviour_is_classified_for_rejecting_and_queueing_vendors() -> None:
+    from assay.stats.load import classify_rate_limit, summarize_load
+
+    fast = {"ttft_ms": 20, "itl_ms": 2, "output_tokens": 5}
+    # 30 requests/min (a bucket of 30, refilled at 0.5/s) hit with 90 requests in 3 s: fast 429s for the excess.
+    rejecting = await _past_the_limit({**fast, "rate_limit": {"rpm": 30}}, rate=30, seconds=3)
+    verdict = classify_rate_limit(rejecting)
+    assert verdict.behavior == "rejects" and verdict.rate_limited > 20 and verdict.retry_after_p50_s is not None
+    # A vendor serving 2 at a time, 100 ms each (20/s at most), hit at 30/s queues: no 429s, TTFT climbs.
+    queueing = await _past_the_limit({**fast, "ttft_ms": 100, "max_concurrency": 2}, rate=30, seconds=3)
+    verdict = classify_rate_limit(queueing)
+    assert verdict.behavior == "queues" and verdict.rate_limited == 0, verdict.reason
+    # Below the limit: neither.
+    calm = await _past_the_limit({**fast, "rate_limit": {"rpm": 6000}}, rate=10, seconds=2)
+    assert classify_rate_limit(calm).behavior == "none"
+    s = summarize_load("m", rejecting, planned=90, schedule_s=3.0, slo={"ttft_ms": 500})
+    assert s.offered_rate_rps == 30 and s.achieved_rate_rps == pytest.approx(30, rel=0.05)
+    assert s.throughput_rps < 15 and s.goodput_rps <= s.throughput_rps
+    assert s.errors["rate_limited"] > 20
+    assert set(s.to_json()) >= {
+        "requests", "offered_rate_rps", "achieved_rate_rps", "throughput_rps", "goodput_rps",
+        "output_tokens_per_s", "errors", "ttft_ms", "tpot_ms", "e2e_ms", "service_time_ms",
+        "response_time_ms", "generator_lag_ms", "rate_limit",
+    }  # fmt: skip

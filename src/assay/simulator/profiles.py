@@ -170,6 +170,9 @@ class ModelProfile(StrictModel):
     rate_limit: RateLimit = Field(default_factory=RateLimit)
     incidents: list[Incident] = Field(default_factory=list)
     retry_after_s: float = Field(default=2.0, ge=0, description="Retry-After sent with injected 429s and 503s.")
+    max_concurrency: int | None = Field(
+        default=None, ge=1, description="Requests served at once; the rest queue (latency grows, no 429s)."
+    )
     hang_s: float = Field(default=120.0, gt=0, description="How long a hung request stays silent before closing.")
 
 

@@ -48,6 +48,7 @@ class _ModelState:
     profile: ModelProfile
     limiter: RateLimiter
     counter: int = 0
+    slots: asyncio.Semaphore | None = None  # max_concurrency: a queue in front of the model
 
 
 @dataclass(slots=True)
@@ -85,7 +86,12 @@ class VendorServer:
         self.clock: Clock = clock or SystemClock()
         self.started_ns = self.clock.now_ns()
         self.models = {
-            m.name: _ModelState(m, RateLimiter(m.rate_limit.rpm, m.rate_limit.tpm, self.clock)) for m in vendor.models
+            m.name: _ModelState(
+                m,
+                RateLimiter(m.rate_limit.rpm, m.rate_limit.tpm, self.clock),
+                slots=asyncio.Semaphore(m.max_concurrency) if m.max_concurrency else None,
+            )
+            for m in vendor.models
         }
         self.log: deque[dict[str, Any]] = deque(maxlen=LOG_LIMIT)
         self._n = 0
@@ -183,6 +189,16 @@ class VendorServer:
             return self._abort(request, entry)
         if plan.fault == "reset":
             return self._abort(request, entry)
+        entry["started_ns"] = received_ns
+        if state.slots is not None:  # a queueing server: wait for a free slot, then start the clock
+            async with state.slots:
+                entry["started_ns"] = self.clock.now_ns()
+                return await self._respond(request, wire, call, plan, entry, headers)
+        return await self._respond(request, wire, call, plan, entry, headers)
+
+    async def _respond(
+        self, request: web.Request, wire: Wire, call: _Call, plan: Plan, entry: dict[str, Any], headers: dict[str, str]
+    ) -> web.StreamResponse:
         if call.stream:
             return await self._stream(request, wire, call, plan, entry, headers)
         return await self._whole(wire, call, plan, entry, headers)
@@ -252,7 +268,7 @@ class VendorServer:
         rid, model = entry["id"], call.model
         try:
             await resp.write(wire.stream_open(rid, model, call.input_tokens))
-            when = entry["received_ns"] + int(plan.ttft_ms * 1e6)
+            when = entry["started_ns"] + int(plan.ttft_ms * 1e6)
             for i, tok in enumerate(plan.tokens):
                 await self._sleep_until(when)
                 if i == plan.break_at and plan.fault == "stream_broken":
@@ -283,7 +299,7 @@ class VendorServer:
         self, wire: Wire, call: _Call, plan: Plan, entry: dict[str, Any], headers: dict[str, str]
     ) -> web.Response:
         total_ms = plan.ttft_ms + sum(plan.itl_ms)
-        await self._sleep_until(entry["received_ns"] + int(total_ms * 1e6))
+        await self._sleep_until(entry["started_ns"] + int(total_ms * 1e6))
         finish = "length" if len(plan.tokens) >= call.max_tokens else "stop"
         body = wire.body(entry["id"], call.model, "".join(plan.tokens), finish, (call.input_tokens, len(plan.tokens)))
         now = self.clock.now_ns()

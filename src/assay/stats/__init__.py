@@ -1,5 +1,6 @@
 """Statistics over Records: percentiles with CIs, reliability, summaries."""
 
+from assay.stats.load import LoadSummary, RateLimitVerdict, classify_rate_limit, summarize_load
 from assay.stats.percentiles import QUANTILES, bootstrap_ci, percentiles
 from assay.stats.quality import Comparison, holm, items_needed, mcnemar_exact, mean_ci, paired_bootstrap, wilson
 from assay.stats.reliability import Bucket, error_counts, error_examples, uptime
@@ -11,8 +12,11 @@ __all__ = [
     "Bucket",
     "Comparison",
     "Latency",
+    "LoadSummary",
+    "RateLimitVerdict",
     "TargetSummary",
     "bootstrap_ci",
+    "classify_rate_limit",
     "error_counts",
     "error_examples",
     "holm",
@@ -23,6 +27,7 @@ __all__ = [
     "paired_bootstrap",
     "percentiles",
     "summarize",
+    "summarize_load",
     "uptime",
     "wilson",
 ]
