@@ -9,6 +9,7 @@ import typer
 from assay import __version__
 from assay.cli import cost, demo, prices, probe, project, report, simulator
 from assay.cli import eval as eval_
+from assay.cli import load as load_
 from assay.cli.console import Terminated, err
 from assay.errors import AssayError, ConfigError
 
@@ -25,6 +26,7 @@ app.command("probe")(probe.probe)
 app.command("report")(report.report)
 app.command("runs")(report.runs)
 app.command("export")(report.export)
+app.command("load")(load_.load_cmd)
 app.command("eval")(eval_.eval_cmd)
 app.command("items-needed")(eval_.items_needed_cmd)
 app.command("cost")(cost.cost)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -194,6 +194,24 @@ class Runner:
             for task in list(running):
                 task.cancel()
             await asyncio.gather(*list(running), return_exceptions=True)
+        return self._written
+
+    async def run_closed_loop(self, items: Iterator[WorkItem], workers: int) -> int:
+        """Keep `workers` requests in flight, pulling items lazily (the iterator may be endless; bound it
+        with a request count or by cancelling after a duration); return Records written."""
+        self._next_attempt, self._written, self._due = {}, 0, {}
+
+        async def worker() -> None:
+            for item in items:  # one shared iterator: each worker takes the next item when it is free
+                await self._do(item)
+
+        tasks = [asyncio.create_task(worker(), name=f"assay-closed-{i}") for i in range(workers)]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         return self._written
 
     async def _worker(self, q: deque[WorkItem]) -> None:

@@ -1,0 +1,136 @@
+"""`assay load`: open- or closed-loop traffic against the targets; rates, latency, goodput, rate limits."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import orjson
+import typer
+from pydantic import ValidationError
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from assay.cli.console import out, run_with_bars
+from assay.cli.project import load_project
+from assay.config import state_dir
+from assay.errors import ConfigError
+from assay.suites.load import LoadOptions, LoadResult, run_load
+
+
+def parse_slo(text: str | None) -> dict[str, float]:
+    """`ttft_ms=500,e2e_ms=2000` as a mapping; a clear error for anything else."""
+    if not text:
+        return {}
+    out_: dict[str, float] = {}
+    for part in text.split(","):
+        key, _, value = part.partition("=")
+        try:
+            out_[key.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(
+                f"--slo: expected key=number pairs such as ttft_ms=500,e2e_ms=2000 (got {part!r})"
+            ) from None
+    return out_
+
+
+LAG_WARN_MS = 10.0  # a generator later than this (p99) is not keeping its schedule
+
+
+def _ms(v: float | None) -> str:
+    return "–" if v is None else f"{v:,.0f}" if v >= 100 else f"{v:.1f}"
+
+
+def load_table(result: LoadResult) -> Table:
+    table = Table(
+        title=f"load {result.run_id}",
+        title_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        caption="rates per second; latency in ms p50/p99; response time counts from the scheduled send",
+        caption_justify="left",
+    )
+    for col in ("target", "offered/sent", "ok/s", "goodput", "TTFT", "service", "response", "lag p99", "err", "limit"):
+        table.add_column(col, justify="left" if col in ("target", "limit") else "right", no_wrap=True)
+    for name, s in result.summaries.items():
+        lat = s.latency
+        lag = lat["generator_lag_ms"]["p99"]
+        failed = sum(s.errors.values())
+        table.add_row(
+            name,
+            f"{s.offered_rate_rps:.1f}/{s.achieved_rate_rps:.1f}",
+            f"{s.throughput_rps:.1f}",
+            f"{s.goodput_rps:.1f}",
+            f"{_ms(lat['ttft_ms']['p50'])}/{_ms(lat['ttft_ms']['p99'])}",
+            f"{_ms(lat['service_time_ms']['p50'])}/{_ms(lat['service_time_ms']['p99'])}",
+            f"{_ms(lat['response_time_ms']['p50'])}/{_ms(lat['response_time_ms']['p99'])}",
+            Text(_ms(lag), style="red" if lag is not None and lag > LAG_WARN_MS else ""),
+            Text(str(failed), style="red" if failed else "dim"),
+            s.rate_limit.behavior,
+        )
+    return table
+
+
+def load_cmd(
+    config: Path = typer.Option(Path("assay.yaml"), "-c", "--config", help="Project file."),
+    target: list[str] = typer.Option([], "--target", "-t", help="Load only this target (repeatable)."),
+    rate: float | None = typer.Option(None, "--rate", help="Open loop: requests per second per target."),
+    arrival: str = typer.Option("constant", "--arrival", help="constant, poisson or gamma."),
+    burstiness: float = typer.Option(1.0, "--burstiness", help="gamma: coefficient of variation of the gaps."),
+    concurrency: int | None = typer.Option(None, "--concurrency", help="Closed loop: requests kept in flight."),
+    max_in_flight: int | None = typer.Option(None, "--max-in-flight", help="Open loop: cap on requests in flight."),
+    duration: float | None = typer.Option(None, "--duration", help="Seconds to run."),
+    requests: int | None = typer.Option(None, "--requests", "-n", help="Requests per target."),
+    input_tokens: int = typer.Option(256, "--input-tokens", help="Prompt size (synthetic)."),
+    output_tokens: int = typer.Option(64, "--output-tokens", help="max_tokens of each request."),
+    slo: str | None = typer.Option(None, "--slo", help="Goodput objectives, e.g. ttft_ms=500,e2e_ms=2000."),
+    seed: int = typer.Option(0, "--seed"),
+    as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
+) -> None:
+    """Drive traffic at the targets: open loop at a rate, or closed loop at a concurrency; always bounded."""
+    cfg = load_project(config)
+    objectives = parse_slo(slo) or {k: v for k, v in cfg.slo.model_dump().items() if k != "success_rate" and v}
+    try:
+        opts = LoadOptions(
+            targets=tuple(target),
+            rate=rate,
+            arrival=arrival,
+            burstiness=burstiness,
+            concurrency=concurrency,
+            max_in_flight=max_in_flight,
+            duration_s=duration,
+            requests=requests,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            slo=objectives,
+            seed=seed,
+        )
+    except ValidationError as e:
+        problems = [
+            f"{'.'.join(map(str, x['loc'])) or 'options'}: {x['msg'].removeprefix('Value error, ')}" for x in e.errors()
+        ]
+        raise ConfigError("bad load options", problems) from None
+    db = state_dir() / "assay.db"
+    result = run_with_bars(
+        lambda on_start, on_record: run_load(cfg, opts, db, on_record=on_record, on_start=on_start), "load", as_json
+    )
+    if as_json:
+        sys.stdout.write(orjson.dumps(result.to_json()).decode() + "\n")
+        return
+    out.print(load_table(result))
+    for name, s in result.summaries.items():
+        lag = s.latency["generator_lag_ms"]["p99"]
+        behind = s.offered_rate_rps > 0 and s.achieved_rate_rps < 0.95 * s.offered_rate_rps
+        if (lag is not None and lag > LAG_WARN_MS) or behind:
+            out.print(
+                f"[bold yellow]warning:[/] {name}: the generator could not keep its schedule (lag p99 "
+                f"{lag or 0:,.0f} ms, sent {s.achieved_rate_rps:.1f} of {s.offered_rate_rps:.1f}/s); "
+                "response times include that wait, service times do not",
+                highlight=False,
+            )
+        if s.rate_limit.behavior != "none":
+            out.print(
+                f"  {name}: rate limiting [bold]{s.rate_limit.behavior}[/]: {s.rate_limit.reason}", highlight=False
+            )

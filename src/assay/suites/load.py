@@ -1,0 +1,187 @@
+"""Load runs: open-loop (a rate on an absolute schedule) or closed-loop (fixed concurrency) traffic.
+
+Each target gets its own schedule, all at once, so several targets meet the same
+offered load in one run. Prompts are synthetic with a controlled size (unique per
+request when asked, to defeat prompt caches). Every attempt is a Record in the
+store with its intended start, so service time, response time and generator lag
+come out of the same Records as everything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from assay.clients import Timeouts, make_client, open_session
+from assay.clock import Clock, SystemClock
+from assay.config import ProjectConfig, missing_key_envs
+from assay.errors import ConfigError
+from assay.model import ChatRequest, Message, Record, StrictModel
+from assay.runner import RetryPolicy, Runner, WorkItem
+from assay.runner.arrivals import Arrivals, schedule
+from assay.stats import LoadSummary, summarize_load
+from assay.store import RecordWriter, Store
+from assay.suites.probe import config_hash, price_book, stored_config, versions
+
+__all__ = ["LoadOptions", "LoadResult", "run_load", "synthetic_prompt"]
+
+KIND = "load"
+SUITE = "load"
+_WORDS = (  # noqa: SIM905 - a line of words reads better than thirty strings
+    "latency throughput request token stream model vendor queue budget error retry window second minute "
+    "answer question context prompt cache limit rate burst steady user session traffic service region"
+).split()
+
+
+class LoadOptions(StrictModel):
+    """One load run. Open loop when `rate` is set; closed loop (`concurrency` workers) otherwise."""
+
+    targets: tuple[str, ...] = ()
+    rate: float | None = Field(default=None, gt=0, description="Requests per second per target (open loop).")
+    arrival: Literal["constant", "poisson", "gamma"] = "constant"
+    burstiness: float = Field(default=1.0, gt=0)
+    concurrency: int | None = Field(default=None, ge=1, description="Closed loop: requests kept in flight.")
+    max_in_flight: int | None = Field(default=None, ge=1, description="Open loop: cap on requests in flight.")
+    duration_s: float | None = Field(default=None, gt=0)
+    requests: int | None = Field(default=None, ge=1, description="Per target.")
+    input_tokens: int = Field(default=256, ge=1)
+    output_tokens: int = Field(default=64, ge=1)
+    unique_prompts: bool = True
+    timeout_s: float = Field(default=60.0, gt=0)
+    slo: dict[str, float] = Field(default_factory=dict)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _bounded(self) -> LoadOptions:
+        if self.duration_s is None and self.requests is None:
+            raise ValueError("a load run needs --duration or --requests (or both): it must stop by itself")
+        if self.rate is None and self.concurrency is None:
+            raise ValueError("give --rate (open loop) or --concurrency (closed loop)")
+        if self.rate is not None and self.concurrency is not None:
+            raise ValueError("--rate (open loop) and --concurrency (closed loop) exclude each other")
+        unknown = set(self.slo) - {"ttft_ms", "e2e_ms", "tpot_ms"}
+        if unknown:
+            raise ValueError(f"unknown SLO key(s) {', '.join(sorted(unknown))}; use ttft_ms, e2e_ms, tpot_ms")
+        return self
+
+
+def synthetic_prompt(tokens: int, rng: random.Random, unique: bool) -> str:
+    """About `tokens` tokens of text (4 characters a token); a random nonce first when unique."""
+    words: list[str] = [f"[{rng.getrandbits(64):016x}]"] if unique else []
+    size = sum(len(w) + 1 for w in words)
+    while size < tokens * 4:
+        w = rng.choice(_WORDS)
+        words.append(w)
+        size += len(w) + 1
+    return " ".join(words) + "\nReply with a short paragraph."
+
+
+@dataclass
+class LoadResult:
+    run_id: str
+    summaries: dict[str, LoadSummary]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "targets": {n: s.to_json() for n, s in self.summaries.items()}}
+
+
+def _plan(opts: LoadOptions) -> tuple[list[float] | None, int]:
+    """The open-loop schedule (None for closed loop) and how many requests are planned per target."""
+    if opts.rate is None:
+        return None, opts.requests or 10_000_000
+    arrivals = Arrivals(opts.arrival, opts.rate, burstiness=opts.burstiness, seed=opts.seed)
+    times = schedule(arrivals, opts.duration_s, opts.requests)
+    return times, len(times)
+
+
+async def run_load(
+    config: ProjectConfig,
+    opts: LoadOptions,
+    db: Path,
+    *,
+    clock: Clock | None = None,
+    on_record: Callable[[Record], None] | None = None,
+    on_start: Callable[[str, dict[str, int]], None] | None = None,
+) -> LoadResult:
+    clock = clock or SystemClock()
+    names = list(opts.targets) or [t.name for t in config.targets]
+    targets = [config.target(n) for n in names]
+    missing = missing_key_envs(config, set(names))
+    if missing:
+        raise ConfigError("cannot load-test: API keys missing", missing)
+    prices = price_book(config)
+    times, planned = _plan(opts)
+    run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime(clock.wall_s())) + "-" + secrets.token_hex(3)
+    store = Store(db)
+    try:
+        params = opts.model_dump(mode="json")
+        store.create_run(run_id, KIND, clock.wall_s(), config_hash(config), stored_config(config), params, versions())
+        if on_start:
+            on_start(run_id, {n: planned if times is not None else (opts.requests or 0) for n in names})
+        writer = RecordWriter(db)
+        status = "interrupted"
+        started = clock.now_ns()
+        try:
+            timeouts = Timeouts(10.0, opts.timeout_s, opts.timeout_s, opts.timeout_s)
+            async with open_session() as session:
+                jobs = []
+                for t in targets:
+                    runner = Runner(
+                        run_id,
+                        {t.name: make_client(t, session, timeouts, clock)},
+                        writer,
+                        opts.concurrency or 1,
+                        RetryPolicy(max_retries=0),  # load measures the API; a retry would hide its answer
+                        clock=clock,
+                        on_record=on_record,
+                        price=prices.cost,
+                        keep_text=False,
+                    )
+                    jobs.append(_drive(runner, t.name, opts, times))
+                await asyncio.gather(*jobs)
+            status = "complete"
+        finally:
+            await writer.aclose()
+            store.set_status(run_id, status, clock.wall_s())
+        elapsed_s = (clock.now_ns() - started) / 1e9
+        schedule_s = opts.duration_s or (times[-1] if times else elapsed_s) or elapsed_s
+        summaries = {}
+        for n in names:
+            recs = store.records(run_id, n)
+            offered = planned if times is not None else len([r for r in recs if r.final])
+            summaries[n] = summarize_load(n, recs, offered, schedule_s, opts.slo)
+        return LoadResult(run_id, summaries)
+    finally:
+        store.close()
+
+
+async def _drive(runner: Runner, target: str, opts: LoadOptions, times: list[float] | None) -> None:
+    rng = random.Random(f"{opts.seed}/{target}")
+
+    def items() -> Iterator[WorkItem]:
+        k = 0
+        while opts.requests is None or k < opts.requests:
+            prompt = synthetic_prompt(opts.input_tokens, rng, opts.unique_prompts)
+            request = ChatRequest([Message("user", prompt)], max_tokens=opts.output_tokens, stream=True)
+            yield WorkItem(target, SUITE, f"{k:07d}", request)
+            k += 1
+
+    if times is not None:
+        await runner.run_open_loop(zip(times, items(), strict=False), opts.max_in_flight)
+        return
+    # Closed loop: `concurrency` workers until the requests run out or the duration ends.
+    work = runner.run_closed_loop(items(), opts.concurrency or 1)
+    if opts.duration_s is None:
+        await work
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(work, timeout=opts.duration_s)

@@ -1,0 +1,66 @@
+"""`assay load` as a user runs it: the JSON contract, open and closed loop, refusals."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import orjson
+
+from assay.simulator import SimulatorProcess
+from tests.conftest import ASSAY, PRICE, cli_env
+
+PROFILE = """
+vendors:
+  - name: v
+    models:
+      - {name: m, ttft_ms: 30, itl_ms: 2, output_tokens: 16}
+knowledge: []
+"""
+
+
+def _config(tmp_path: Path, url: str) -> Path:
+    path = tmp_path / "assay.yaml"
+    path.write_text(f"targets:\n  - {{name: a, base_url: '{url}/v1', model: m, pricing: {PRICE}}}\n")
+    return path
+
+
+def test_load_json_contract_open_and_closed_loop(tmp_path: Path) -> None:
+    (tmp_path / "v.yaml").write_text(PROFILE)
+    with SimulatorProcess(profile=tmp_path / "v.yaml") as sim:
+        cfg = _config(tmp_path, sim.urls["v"])
+        run = subprocess.run(
+            [ASSAY, "load", "-c", str(cfg), "--rate", "25", "--arrival", "poisson", "--duration", "2",
+             "--slo", "ttft_ms=500", "--json"],
+            cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, timeout=60,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr.decode()
+        t = orjson.loads(run.stdout)["targets"]["a"]
+        assert set(t) >= {
+            "requests", "offered_rate_rps", "achieved_rate_rps", "throughput_rps", "goodput_rps",
+            "output_tokens_per_s", "errors", "ttft_ms", "tpot_ms", "e2e_ms", "service_time_ms",
+            "response_time_ms", "generator_lag_ms", "rate_limit",
+        }  # fmt: skip
+        assert 30 <= t["requests"] <= 75 and t["goodput_rps"] <= t["throughput_rps"]
+        assert set(t["rate_limit"]) >= {"behavior", "rate_limited", "retry_after_s"}
+        assert set(t["generator_lag_ms"]) == {"p50", "p99"} and set(t["ttft_ms"]) >= {"p50", "p90", "p99"}
+        closed = subprocess.run(
+            [ASSAY, "load", "-c", str(cfg), "--concurrency", "4", "--requests", "40", "--json"],
+            cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, timeout=60,
+        )  # fmt: skip
+        assert closed.returncode == 0, closed.stderr.decode()
+        assert orjson.loads(closed.stdout)["targets"]["a"]["requests"] == 40
+
+
+def test_unbounded_or_contradictory_load_is_refused(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, "http://127.0.0.1:9")
+    for args, message in (
+        (["--rate", "5"], b"must stop by itself"),
+        (["--rate", "5", "--concurrency", "2", "--duration", "1"], b"exclude each other"),
+        (["--rate", "5", "--duration", "1", "--slo", "ttft=5"], b"unknown SLO key"),
+        (["--rate", "5", "--duration", "1", "--slo", "ttft_ms"], b"key=number pairs"),
+    ):
+        cmd = [ASSAY, "load", "-c", str(cfg), *args]
+        run = subprocess.run(cmd, cwd=tmp_path, env=cli_env(tmp_path), capture_output=True)
+        assert run.returncode == 2 and message in run.stderr, (args, run.stderr)
+    assert not (tmp_path / ".assay" / "assay.db").exists(), "a refused run writes nothing"
