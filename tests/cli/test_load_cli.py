@@ -64,3 +64,23 @@ def test_unbounded_or_contradictory_load_is_refused(tmp_path: Path) -> None:
         run = subprocess.run(cmd, cwd=tmp_path, env=cli_env(tmp_path), capture_output=True)
         assert run.returncode == 2 and message in run.stderr, (args, run.stderr)
     assert not (tmp_path / ".assay" / "assay.db").exists(), "a refused run writes nothing"
+
+
+def test_sweep_finds_the_knee_of_a_queueing_server(tmp_path: Path) -> None:
+    # Two requests at a time, ~65 ms each: ~31 requests/s at most; past it the queue pushes TTFT over 300 ms
+    # (a 2 s step absorbs a little more before the queue gets that long).
+    model = "{name: m, ttft_ms: 50, itl_ms: 1, output_tokens: 16, max_concurrency: 2}"
+    (tmp_path / "v.yaml").write_text(f"vendors:\n  - name: v\n    models:\n      - {model}\nknowledge: []\n")
+    with SimulatorProcess(profile=tmp_path / "v.yaml") as sim:
+        cfg = _config(tmp_path, sim.urls["v"])
+        run = subprocess.run(
+            [ASSAY, "load", "-c", str(cfg), "--rate", "6", "--duration", "2", "--slo", "ttft_ms=300",
+             "--output-tokens", "16", "--sweep", "--json"],
+            cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, timeout=180,
+        )  # fmt: skip
+    assert run.returncode == 0, run.stderr.decode()
+    out = orjson.loads(run.stdout)["targets"]["a"]
+    knee = out["knee_rps"]
+    assert knee is not None and 15 <= knee <= 45, out
+    curve = out["curve"]
+    assert any(not p["meets_slo"] for p in curve) and all(p["meets_slo"] for p in curve if p["rate_rps"] <= knee)

@@ -12,11 +12,11 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from assay.cli.console import out, run_with_bars
+from assay.cli.console import err, out, run_async, run_with_bars
 from assay.cli.project import load_project
-from assay.config import state_dir
+from assay.config import ProjectConfig, state_dir
 from assay.errors import ConfigError
-from assay.suites.load import LoadOptions, LoadResult, run_load
+from assay.suites.load import LoadOptions, LoadResult, SweepPoint, run_load, run_sweep
 
 
 def parse_slo(text: str | None) -> dict[str, float]:
@@ -87,6 +87,7 @@ def load_cmd(
     output_tokens: int = typer.Option(64, "--output-tokens", help="max_tokens of each request."),
     slo: str | None = typer.Option(None, "--slo", help="Goodput objectives, e.g. ttft_ms=500,e2e_ms=2000."),
     seed: int = typer.Option(0, "--seed"),
+    sweep: bool = typer.Option(False, "--sweep", help="Find the highest rate each target sustains (from --rate up)."),
     as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
 ) -> None:
     """Drive traffic at the targets: open loop at a rate, or closed loop at a concurrency; always bounded."""
@@ -113,6 +114,9 @@ def load_cmd(
         ]
         raise ConfigError("bad load options", problems) from None
     db = state_dir() / "assay.db"
+    if sweep:
+        _sweep(cfg, opts, db, as_json)
+        return
     result = run_with_bars(
         lambda on_start, on_record: run_load(cfg, opts, db, on_record=on_record, on_start=on_start), "load", as_json
     )
@@ -133,4 +137,32 @@ def load_cmd(
         if s.rate_limit.behavior != "none":
             out.print(
                 f"  {name}: rate limiting [bold]{s.rate_limit.behavior}[/]: {s.rate_limit.reason}", highlight=False
+            )
+
+
+def _sweep(cfg: ProjectConfig, opts: LoadOptions, db: Path, as_json: bool) -> None:
+    if opts.duration_s is None:
+        raise ConfigError("--sweep needs --duration: how long each rate is held")
+
+    def on_point(name: str, p: SweepPoint) -> None:
+        if not as_json:
+            mark = "[green]✓[/]" if p.ok else "[red]✗[/]"
+            t = p.summary.latency["ttft_ms"]
+            err.print(
+                f"  {mark} {name} at {p.rate_rps:.1f}/s: goodput {p.summary.goodput_rps:.1f}/s, "
+                f"TTFT p50/p99 {_ms(t['p50'])}/{_ms(t['p99'])} ms, {sum(p.summary.errors.values())} errors",
+                highlight=False,
+            )
+
+    result = run_async(run_sweep(cfg, opts, db, on_point=on_point))
+    if as_json:
+        sys.stdout.write(orjson.dumps(result.to_json()).decode() + "\n")
+        return
+    for name, knee in result.knees.items():
+        slo = ", ".join(f"{k} ≤ {v:g}" for k, v in opts.slo.items()) or "no SLO (goodput = successes)"
+        if knee is None:
+            out.print(f"[bold]{name}[/]: does not sustain even {opts.rate:g}/s under {slo}")
+        else:
+            out.print(
+                f"[bold]{name}[/]: knee at [bold green]{knee:.1f} requests/s[/] ({slo}; goodput ≥ 90% of offered)"
             )

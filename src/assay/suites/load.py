@@ -32,7 +32,16 @@ from assay.stats import LoadSummary, summarize_load
 from assay.store import RecordWriter, Store
 from assay.suites.probe import config_hash, price_book, stored_config, versions
 
-__all__ = ["LoadOptions", "LoadResult", "run_load", "synthetic_prompt"]
+__all__ = [
+    "LoadOptions",
+    "LoadResult",
+    "SweepPoint",
+    "SweepResult",
+    "run_load",
+    "run_sweep",
+    "sustains",
+    "synthetic_prompt",
+]
 
 KIND = "load"
 SUITE = "load"
@@ -185,3 +194,100 @@ async def _drive(runner: Runner, target: str, opts: LoadOptions, times: list[flo
         return
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(work, timeout=opts.duration_s)
+
+
+@dataclass
+class SweepPoint:
+    rate_rps: float
+    run_id: str
+    summary: LoadSummary
+    ok: bool
+
+    def to_json(self) -> dict[str, Any]:
+        s = self.summary
+        return {
+            "rate_rps": round(self.rate_rps, 3),
+            "run_id": self.run_id,
+            "meets_slo": self.ok,
+            "goodput_rps": round(s.goodput_rps, 3),
+            "throughput_rps": round(s.throughput_rps, 3),
+            "error_rate": round(sum(s.errors.values()) / s.requests, 4) if s.requests else None,
+            "ttft_ms": s.latency["ttft_ms"],
+            "e2e_ms": s.latency["e2e_ms"],
+            "rate_limit": s.rate_limit.behavior,
+        }
+
+
+@dataclass
+class SweepResult:
+    targets: dict[str, list[SweepPoint]]
+    knees: dict[str, float | None]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "targets": {
+                n: {"knee_rps": self.knees[n], "curve": [p.to_json() for p in sorted(pts, key=lambda p: p.rate_rps)]}
+                for n, pts in self.targets.items()
+            }
+        }
+
+
+def sustains(s: LoadSummary, goodput_share: float = 0.9, max_error_rate: float = 0.05) -> bool:
+    """A rate is sustained when goodput keeps up with the offered rate and errors stay rare."""
+    if not s.requests or s.offered_rate_rps <= 0:
+        return False
+    errors = sum(s.errors.values()) / s.requests
+    return s.goodput_rps >= goodput_share * s.offered_rate_rps and errors <= max_error_rate
+
+
+async def run_sweep(
+    config: ProjectConfig,
+    opts: LoadOptions,
+    db: Path,
+    *,
+    factor: float = 1.5,
+    max_steps: int = 12,
+    bisect: int = 3,
+    on_point: Callable[[str, SweepPoint], None] | None = None,
+) -> SweepResult:
+    """Find each target's knee: the highest open-loop rate it sustains under the SLOs.
+
+    Rates grow by `factor` from `opts.rate` until a step fails (or `max_steps`), then the gap
+    between the last sustained and the first failed rate is bisected `bisect` times. A target
+    stops early once it fails: saturated targets are not pushed further.
+    """
+    if opts.rate is None:
+        raise ConfigError("--sweep needs a starting --rate")
+    names = list(opts.targets) or [t.name for t in config.targets]
+    points: dict[str, list[SweepPoint]] = {}
+    knees: dict[str, float | None] = {}
+
+    async def step(name: str, rate: float) -> SweepPoint:
+        result = await run_load(config, opts.model_copy(update={"rate": rate, "targets": (name,)}), db)
+        s = result.summaries[name]
+        point = SweepPoint(rate, result.run_id, s, sustains(s))
+        points[name].append(point)
+        if on_point:
+            on_point(name, point)
+        return point
+
+    for name in names:
+        points[name] = []
+        good: float | None = None
+        bad: float | None = None
+        rate = opts.rate
+        for _ in range(max_steps):
+            if (await step(name, rate)).ok:
+                good, rate = rate, rate * factor
+            else:
+                bad = rate
+                break
+        if good is not None and bad is not None:
+            for _ in range(bisect):
+                mid = (good + bad) / 2
+                if (await step(name, mid)).ok:
+                    good = mid
+                else:
+                    bad = mid
+        knees[name] = good
+    return SweepResult(points, knees)
