@@ -84,3 +84,28 @@ def test_sweep_finds_the_knee_of_a_queueing_server(tmp_path: Path) -> None:
     assert knee is not None and 15 <= knee <= 45, out
     curve = out["curve"]
     assert any(not p["meets_slo"] for p in curve) and all(p["meets_slo"] for p in curve if p["rate_rps"] <= knee)
+
+
+def test_client_retries_report_their_cost_and_respect_a_budget(tmp_path: Path) -> None:
+    # One request in five fails with a 503; Retry-After 0 so the test stays fast.
+    model = "{name: m, ttft_ms: 10, itl_ms: 1, output_tokens: 8, faults: {overloaded: 0.2}, retry_after_s: 0}"
+    (tmp_path / "v.yaml").write_text(f"vendors:\n  - name: v\n    models:\n      - {model}\nknowledge: []\n")
+    with SimulatorProcess(profile=tmp_path / "v.yaml") as sim:
+        cfg = _config(tmp_path, sim.urls["v"])
+
+        def run(*extra: str) -> dict:
+            done = subprocess.run(
+                [ASSAY, "load", "-c", str(cfg), "--rate", "50", "--requests", "150", "--json", *extra],
+                cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, timeout=60,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr.decode()
+            return orjson.loads(done.stdout)["targets"]["a"]
+
+        raw, retried, budgeted = run(), run("--retries", "3"), run("--retries", "3", "--retry-budget", "0.05")
+    assert "retries" not in raw and sum(raw["errors"].values()) > 15  # ~20% fail without retries
+    r = retried["retries"]
+    assert r["items_rescued"] >= 0.9 * r["items_retried"] and sum(retried["errors"].values()) < 5
+    assert r["extra_attempts"] >= r["items_retried"]
+    b = budgeted["retries"]
+    assert b["extra_attempts"] <= 0.05 * 150 + 1, "the budget caps retries at 5% of first attempts"
+    assert sum(budgeted["errors"].values()) > sum(retried["errors"].values())

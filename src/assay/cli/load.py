@@ -88,6 +88,8 @@ def load_cmd(
     slo: str | None = typer.Option(None, "--slo", help="Goodput objectives, e.g. ttft_ms=500,e2e_ms=2000."),
     seed: int = typer.Option(0, "--seed"),
     sweep: bool = typer.Option(False, "--sweep", help="Find the highest rate each target sustains (from --rate up)."),
+    retries: int = typer.Option(0, "--retries", min=0, max=10, help="Client retries; Retry-After honoured."),
+    retry_budget: float | None = typer.Option(None, "--retry-budget", help="Retries per first attempt, at most."),
     as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
 ) -> None:
     """Drive traffic at the targets: open loop at a rate, or closed loop at a concurrency; always bounded."""
@@ -107,6 +109,8 @@ def load_cmd(
             output_tokens=output_tokens,
             slo=objectives,
             seed=seed,
+            retries=retries,
+            retry_budget=retry_budget,
         )
     except ValidationError as e:
         problems = [
@@ -132,6 +136,14 @@ def load_cmd(
                 f"[bold yellow]warning:[/] {name}: the generator could not keep its schedule (lag p99 "
                 f"{lag or 0:,.0f} ms, sent {s.achieved_rate_rps:.1f} of {s.offered_rate_rps:.1f}/s); "
                 "response times include that wait, service times do not",
+                highlight=False,
+            )
+        if s.retries:
+            r = s.retries
+            out.print(
+                f"  {name}: retries: {r['extra_attempts']} extra attempts rescued {r['items_rescued']} of "
+                f"{r['items_retried']} items; rescued responses took {_ms(r['rescued_response_time_ms']['p50'])} ms "
+                f"(p50); failed tries used {r['failed_attempt_tokens']:,} tokens",
                 highlight=False,
             )
         if s.rate_limit.behavior != "none":

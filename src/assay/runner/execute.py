@@ -117,11 +117,14 @@ class Runner:
     on_record: Callable[[Record], None] | None = None
     price: Callable[[Record], float | None] | None = None  # sets each Record's cost_usd from its tokens
     annotate: Callable[[Record], None] | None = None  # e.g. scores a reply, before the Record is written
+    retry_budget: float | None = None  # retries allowed per first attempt (0.2 = 20%); None: no budget
     keep_text: bool = True
     pace_s: float = 0.0  # > 0: a target's k-th pending item is not sent before start + k * pace_s
     _next_attempt: dict[ItemKey, int] = field(default_factory=dict, init=False, repr=False)
     _due: dict[ItemKey, int] = field(default_factory=dict, init=False, repr=False)
     _written: int = field(default=0, init=False, repr=False)
+    _firsts: int = field(default=0, init=False, repr=False)
+    _retries: int = field(default=0, init=False, repr=False)
 
     async def run(
         self,
@@ -214,6 +217,17 @@ class Runner:
             await asyncio.gather(*tasks, return_exceptions=True)
         return self._written
 
+    def _budget_allows_retry(self) -> bool:
+        """A retry budget (as in Envoy and gRPC): retries may be at most `retry_budget` x first attempts so far,
+        so retrying cannot multiply the load on a struggling target."""
+        if self.retry_budget is None:
+            self._retries += 1
+            return True
+        if self._retries + 1 > self.retry_budget * max(1, self._firsts):
+            return False
+        self._retries += 1
+        return True
+
     async def _worker(self, q: deque[WorkItem]) -> None:
         while q:
             await self._do(q.popleft())
@@ -232,6 +246,7 @@ class Runner:
         client = self.clients[item.target]
         attempt = self._next_attempt.get(item.key, 0)
         first = attempt
+        self._firsts += 1
         due_ns = self._due.pop(item.key, None)  # popped: a long open-loop run keeps no per-item state
         if due_ns is not None:
             await self.clock.sleep(max(0.0, (due_ns - self.clock.now_ns()) / 1e9))
@@ -249,6 +264,8 @@ class Runner:
                 raise
             except ProviderError as e:
                 delay = self.retry.delay_s(attempt - first, e, self.rng)
+                if delay is not None and not self._budget_allows_retry():
+                    delay = None  # the retry budget is spent: this failure is final
                 self._emit(make_record(self.run_id, item, attempt, wall, timing, error=e, final=delay is None))
                 if delay is None:
                     return

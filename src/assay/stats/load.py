@@ -81,10 +81,13 @@ class LoadSummary:
     latency: dict[str, dict[str, float | None]]  # ttft, tpot, e2e, service_time, response_time, generator_lag
     rate_limit: RateLimitVerdict
     duration_s: float
+    retries: dict[str, Any] | None = None  # what client retries cost, when there were any
 
     def to_json(self) -> dict[str, Any]:
         lag = self.latency["generator_lag_ms"]
+        extra = {"retries": self.retries} if self.retries is not None else {}
         return {
+            **extra,
             "requests": self.requests,
             "offered_rate_rps": round(self.offered_rate_rps, 3),
             "achieved_rate_rps": round(self.achieved_rate_rps, 3),
@@ -143,4 +146,27 @@ def summarize_load(
         },
         rate_limit=classify_rate_limit(attempts),
         duration_s=span_s,
+        retries=_retry_cost(attempts),
     )
+
+
+def _retry_cost(attempts: Sequence[Record]) -> dict[str, Any] | None:
+    """Extra attempts, items they rescued, the time they added and the tokens the failed tries consumed."""
+    by_item: dict[str, list[Record]] = {}
+    for r in attempts:
+        by_item.setdefault(r.item_id, []).append(r)
+    retried = {k: sorted(v, key=lambda r: r.attempt) for k, v in by_item.items() if len(v) > 1}
+    if not retried:
+        return None
+    rescued = [v for v in retried.values() if v[-1].ok]
+    # From the first try's intended send to the rescuing try's last byte (one process, one clock).
+    added = [(v[-1].done_ns - (v[0].intended_ns or v[0].sent_ns)) / 1e6 for v in rescued if v[-1].done_ns]
+    wasted = [r for v in retried.values() for r in v[:-1]]
+    return {
+        "extra_attempts": sum(len(v) - 1 for v in retried.values()),
+        "items_retried": len(retried),
+        "items_rescued": len(rescued),
+        "rescued_response_time_ms": _p(added),
+        "failed_attempt_tokens": sum(r.input_tokens + r.output_tokens for r in wasted),
+        "failed_attempt_cost_usd": round(sum(r.cost_usd or 0.0 for r in wasted), 8),
+    }

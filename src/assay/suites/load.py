@@ -68,6 +68,8 @@ class LoadOptions(StrictModel):
     timeout_s: float = Field(default=60.0, gt=0)
     slo: dict[str, float] = Field(default_factory=dict)
     seed: int = 0
+    retries: int = Field(default=0, ge=0, le=10, description="Client retries (Retry-After honoured, else backoff).")
+    retry_budget: float | None = Field(default=None, gt=0, le=10, description="Retries per first attempt, at most.")
 
     @model_validator(mode="after")
     def _bounded(self) -> LoadOptions:
@@ -149,11 +151,13 @@ async def run_load(
                         {t.name: make_client(t, session, timeouts, clock)},
                         writer,
                         opts.concurrency or 1,
-                        RetryPolicy(max_retries=0),  # load measures the API; a retry would hide its answer
+                        # No retries by default: load measures the API. With them, what they cost is reported.
+                        RetryPolicy(max_retries=opts.retries),
                         clock=clock,
                         on_record=on_record,
                         price=prices.cost,
                         keep_text=False,
+                        retry_budget=opts.retry_budget,
                     )
                     jobs.append(_drive(runner, t.name, opts, times))
                 await asyncio.gather(*jobs)
