@@ -109,3 +109,28 @@ def test_client_retries_report_their_cost_and_respect_a_budget(tmp_path: Path) -
     b = budgeted["retries"]
     assert b["extra_attempts"] <= 0.05 * 150 + 1, "the budget caps retries at 5% of first attempts"
     assert sum(budgeted["errors"].values()) > sum(retried["errors"].values())
+
+
+def test_step_ramp_and_trace_arrivals_with_a_per_second_timeline(tmp_path: Path) -> None:
+    (tmp_path / "v.yaml").write_text(PROFILE)
+    trace = tmp_path / "trace.jsonl"
+    trace.write_text('{"t": 100.0, "input_tokens": 50}\n{"t": 100.2}\n{"t": 100.5, "input_tokens": 400}\n{"t": 101.5}\n')
+    with SimulatorProcess(profile=tmp_path / "v.yaml") as sim:
+        cfg = _config(tmp_path, sim.urls["v"])
+
+        def run(*args: str) -> dict:
+            done = subprocess.run(
+                [ASSAY, "load", "-c", str(cfg), "--json", *args],
+                cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, timeout=60,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr.decode()
+            return orjson.loads(done.stdout)["targets"]["a"]
+
+        step = run("--arrival", "step", "--steps", "1:5,1:20,1:5")
+        ramp = run("--arrival", "ramp", "--rate", "5", "--rate-end", "25", "--duration", "3")
+        replay = run("--trace", str(trace))
+    assert [b["offered"] for b in step["timeline"]][:3] == [5, 20, 5]
+    offered = [b["offered"] for b in ramp["timeline"]][:3]
+    assert sum(offered) == 45 and offered[0] < offered[1] < offered[2]
+    assert replay["requests"] == 4 and [b["offered"] for b in replay["timeline"]][:2] == [3, 1]
+    assert all(isinstance(b["in_flight"], int) and b["sent"] <= b["offered"] + 1 for b in step["timeline"])

@@ -16,7 +16,7 @@ from assay.cli.console import err, out, run_async, run_with_bars
 from assay.cli.project import load_project
 from assay.config import ProjectConfig, state_dir
 from assay.errors import ConfigError
-from assay.suites.load import LoadOptions, LoadResult, SweepPoint, run_load, run_sweep
+from assay.suites.load import LoadOptions, LoadResult, SweepPoint, read_trace, run_load, run_sweep
 
 
 def parse_slo(text: str | None) -> dict[str, float]:
@@ -36,6 +36,19 @@ def parse_slo(text: str | None) -> dict[str, float]:
 
 
 LAG_WARN_MS = 10.0  # a generator later than this (p99) is not keeping its schedule
+
+
+def parse_steps(text: str | None) -> tuple[tuple[float, float], ...]:
+    if not text:
+        return ()
+    out_ = []
+    for part in text.split(","):
+        seconds, _, rate = part.partition(":")
+        try:
+            out_.append((float(seconds), float(rate)))
+        except ValueError:
+            raise ConfigError(f"--steps: expected seconds:rate stages such as 30:2,10:20 (got {part!r})") from None
+    return tuple(out_)
 
 
 def _ms(v: float | None) -> str:
@@ -77,7 +90,12 @@ def load_cmd(
     config: Path = typer.Option(Path("assay.yaml"), "-c", "--config", help="Project file."),
     target: list[str] = typer.Option([], "--target", "-t", help="Load only this target (repeatable)."),
     rate: float | None = typer.Option(None, "--rate", help="Open loop: requests per second per target."),
-    arrival: str = typer.Option("constant", "--arrival", help="constant, poisson or gamma."),
+    arrival: str = typer.Option(
+        "constant", "--arrival", help="constant, poisson, gamma, ramp (with --rate-end), step (--steps) or trace."
+    ),
+    rate_end: float | None = typer.Option(None, "--rate-end", help="ramp: requests/s at the end of --duration."),
+    steps: str | None = typer.Option(None, "--steps", help="step: seconds:rate stages, e.g. 30:2,10:20,30:2."),
+    trace: Path | None = typer.Option(None, "--trace", help="Replay a trace (JSONL t, input_tokens; or CSV)."),
     burstiness: float = typer.Option(1.0, "--burstiness", help="gamma: coefficient of variation of the gaps."),
     concurrency: int | None = typer.Option(None, "--concurrency", help="Closed loop: requests kept in flight."),
     max_in_flight: int | None = typer.Option(None, "--max-in-flight", help="Open loop: cap on requests in flight."),
@@ -99,8 +117,11 @@ def load_cmd(
         opts = LoadOptions(
             targets=tuple(target),
             rate=rate,
-            arrival=arrival,
+            arrival="trace" if trace else arrival,
             burstiness=burstiness,
+            rate_end=rate_end,
+            steps=parse_steps(steps),
+            trace=read_trace(trace) if trace else (),
             concurrency=concurrency,
             max_in_flight=max_in_flight,
             duration_s=duration,

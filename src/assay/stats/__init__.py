@@ -1,6 +1,6 @@
 """Statistics over Records: percentiles with CIs, reliability, summaries."""
 
-from assay.stats.load import LoadSummary, RateLimitVerdict, classify_rate_limit, summarize_load
+from assay.stats.load import LoadSummary, RateLimitVerdict, classify_rate_limit, summarize_load, timeline
 from assay.stats.percentiles import QUANTILES, bootstrap_ci, percentiles
 from assay.stats.quality import Comparison, holm, items_needed, mcnemar_exact, mean_ci, paired_bootstrap, wilson
 from assay.stats.reliability import Bucket, error_counts, error_examples, uptime
@@ -28,6 +28,7 @@ __all__ = [
     "percentiles",
     "summarize",
     "summarize_load",
+    "timeline",
     "uptime",
     "wilson",
 ]

@@ -21,7 +21,7 @@ from assay.model import Record
 from assay.stats.percentiles import percentiles
 from assay.stats.reliability import error_counts
 
-__all__ = ["LoadSummary", "RateLimitVerdict", "classify_rate_limit", "summarize_load"]
+__all__ = ["LoadSummary", "RateLimitVerdict", "classify_rate_limit", "summarize_load", "timeline"]
 
 Behavior = Literal["rejects", "queues", "none"]
 P3 = {"p50": 50.0, "p90": 90.0, "p99": 99.0}
@@ -170,3 +170,40 @@ def _retry_cost(attempts: Sequence[Record]) -> dict[str, Any] | None:
         "failed_attempt_tokens": sum(r.input_tokens + r.output_tokens for r in wasted),
         "failed_attempt_cost_usd": round(sum(r.cost_usd or 0.0 for r in wasted), 8),
     }
+
+
+def timeline(records: Sequence[Record], bucket_s: float = 1.0) -> list[dict[str, Any]]:
+    """Per `bucket_s` of the run: offered and sent requests, successes, errors by class, output tokens,
+    in-flight requests at the bucket's middle, and TTFT p50/p99 of the requests sent in it."""
+    attempts = [r for r in records if r.error_class != "cancelled" and (r.intended_ns or r.sent_ns)]
+    if not attempts:
+        return []
+    t0 = min(r.intended_ns or r.sent_ns for r in attempts)
+    width = int(bucket_s * 1e9)
+    end = max(r.done_ns or r.sent_ns for r in attempts)
+    n = (end - t0) // width + 1
+    rows: list[dict[str, Any]] = [
+        {"t_s": round(i * bucket_s, 3), "offered": 0, "sent": 0, "ok": 0, "errors": {}, "output_tokens": 0}
+        for i in range(n)
+    ]
+    ttfts: list[list[float]] = [[] for _ in range(n)]
+    starts = np.array([r.sent_ns for r in attempts if r.sent_ns], dtype=np.int64)
+    stops = np.array([r.done_ns or r.sent_ns for r in attempts if r.sent_ns], dtype=np.int64)
+    for r in attempts:
+        rows[((r.intended_ns or r.sent_ns) - t0) // width]["offered"] += 1
+        if not r.sent_ns:
+            continue
+        row = rows[(r.sent_ns - t0) // width]
+        row["sent"] += 1
+        if r.ok:
+            row["ok"] += 1
+            row["output_tokens"] += r.output_tokens
+            if (x := r.ttft_ms) is not None:
+                ttfts[(r.sent_ns - t0) // width].append(x)
+        elif r.error_class:
+            row["errors"][r.error_class] = row["errors"].get(r.error_class, 0) + 1
+    for i, row in enumerate(rows):
+        mid = t0 + i * width + width // 2
+        row["in_flight"] = int(np.count_nonzero((starts <= mid) & (stops > mid)))
+        row["ttft_ms"] = _p(ttfts[i]) if ttfts[i] else {"p50": None, "p90": None, "p99": None}
+    return rows

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import random
 import secrets
 import time
@@ -28,7 +29,7 @@ from assay.errors import ConfigError
 from assay.model import ChatRequest, Message, Record, StrictModel
 from assay.runner import RetryPolicy, Runner, WorkItem
 from assay.runner.arrivals import Arrivals, schedule
-from assay.stats import LoadSummary, summarize_load
+from assay.stats import LoadSummary, summarize_load, timeline
 from assay.store import RecordWriter, Store
 from assay.suites.probe import config_hash, price_book, stored_config, versions
 
@@ -37,6 +38,7 @@ __all__ = [
     "LoadResult",
     "SweepPoint",
     "SweepResult",
+    "read_trace",
     "run_load",
     "run_sweep",
     "sustains",
@@ -56,8 +58,11 @@ class LoadOptions(StrictModel):
 
     targets: tuple[str, ...] = ()
     rate: float | None = Field(default=None, gt=0, description="Requests per second per target (open loop).")
-    arrival: Literal["constant", "poisson", "gamma"] = "constant"
+    arrival: Literal["constant", "poisson", "gamma", "ramp", "step", "trace"] = "constant"
     burstiness: float = Field(default=1.0, gt=0)
+    rate_end: float | None = Field(default=None, ge=0, description="ramp: the rate at the end of the duration.")
+    steps: tuple[tuple[float, float], ...] = Field(default=(), description="step: (seconds, rate) stages.")
+    trace: tuple[tuple[float, int | None], ...] = Field(default=(), description="trace: (offset s, input tokens).")
     concurrency: int | None = Field(default=None, ge=1, description="Closed loop: requests kept in flight.")
     max_in_flight: int | None = Field(default=None, ge=1, description="Open loop: cap on requests in flight.")
     duration_s: float | None = Field(default=None, gt=0)
@@ -73,9 +78,10 @@ class LoadOptions(StrictModel):
 
     @model_validator(mode="after")
     def _bounded(self) -> LoadOptions:
-        if self.duration_s is None and self.requests is None:
+        scheduled = self.arrival in ("step", "trace")  # these carry their own length and rates
+        if self.duration_s is None and self.requests is None and not scheduled:
             raise ValueError("a load run needs --duration or --requests (or both): it must stop by itself")
-        if self.rate is None and self.concurrency is None:
+        if self.rate is None and self.concurrency is None and not scheduled:
             raise ValueError("give --rate (open loop) or --concurrency (closed loop)")
         if self.rate is not None and self.concurrency is not None:
             raise ValueError("--rate (open loop) and --concurrency (closed loop) exclude each other")
@@ -101,15 +107,31 @@ class LoadResult:
     run_id: str
     summaries: dict[str, LoadSummary]
 
+    timelines: dict[str, list[dict[str, Any]]] | None = None
+
     def to_json(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "targets": {n: s.to_json() for n, s in self.summaries.items()}}
+        targets = {n: s.to_json() for n, s in self.summaries.items()}
+        for n, rows in (self.timelines or {}).items():
+            targets[n]["timeline"] = rows
+        return {"run_id": self.run_id, "targets": targets}
 
 
 def _plan(opts: LoadOptions) -> tuple[list[float] | None, int]:
     """The open-loop schedule (None for closed loop) and how many requests are planned per target."""
-    if opts.rate is None:
+    if opts.rate is None and opts.arrival not in ("step", "trace"):
         return None, opts.requests or 10_000_000
-    arrivals = Arrivals(opts.arrival, opts.rate, burstiness=opts.burstiness, seed=opts.seed)
+    try:
+        arrivals = Arrivals(
+            opts.arrival,
+            opts.rate or 1.0,
+            rate_end=opts.rate_end,
+            burstiness=opts.burstiness,
+            steps=opts.steps,
+            times=tuple(t for t, _ in opts.trace),
+            seed=opts.seed,
+        )
+    except ValueError as e:
+        raise ConfigError(f"arrivals: {e}") from None
     times = schedule(arrivals, opts.duration_s, opts.requests)
     return times, len(times)
 
@@ -167,12 +189,13 @@ async def run_load(
             store.set_status(run_id, status, clock.wall_s())
         elapsed_s = (clock.now_ns() - started) / 1e9
         schedule_s = opts.duration_s or (times[-1] if times else elapsed_s) or elapsed_s
-        summaries = {}
+        summaries, timelines = {}, {}
         for n in names:
             recs = store.records(run_id, n)
             offered = planned if times is not None else len([r for r in recs if r.final])
             summaries[n] = summarize_load(n, recs, offered, schedule_s, opts.slo)
-        return LoadResult(run_id, summaries)
+            timelines[n] = timeline(recs, 1.0)
+        return LoadResult(run_id, summaries, timelines)
     finally:
         store.close()
 
@@ -183,7 +206,9 @@ async def _drive(runner: Runner, target: str, opts: LoadOptions, times: list[flo
     def items() -> Iterator[WorkItem]:
         k = 0
         while opts.requests is None or k < opts.requests:
-            prompt = synthetic_prompt(opts.input_tokens, rng, opts.unique_prompts)
+            recorded = opts.trace[k][1] if k < len(opts.trace) else None
+            size = recorded or opts.input_tokens
+            prompt = synthetic_prompt(size, rng, opts.unique_prompts)
             request = ChatRequest([Message("user", prompt)], max_tokens=opts.output_tokens, stream=True)
             yield WorkItem(target, SUITE, f"{k:07d}", request)
             k += 1
@@ -295,3 +320,39 @@ async def run_sweep(
                     bad = mid
         knees[name] = good
     return SweepResult(points, knees)
+
+
+def read_trace(path: Path) -> tuple[tuple[float, int | None], ...]:
+    """A recorded trace: JSONL of {"t": seconds, "input_tokens": n (optional)}, or CSV t[,input_tokens]."""
+    import csv
+
+    import orjson
+
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such trace file")
+    rows: list[tuple[float, int | None]] = []
+    with path.open(encoding="utf-8") as f:
+        if path.suffix.lower() == ".csv":
+            reader = csv.reader(f)
+            for n, row in enumerate(reader, 1):
+                if n == 1 and row and not row[0].replace(".", "", 1).isdigit():
+                    continue  # a header
+                try:
+                    rows.append((float(row[0]), int(row[1]) if len(row) > 1 and row[1] else None))
+                except (ValueError, IndexError):
+                    raise ConfigError(f"{path}:{n}: expected t[,input_tokens]") from None
+        else:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    doc = orjson.loads(line)
+                    rows.append((float(doc["t"]), int(doc["input_tokens"]) if doc.get("input_tokens") else None))
+                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                    raise ConfigError(f'{path}:{n}: expected {{"t": seconds, "input_tokens": n}}') from None
+    if not rows:
+        raise ConfigError(f"{path}: the trace is empty")
+    if any(b[0] < a[0] for a, b in itertools.pairwise(rows)):
+        raise ConfigError(f"{path}: timestamps must not go backwards")
+    start = rows[0][0]
+    return tuple((t - start, size) for t, size in rows)
