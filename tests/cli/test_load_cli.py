@@ -114,7 +114,8 @@ def test_client_retries_report_their_cost_and_respect_a_budget(tmp_path: Path) -
 def test_step_ramp_and_trace_arrivals_with_a_per_second_timeline(tmp_path: Path) -> None:
     (tmp_path / "v.yaml").write_text(PROFILE)
     trace = tmp_path / "trace.jsonl"
-    trace.write_text('{"t": 100.0, "input_tokens": 50}\n{"t": 100.2}\n{"t": 100.5, "input_tokens": 400}\n{"t": 101.5}\n')
+    rows = ['{"t": 100.0, "input_tokens": 50}', '{"t": 100.2}', '{"t": 100.5, "input_tokens": 400}', '{"t": 101.5}']
+    trace.write_text("\n".join(rows) + "\n")
     with SimulatorProcess(profile=tmp_path / "v.yaml") as sim:
         cfg = _config(tmp_path, sim.urls["v"])
 
