@@ -6,7 +6,7 @@ import asyncio
 import signal
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from rich import box
 from rich.console import Console
@@ -157,7 +157,7 @@ class ProbeProgress:
         self.failed = dict.fromkeys(pending, 0)
 
     def on_record(self, r: Record) -> None:
-        if not r.final:
+        if not r.final or r.target not in self.tasks:
             return
         if not r.ok:
             self.failed[r.target] += 1
@@ -174,20 +174,35 @@ class ProbeProgress:
 Starter = Callable[[Callable[[str, dict[str, int]], None], Callable[[Record], None]], Coroutine[Any, Any, T]]
 
 
-def run_with_bars(start: Starter[T], command: str, quiet: bool = False) -> T:
-    """Run a suite with a live bar per target; on Ctrl-C or SIGTERM say how to resume.
+class Live(Protocol):
+    """A live view fed with every Record: progress bars, or the load panel."""
+
+    def on_record(self, r: Record) -> None: ...
+    def __enter__(self) -> Any: ...
+    def __exit__(self, *exc: object) -> None: ...
+
+
+def run_with_bars(
+    start: Starter[T],
+    command: str,
+    quiet: bool = False,
+    view: Callable[[dict[str, int]], Live] | None = None,
+    resumable: bool = True,
+) -> T:
+    """Run a suite with a live view (a bar per target by default); on Ctrl-C or SIGTERM say how to resume.
 
     `start(on_start, on_record)` makes the suite's coroutine; `command` names it in the resume hint.
     """
     state: dict[str, Any] = {}
+    make = view or (lambda pending: ProbeProgress(err, pending))
 
     def on_start(run_id: str, pending: dict[str, int]) -> None:
         state["run_id"] = run_id
         if not quiet and pending:
-            state["bar"] = ProbeProgress(err, pending).__enter__()
+            state["bar"] = make(pending).__enter__()
 
     def on_record(r: Record) -> None:
-        if (bar := state.get("bar")) and r.target in bar.tasks:
+        if bar := state.get("bar"):
             bar.on_record(r)
 
     try:
@@ -196,7 +211,11 @@ def run_with_bars(start: Starter[T], command: str, quiet: bool = False) -> T:
         if bar := state.pop("bar", None):
             bar.__exit__()
         if "run_id" in state:
-            err.print(f"[yellow]interrupted.[/] resume with: assay {command} --resume {state['run_id']}")
+            run_id = state["run_id"]
+            hint = (
+                f"resume with: assay {command} --resume {run_id}" if resumable else f"run {run_id} keeps what finished"
+            )
+            err.print(f"[yellow]interrupted.[/] {hint}")
         raise
     finally:
         if bar := state.get("bar"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -16,6 +17,8 @@ from assay.cli.console import err, out, run_async, run_with_bars
 from assay.cli.project import load_project
 from assay.config import ProjectConfig, state_dir
 from assay.errors import ConfigError
+from assay.model import Record
+from assay.runner import WorkItem
 from assay.suites.load import LoadOptions, LoadResult, SweepPoint, read_trace, run_load, run_sweep
 
 
@@ -142,8 +145,22 @@ def load_cmd(
     if sweep:
         _sweep(cfg, opts, db, as_json)
         return
+    panels: list[LoadPanel] = []
+
+    def panel(pending: dict[str, int]) -> LoadPanel:
+        panels.append(LoadPanel(pending))
+        return panels[-1]
+
+    def on_send(item: WorkItem) -> None:
+        if panels:
+            panels[0].on_send(item)
+
     result = run_with_bars(
-        lambda on_start, on_record: run_load(cfg, opts, db, on_record=on_record, on_start=on_start), "load", as_json
+        lambda on_start, on_record: run_load(cfg, opts, db, on_record=on_record, on_start=on_start, on_send=on_send),
+        "load",
+        as_json,
+        view=panel,
+        resumable=False,
     )
     if as_json:
         sys.stdout.write(orjson.dumps(result.to_json()).decode() + "\n")
@@ -199,3 +216,70 @@ def _sweep(cfg: ProjectConfig, opts: LoadOptions, db: Path, as_json: bool) -> No
             out.print(
                 f"[bold]{name}[/]: knee at [bold green]{knee:.1f} requests/s[/] ({slo}; goodput ≥ 90% of offered)"
             )
+
+
+class LoadPanel:
+    """The live view of a load run: per target, sent and finished, in flight, errors, rate, rolling TTFT."""
+
+    WINDOW = 200  # TTFTs in the rolling percentiles
+    RATE_S = 5.0  # seconds in the rolling rate
+
+    def __init__(self, pending: dict[str, int]) -> None:
+        from collections import deque
+
+        from rich.live import Live
+
+        self.planned = pending
+        self.sent = dict.fromkeys(pending, 0)
+        self.done = dict.fromkeys(pending, 0)
+        self.errors = dict.fromkeys(pending, 0)
+        self.ttft: dict[str, deque[float]] = {t: deque(maxlen=self.WINDOW) for t in pending}
+        self.finished_at: dict[str, deque[float]] = {t: deque() for t in pending}
+        self.started = time.monotonic()
+        self.live = Live(self._table(), console=err, refresh_per_second=4, transient=True, get_renderable=self._table)
+
+    def on_send(self, item: WorkItem) -> None:
+        if item.target in self.sent:
+            self.sent[item.target] += 1
+
+    def on_record(self, r: Record) -> None:
+        if r.target not in self.done:
+            return
+        self.done[r.target] += 1
+        now = time.monotonic()
+        self.finished_at[r.target].append(now)
+        while self.finished_at[r.target] and now - self.finished_at[r.target][0] > self.RATE_S:
+            self.finished_at[r.target].popleft()
+        if not r.ok:
+            self.errors[r.target] += 1
+        elif (x := r.ttft_ms) is not None:
+            self.ttft[r.target].append(x)
+
+    def _table(self) -> Table:
+        elapsed = time.monotonic() - self.started
+        table = Table(box=box.SIMPLE_HEAD, header_style="bold", title=f"load · {elapsed:,.0f} s", title_justify="left")
+        for col in ("target", "sent", "done", "in flight", "rate/s", "errors", "TTFT p50", "TTFT p99"):
+            table.add_column(col, justify="left" if col == "target" else "right")
+        for t in self.planned:
+            window = sorted(self.ttft[t])
+            p50 = window[len(window) // 2] if window else None
+            p99 = window[min(len(window) - 1, int(len(window) * 0.99))] if window else None
+            rate = len(self.finished_at[t]) / min(self.RATE_S, max(elapsed, 1e-9))
+            table.add_row(
+                t,
+                f"{self.sent[t]:,}",
+                f"{self.done[t]:,}",
+                f"{max(0, self.sent[t] - self.done[t]):,}",
+                f"{rate:.1f}",
+                Text(str(self.errors[t]), style="red" if self.errors[t] else "dim"),
+                _ms(p50),
+                _ms(p99),
+            )
+        return table
+
+    def __enter__(self) -> LoadPanel:
+        self.live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.live.stop()

@@ -118,6 +118,7 @@ class Runner:
     price: Callable[[Record], float | None] | None = None  # sets each Record's cost_usd from its tokens
     annotate: Callable[[Record], None] | None = None  # e.g. scores a reply, before the Record is written
     retry_budget: float | None = None  # retries allowed per first attempt (0.2 = 20%); None: no budget
+    on_send: Callable[[WorkItem], None] | None = None  # each attempt, just before it is sent (live in-flight counts)
     keep_text: bool = True
     pace_s: float = 0.0  # > 0: a target's k-th pending item is not sent before start + k * pace_s
     _next_attempt: dict[ItemKey, int] = field(default_factory=dict, init=False, repr=False)
@@ -255,6 +256,8 @@ class Runner:
             intended = due_ns if due_ns is not None and attempt == first else self.clock.now_ns()
             timing = Timing(intended_ns=intended)
             wall = self.clock.wall_s()
+            if self.on_send is not None:
+                self.on_send(item)
             try:
                 completion = await client.send(item.request, timing)
             except asyncio.CancelledError:

@@ -144,6 +144,7 @@ async def run_load(
     clock: Clock | None = None,
     on_record: Callable[[Record], None] | None = None,
     on_start: Callable[[str, dict[str, int]], None] | None = None,
+    on_send: Callable[[WorkItem], None] | None = None,
 ) -> LoadResult:
     clock = clock or SystemClock()
     names = list(opts.targets) or [t.name for t in config.targets]
@@ -180,6 +181,7 @@ async def run_load(
                         price=prices.cost,
                         keep_text=False,
                         retry_budget=opts.retry_budget,
+                        on_send=on_send,
                     )
                     jobs.append(_drive(runner, t.name, opts, times))
                 await asyncio.gather(*jobs)
