@@ -50,6 +50,19 @@ def test_load_json_contract_open_and_closed_loop(tmp_path: Path) -> None:
         )  # fmt: skip
         assert closed.returncode == 0, closed.stderr.decode()
         assert orjson.loads(closed.stdout)["targets"]["a"]["requests"] == 40
+        from_dataset = subprocess.run(
+            [ASSAY, "load", "-c", str(cfg), "--concurrency", "4", "--requests", "20", "--prompts", "demo-qa", "--json"],
+            cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, timeout=60,
+        )  # fmt: skip
+        assert from_dataset.returncode == 0, from_dataset.stderr.decode()
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / ".assay" / "assay.db")
+    runs = [r[0] for r in db.execute("SELECT run_id FROM runs ORDER BY created_s")]
+    synthetic, dataset = (
+        db.execute("SELECT AVG(input_tokens) FROM records WHERE run_id = ?", (run,)).fetchone()[0] for run in runs[1:]
+    )
+    assert synthetic > 200 and dataset < 60  # 256-token synthetic prompts; the demo set's short questions
 
 
 def test_unbounded_or_contradictory_load_is_refused(tmp_path: Path) -> None:

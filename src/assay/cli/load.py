@@ -105,6 +105,9 @@ def load_cmd(
     duration: float | None = typer.Option(None, "--duration", help="Seconds to run."),
     requests: int | None = typer.Option(None, "--requests", "-n", help="Requests per target."),
     input_tokens: int = typer.Option(256, "--input-tokens", help="Prompt size (synthetic)."),
+    prompts: str | None = typer.Option(
+        None, "--prompts", help="Prompts from a dataset (gsm8k, demo-qa) or a golden-set .jsonl/.csv, cycled."
+    ),
     output_tokens: int = typer.Option(64, "--output-tokens", help="max_tokens of each request."),
     slo: str | None = typer.Option(None, "--slo", help="Goodput objectives, e.g. ttft_ms=500,e2e_ms=2000."),
     seed: int = typer.Option(0, "--seed"),
@@ -130,6 +133,7 @@ def load_cmd(
             duration_s=duration,
             requests=requests,
             input_tokens=input_tokens,
+            prompts=prompts,
             output_tokens=output_tokens,
             slo=objectives,
             seed=seed,

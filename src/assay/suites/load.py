@@ -24,7 +24,8 @@ from pydantic import Field, model_validator
 
 from assay.clients import Timeouts, make_client, open_session
 from assay.clock import Clock, SystemClock
-from assay.config import ProjectConfig, missing_key_envs
+from assay.config import ProjectConfig, missing_key_envs, state_dir
+from assay.datasets import data_dir, load_items
 from assay.errors import ConfigError
 from assay.model import ChatRequest, Message, Record, StrictModel
 from assay.runner import RetryPolicy, Runner, WorkItem
@@ -70,6 +71,9 @@ class LoadOptions(StrictModel):
     input_tokens: int = Field(default=256, ge=1)
     output_tokens: int = Field(default=64, ge=1)
     unique_prompts: bool = True
+    prompts: str | None = Field(
+        default=None, description="Prompts from a dataset (gsm8k, demo-qa, ...) or a golden-set file, cycled."
+    )
     timeout_s: float = Field(default=60.0, gt=0)
     slo: dict[str, float] = Field(default_factory=dict)
     seed: int = 0
@@ -204,13 +208,19 @@ async def run_load(
 
 async def _drive(runner: Runner, target: str, opts: LoadOptions, times: list[float] | None) -> None:
     rng = random.Random(f"{opts.seed}/{target}")
+    texts = prompt_pool(opts)
 
     def items() -> Iterator[WorkItem]:
         k = 0
         while opts.requests is None or k < opts.requests:
             recorded = opts.trace[k][1] if k < len(opts.trace) else None
             size = recorded or opts.input_tokens
-            prompt = synthetic_prompt(size, rng, opts.unique_prompts)
+            if texts:
+                prompt = texts[k % len(texts)]
+                if opts.unique_prompts:
+                    prompt = f"[{rng.getrandbits(64):016x}] {prompt}"
+            else:
+                prompt = synthetic_prompt(size, rng, opts.unique_prompts)
             request = ChatRequest([Message("user", prompt)], max_tokens=opts.output_tokens, stream=True)
             yield WorkItem(target, SUITE, f"{k:07d}", request)
             k += 1
@@ -322,6 +332,14 @@ async def run_sweep(
                     bad = mid
         knees[name] = good
     return SweepResult(points, knees)
+
+
+def prompt_pool(opts: LoadOptions) -> list[str]:
+    """The prompts of `opts.prompts` (a dataset name or golden-set file), in dataset order; none: synthetic."""
+    if opts.prompts is None:
+        return []
+    items = load_items(opts.prompts, data_dir(), state_dir() / "datasets")
+    return [it.question if not it.messages else it.messages[-1][1] for it in items]
 
 
 def read_trace(path: Path) -> tuple[tuple[float, int | None], ...]:
