@@ -44,6 +44,14 @@ def test_load_json_contract_open_and_closed_loop(tmp_path: Path) -> None:
         assert 30 <= t["requests"] <= 75 and t["goodput_rps"] <= t["throughput_rps"]
         assert set(t["rate_limit"]) >= {"behavior", "rate_limited", "retry_after_s"}
         assert set(t["generator_lag_ms"]) == {"p50", "p99"} and set(t["ttft_ms"]) >= {"p50", "p90", "p99"}
+        run_id = orjson.loads(run.stdout)["run_id"]
+        rep = subprocess.run(
+            [ASSAY, "report", run_id, "-o", "rep"], cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, timeout=60
+        )
+        assert rep.returncode == 0, rep.stderr.decode()
+        html = (tmp_path / "rep" / "index.html").read_text()
+        assert "Load &amp; latency scorecard" in html and "Under load" in html and "poisson arrivals at 25/s" in html
+        assert html.count("<svg") == 4  # CDFs, failures, uptime, the load timeline
         closed = subprocess.run(
             [ASSAY, "load", "-c", str(cfg), "--concurrency", "4", "--requests", "40", "--json"],
             cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, timeout=60,

@@ -22,6 +22,7 @@ __all__ = [
     "cost_volume_svg",
     "error_bars_svg",
     "latency_cdf_svg",
+    "load_timeline_svg",
     "quality_bars_svg",
     "quality_cost_svg",
     "tco_svg",
@@ -303,5 +304,32 @@ def quality_cost_svg(summary: Any, colours: dict[str, str]) -> str:
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"${v:g}"))
         ax.set_xlabel("cost per scored item (log)")
         ax.set_ylabel("mean score, %")
+        fig.tight_layout()
+        return _svg(fig)
+
+
+def load_timeline_svg(lines: Mapping[str, Sequence[Mapping[str, Any]]], colours: dict[str, str]) -> str:
+    """Per second of a load run: requests sent and succeeded, TTFT p50 and p99, failed requests."""
+    with plt.rc_context(_STYLE):
+        fig, axes = plt.subplots(1, 3, figsize=(11.0, 2.7))
+        rate_ax, ttft_ax, err_ax = axes
+        for target, rows in lines.items():
+            c = colours.get(target, "#64748b")
+            t = [r["t_s"] for r in rows]
+            rate_ax.plot(t, [r["sent"] for r in rows], color=c, lw=1.0, ls="--", alpha=0.7)
+            rate_ax.plot(t, [r["ok"] for r in rows], color=c, lw=1.6, label=target)
+            p50 = [r["ttft_ms"]["p50"] if r["ttft_ms"]["p50"] is not None else np.nan for r in rows]
+            p99 = [r["ttft_ms"]["p99"] if r["ttft_ms"]["p99"] is not None else np.nan for r in rows]
+            ttft_ax.plot(t, p50, color=c, lw=1.6)
+            ttft_ax.plot(t, p99, color=c, lw=1.0, ls=":")
+            err_ax.plot(t, [sum(r["errors"].values()) for r in rows], color=c, lw=1.4)
+        rate_ax.set_title("Requests per second (dashed: sent)", fontsize=10, loc="left")
+        ttft_ax.set_title("TTFT, ms (solid p50, dotted p99)", fontsize=10, loc="left")
+        err_ax.set_title("Failed requests per second", fontsize=10, loc="left")
+        for ax in axes:
+            ax.set_xlabel("seconds")
+            ax.set_xlim(left=0)
+            ax.set_ylim(bottom=0)
+        rate_ax.legend(frameon=False, fontsize=7.5, loc="lower right")
         fig.tight_layout()
         return _svg(fig)

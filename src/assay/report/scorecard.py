@@ -15,6 +15,7 @@ from assay.economics import measure, usd_text
 from assay.errors import ERROR_CLASSES
 from assay.report import plots
 from assay.report.costs import CostView, build_cost_view
+from assay.report.load import LoadView, build_load_view
 from assay.report.quality import QualityView, build_quality_view
 from assay.stats import LATENCY_TIERS, TargetSummary
 from assay.store import RunInfo, Store
@@ -54,6 +55,7 @@ class Scorecard:
     error_classes: tuple[str, ...] = ERROR_CLASSES
     cost: CostView | None = None
     quality: QualityView | None = None
+    load: LoadView | None = None
 
     @property
     def slo_text(self) -> list[str]:
@@ -69,11 +71,16 @@ class Scorecard:
         """'3 targets · 40 requests each' (probe) or '3 targets · 300 items each' (eval)."""
         n = max((r.summary.requests for r in self.rows), default=0)
         unit = "items" if self.run.kind == "eval" else "requests"
+        if self.run.kind == "load":
+            return f"{len(self.rows)} targets · {sum(r.summary.requests for r in self.rows):,} requests"
         return f"{len(self.rows)} targets · {n:,} {unit} each"
 
     @property
     def setup_text(self) -> str:
         p = self.run.params
+        if self.run.kind == "load" and self.load is not None:
+            slo = ", ".join(f"{k} ≤ {v:g}" for k, v in self.load.slo.items()) or "none"
+            return f"Load: {self.load.mode} · SLO for goodput: {slo}"
         if self.run.kind == "eval":
             suites = ", ".join(
                 s["name"] for s in self.run.config.get("suites", []) if not p.get("suites") or s["name"] in p["suites"]
@@ -201,6 +208,8 @@ def write_report(
     """
     run = store.run(run_id)
     card = build_scorecard(run, summaries)
+    if run.kind == "load":
+        card.load = build_load_view(run, store.records(run_id), {r.name: r.colour for r in card.rows})
     eval_run = run_id if run.kind == "eval" else quality_run
     if eval_run is not None:
         from assay.suites.quality import summarize_run as summarize_eval_run
