@@ -197,10 +197,17 @@ async def run_load(
         schedule_s = opts.duration_s or (times[-1] if times else elapsed_s) or elapsed_s
         summaries, timelines = {}, {}
         for n in names:
-            recs = store.records(run_id, n)
-            offered = planned if times is not None else len([r for r in recs if r.final])
-            summaries[n] = summarize_load(n, recs, offered, schedule_s, opts.slo)
-            timelines[n] = timeline(recs, 1.0)
+            finals = store.conn.execute(
+                "SELECT COUNT(*) FROM records WHERE run_id = ? AND target = ? AND final", (run_id, n)
+            ).fetchone()[0]
+            offered = planned if times is not None else finals
+            summaries[n] = summarize_load(n, store.iter_records(run_id, n), offered, schedule_s, opts.slo)
+            t0 = store.conn.execute(
+                "SELECT MIN(CASE WHEN intended_ns > 0 THEN intended_ns ELSE sent_ns END) FROM records "
+                "WHERE run_id = ? AND target = ? AND (intended_ns > 0 OR sent_ns > 0)",
+                (run_id, n),
+            ).fetchone()[0]
+            timelines[n] = timeline(store.iter_records(run_id, n), 1.0, t0) if t0 else []
         return LoadResult(run_id, summaries, timelines)
     finally:
         store.close()
