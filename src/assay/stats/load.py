@@ -21,7 +21,6 @@ import numpy as np
 
 from assay.errors import ERROR_CLASSES
 from assay.model import Record
-from assay.stats.percentiles import percentiles
 from assay.stats.sketch import Sketch
 
 __all__ = ["LoadAccumulator", "LoadSummary", "RateLimitVerdict", "classify_rate_limit", "summarize_load", "timeline"]
@@ -94,11 +93,6 @@ class LoadSummary:
 def _meets(r: Record, slo: dict[str, float]) -> bool:
     values = {"ttft_ms": r.ttft_ms, "e2e_ms": r.e2e_ms, "tpot_ms": r.tpot_ms}
     return r.ok and all(values[k] is not None and values[k] <= v for k, v in slo.items() if k in values)  # type: ignore[operator]
-
-
-def _p(values: list[float]) -> dict[str, float | None]:
-    out = percentiles(values, P3)
-    return {k: None if v is None else round(v, 2) for k, v in out.items()}
 
 
 def _q(s: Sketch) -> dict[str, float | None]:
