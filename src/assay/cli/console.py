@@ -103,15 +103,23 @@ def failure_lines(summaries: dict[str, TargetSummary]) -> list[str]:
     return lines
 
 
-def probe_table(summaries: dict[str, TargetSummary], title: str) -> Table:
-    table = Table(
+def new_table(title: str | None = None, caption: str | None = None) -> Table:
+    """The house style of every result table: a bold header, one rule, left-aligned title and caption."""
+    return Table(
         title=title,
         title_justify="left",
         header_style="bold",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
-        caption="latency in ms: p50 / p90 / p99 of successful requests",
+        caption=caption,
         caption_justify="left",
+    )
+
+
+def probe_table(summaries: dict[str, TargetSummary], title: str) -> Table:
+    table = new_table(
+        title,
+        "latency in ms: p50 / p90 / p99 of successful requests",
     )
     table.add_column("target", style="bold", no_wrap=True)
     table.add_column("tier", justify="center", no_wrap=True)

@@ -8,12 +8,11 @@ from typing import Any
 
 import orjson
 import typer
-from rich import box
 from rich.table import Table
 from rich.text import Text
 
 from assay.catalog import PriceBook, load_catalog
-from assay.cli.console import out
+from assay.cli.console import new_table, out
 from assay.cli.project import load_project
 from assay.config import ProjectConfig, state_dir
 from assay.economics import (
@@ -65,7 +64,7 @@ def cost_table(report: CostReport) -> Table:
         f"cost · {w.daily_active_users:,.0f} users/day · {w.turns_per_conversation}-turn conversations "
         f"(history {w.history}) · {float(v.interactions):,.0f} interactions/month"
     )
-    table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = new_table(title)
     for col, just in (
         ("target", "left"),
         ("on", "left"),
@@ -179,14 +178,9 @@ def break_even_lines(evens: list[BreakEven]) -> list[str]:
 def tco_table(lines: list[TcoLine], months: int) -> Table:
     marks = sorted({1, 12, 24, 36, months} & set(range(1, months + 1)))
     cheapest = min(lines, key=lambda x: x.total).label
-    table = Table(
-        title=f"total cost of ownership · {months} months",
-        title_justify="left",
-        header_style="bold",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        caption="monthly cost in the given month; units = provisioned units or GPU replicas",
-        caption_justify="left",
+    table = new_table(
+        f"total cost of ownership · {months} months",
+        "monthly cost in the given month; units = provisioned units or GPU replicas",
     )
     table.add_column("option", no_wrap=True)
     for m in marks:

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import orjson
 import typer
-from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from assay.cli.console import out, run_with_bars
+from assay.cli.console import new_table, out, run_with_bars
 from assay.cli.project import load_project
 from assay.config import ProjectConfig, state_dir
 from assay.economics import usd_text
@@ -26,15 +25,10 @@ def _pct(v: float | None) -> str:
 
 
 def eval_table(summary: EvalSummary) -> Table:
-    table = Table(
-        title=f"eval {summary.run_id}",
-        title_justify="left",
-        header_style="bold",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        caption="score %, 95% CI: Wilson (pass rates) or bootstrap (graded)\n"
+    table = new_table(
+        f"eval {summary.run_id}",
+        "score %, 95% CI: Wilson (pass rates) or bootstrap (graded)\n"
         "unscored: failed for good or undecided, never counted as fails",
-        caption_justify="left",
     )
     table.add_column("target", style="bold", no_wrap=True)
     table.add_column("suite", no_wrap=True)

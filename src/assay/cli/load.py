@@ -9,11 +9,10 @@ from pathlib import Path
 import orjson
 import typer
 from pydantic import ValidationError
-from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from assay.cli.console import err, out, run_async, run_with_bars
+from assay.cli.console import err, new_table, out, run_async, run_with_bars
 from assay.cli.project import load_project
 from assay.config import ProjectConfig, state_dir
 from assay.errors import ConfigError
@@ -59,14 +58,9 @@ def _ms(v: float | None) -> str:
 
 
 def load_table(result: LoadResult) -> Table:
-    table = Table(
-        title=f"load {result.run_id}",
-        title_justify="left",
-        header_style="bold",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        caption="rates per second; latency in ms p50/p99; response time counts from the scheduled send",
-        caption_justify="left",
+    table = new_table(
+        f"load {result.run_id}",
+        "rates per second; latency in ms p50/p99; response time counts from the scheduled send",
     )
     for col in ("target", "offered/sent", "ok/s", "goodput", "TTFT", "service", "response", "lag p99", "err", "limit"):
         table.add_column(col, justify="left" if col in ("target", "limit") else "right", no_wrap=True)
@@ -261,7 +255,7 @@ class LoadPanel:
 
     def _table(self) -> Table:
         elapsed = time.monotonic() - self.started
-        table = Table(box=box.SIMPLE_HEAD, header_style="bold", title=f"load · {elapsed:,.0f} s", title_justify="left")
+        table = new_table(f"load · {elapsed:,.0f} s")
         for col in ("target", "sent", "done", "in flight", "rate/s", "errors", "TTFT p50", "TTFT p99"):
             table.add_column(col, justify="left" if col == "target" else "right")
         for t in self.planned:

@@ -6,11 +6,10 @@ import sys
 
 import orjson
 import typer
-from rich import box
 from rich.table import Table
 
 from assay.catalog import LITELLM_URL, ModelPrice, load_catalog, update_catalog
-from assay.cli.console import out
+from assay.cli.console import new_table, out
 from assay.config import state_dir
 
 app = typer.Typer(help="Model list prices (USD per million tokens): show, search, update.", no_args_is_help=True)
@@ -24,7 +23,7 @@ def _rate(v: object) -> str:
 
 
 def price_table(prices: list[ModelPrice]) -> Table:
-    table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, caption=_CAPTION)
+    table = new_table(caption=_CAPTION)
     table.caption_justify = "left"
     columns = ("model", "in", "out", "cache rd", "cache wr", "batch in/out", "context", "tiers")
     width = max((len(p.name) for p in prices), default=10)
