@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,3 +97,26 @@ def cli_env(home: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["ASSAY_HOME"] = str(home / ".assay")
     return env
+
+
+async def interrupt_after(records: int, start: Callable[..., Coroutine[Any, Any, Any]], timeout_s: float = 60) -> str:
+    """Run `start(on_start=..., on_record=...)`, cancel it once `records` Records were written; return the run id."""
+    import asyncio
+    import contextlib
+
+    started: list[str] = []
+    seen = 0
+    enough = asyncio.Event()
+
+    def on_record(_: object) -> None:
+        nonlocal seen
+        seen += 1
+        if seen >= records:
+            enough.set()
+
+    task = asyncio.create_task(start(on_start=lambda rid, _: started.append(rid), on_record=on_record))
+    await asyncio.wait_for(enough.wait(), timeout=timeout_s)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return started[0]

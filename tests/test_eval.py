@@ -14,7 +14,7 @@ from assay.config import parse_config
 from assay.simulator import SimulatorProcess
 from assay.store import Store
 from assay.suites.quality import EvalOptions, run_eval, summarize_run
-from tests.conftest import ASSAY, DATA_DIR, cli_env, needs_data
+from tests.conftest import ASSAY, DATA_DIR, cli_env, interrupt_after, needs_data
 
 
 def config_text(urls: dict[str, str], suites: str) -> str:
@@ -197,31 +197,13 @@ async def test_llm_judge_scores_replies_retries_rambling_and_leaves_the_undecide
 async def test_interrupted_eval_resumes_without_duplicates(
     tmp_path: Path, sim: SimulatorProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import asyncio
-    import contextlib
     from collections import Counter
 
     monkeypatch.setenv("ASSAY_HOME", str(tmp_path / ".assay"))
     cfg = parse_config(config_text(sim.urls, "  - {name: qa, dataset: demo-qa, scorer: contains}"))
     db = tmp_path / "r.db"
-    started: list[str] = []
-    seen = 0
-    enough = asyncio.Event()
-
-    def on_record(_: object) -> None:
-        nonlocal seen
-        seen += 1
-        if seen >= 30:
-            enough.set()
-
     opts = EvalOptions(concurrency=2, cache=False, retries=5)
-    task = asyncio.create_task(
-        run_eval(cfg, opts, db, on_start=lambda rid, _: started.append(rid), on_record=on_record)
-    )
-    await asyncio.wait_for(enough.wait(), timeout=60)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    started = [await interrupt_after(30, lambda **hooks: run_eval(cfg, opts, db, **hooks))]
     with Store(db) as store:
         assert store.run(started[0]).status == "interrupted"
         before = len(store.records(started[0]))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
 import os
 import signal
@@ -19,7 +17,7 @@ from assay.config import parse_config
 from assay.simulator import Faults, SimulatorProcess, start_simulator
 from assay.store import Store
 from assay.suites.probe import ProbeOptions, run_probe
-from tests.conftest import ASSAY, PRICE, cli_env, one_model_spec
+from tests.conftest import ASSAY, PRICE, cli_env, interrupt_after, one_model_spec
 
 
 def config_for(url: str, names: tuple[str, ...] = ("a", "b")) -> str:
@@ -32,25 +30,8 @@ async def test_cancelled_run_records_cancellations_and_resumes_without_duplicate
     db = tmp_path / "assay.db"
     cfg = parse_config(config_for(sim.urls["v"]))
     opts = ProbeOptions.from_config(cfg, requests=30, concurrency=3)
-    started: list[str] = []
-    seen = 0
-    enough = asyncio.Event()
-
-    def on_record(_: object) -> None:
-        nonlocal seen
-        seen += 1
-        if seen >= 12:
-            enough.set()
-
     try:
-        task = asyncio.create_task(
-            run_probe(cfg, opts, db, on_start=lambda rid, _: started.append(rid), on_record=on_record)
-        )
-        await asyncio.wait_for(enough.wait(), timeout=30)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        run_id = started[0]
+        run_id = await interrupt_after(12, lambda **hooks: run_probe(cfg, opts, db, **hooks), timeout_s=30)
         with Store(db) as store:
             first = store.records(run_id)
             assert store.run(run_id).status == "interrupted"
