@@ -48,7 +48,8 @@ def eval_table(summary: EvalSummary) -> Table:
                 "–" if s.ci95 is None else f"{s.ci95[0] * 100:.1f}–{s.ci95[1] * 100:.1f}",
                 str(s.n),
                 Text(str(s.unscored), style="yellow" if s.unscored else "dim"),
-                "–" if s.latency_p50_ms is None else f"{s.latency_p50_ms:,.0f} ms",
+                # Replies reused from the cache have no latency of their own.
+                ("cached" if s.cached else "–") if s.latency_p50_ms is None else f"{s.latency_p50_ms:,.0f} ms",
                 usd_text(s.cost_usd),
             )
         table.add_section()
