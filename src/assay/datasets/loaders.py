@@ -312,8 +312,10 @@ BUILTIN: dict[str, Dataset] = {
 }
 
 
-def load_items(name: str, root: Path | None, cache: Path) -> list[EvalItem]:
-    """A built-in dataset by name, or a golden-set file by path."""
+def load_items(name: str, root: Path | None, cache: Path, include_flagged: bool = False) -> list[EvalItem]:
+    """A built-in dataset by name, or a golden-set file by path (`include_flagged`: MMLU-Redux's bad items too)."""
+    if name == "mmlu-redux":
+        return load_mmlu_redux(root, cache, include_flagged)
     if name in BUILTIN:
         return BUILTIN[name].load(root, cache)
     path = Path(name)

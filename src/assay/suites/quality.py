@@ -175,11 +175,7 @@ def plan_eval(config: ProjectConfig, opts: EvalOptions) -> EvalPlan:
     work: list[WorkItem] = []
     keys: dict[tuple[str, str, str], str] = {}
     for suite in suites:
-        everything = load_items(suite.dataset, root, cache_dir)
-        if suite.dataset == "mmlu-redux" and suite.include_flagged:
-            from assay.datasets.loaders import load_mmlu_redux
-
-            everything = load_mmlu_redux(root, cache_dir, include_flagged=True)
+        everything = load_items(suite.dataset, root, cache_dir, include_flagged=suite.include_flagged)
         # Few-shot examples come from the end of the dataset and are never evaluated.
         examples = everything[len(everything) - suite.few_shot :] if suite.few_shot else []
         pool = everything[: len(everything) - suite.few_shot] if suite.few_shot else everything
