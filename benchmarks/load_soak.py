@@ -5,7 +5,7 @@ generator in-process and samples its own RSS every few seconds. Flat memory mean
 generator, the Record writer and the live views hold no per-request state; the summary
 at the end streams Records through quantile sketches.
 
-    .venv/bin/python benchmarks/load_soak.py [--rate 200] [--seconds 180]
+    .venv/bin/python benchmarks/load_soak.py [--rate 200] [--seconds 180] [--log]
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=200)
     ap.add_argument("--seconds", type=float, default=180)
     ap.add_argument("--every", type=float, default=5)
+    ap.add_argument("--log", action="store_true", help="print RSS once a minute while running")
     args = ap.parse_args()
     samples: list[tuple[float, float]] = []
     stop = threading.Event()
@@ -52,6 +53,8 @@ def main() -> None:
         t0 = time.monotonic()
         while not stop.is_set():
             samples.append((time.monotonic() - t0, rss_mb()))
+            if args.log and len(samples) % max(1, round(60 / args.every)) == 1:
+                print(f"{samples[-1][0]:7.0f} s  RSS {samples[-1][1]:.1f} MB", flush=True)
             stop.wait(args.every)
 
     with tempfile.TemporaryDirectory() as tmp:
