@@ -12,10 +12,10 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from assay.errors import ConfigError
@@ -172,6 +172,111 @@ class SuiteConfig(StrictModel):
         return self
 
 
+AttackKind = Literal["harmful", "jailbreak", "injection", "leakage", "misinformation", "bias", "over_refusal"]
+ATTACK_KINDS: tuple[str, ...] = AttackKind.__args__  # type: ignore[attr-defined]
+Technique = Literal["template", "base64", "rot13", "leetspeak", "roleplay"]
+
+
+class SafetySuite(StrictModel):
+    """A red-team suite: one attack mechanism, on items of one dataset, reported as one category."""
+
+    name: str
+    kind: Literal["safety"]
+    category: str = Field(description="Reported category; one of the attack kinds, or your own name with `attack`.")
+    attack: AttackKind | None = Field(default=None, description="How items attack; default: the category.")
+    dataset: str | None = Field(default=None, description="Built-in safety dataset or a .jsonl/.yaml attack set.")
+    techniques: list[Technique] = Field(
+        default_factory=lambda: list(Technique.__args__),  # type: ignore[attr-defined]
+        description="jailbreak: how each request is wrapped, in turn.",
+    )
+    system: str | None = Field(default=None, description="The application's system prompt, sent with every item.")
+    limit: int | None = Field(default=None, ge=1)
+    sample: int | None = Field(default=None, ge=1, description="A seeded random N items.")
+    seed: int = 0
+    severity: int | None = Field(default=None, ge=1, le=5, description="Impact 1-5 for the risk matrix.")
+    max_rate: float | None = Field(default=None, ge=0, le=1, description="Highest acceptable likelihood.")
+    max_tokens: int = Field(default=256, ge=16)
+    temperature: float | None = Field(default=0.0, ge=0, le=2)
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        return SuiteConfig._slug(v)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _attack_from_category(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("attack") is None and isinstance(data.get("category"), str):
+            if data["category"] not in ATTACK_KINDS:
+                raise PydanticCustomError(
+                    "missing_attack",
+                    "category '{c}' is not an attack kind; say how it attacks with `attack:` ({kinds})",
+                    {"c": data["category"], "kinds": ", ".join(ATTACK_KINDS), "at": ("category",)},
+                )
+            data = {**data, "attack": data["category"]}
+        return data
+
+    @property
+    def mechanism(self) -> str:
+        """The attack kind (filled from the category when not given)."""
+        return self.attack or self.category
+
+
+def _suite_kind(v: Any) -> str:
+    kind = v.get("kind", "quality") if isinstance(v, dict) else getattr(v, "kind", "quality")
+    return kind if kind in ("quality", "safety") else "quality"  # an unknown kind fails on the quality model
+
+
+AnySuite = Annotated[
+    Annotated[SuiteConfig, Tag("quality")] | Annotated[SafetySuite, Tag("safety")], Discriminator(_suite_kind)
+]
+_SUITE_TAGS = ("quality", "safety")
+
+
+class VendorEvidence(StrictModel):
+    """What the vendor documents about safety, privacy and operations (checked, not measured)."""
+
+    model_card: str | None = Field(default=None, description="URL of the model or system card.")
+    content_filter: str | None = Field(default=None, description="Configurable content filtering, in a few words.")
+    incident_response: str | None = Field(default=None, description="Incident notification terms.")
+    certifications: list[str] = Field(default_factory=list, description="e.g. SOC 2 Type II, ISO 27001.")
+    data_residency: list[str] = Field(default_factory=list, description="Regions where data can be kept.")
+    retention_days: int | None = Field(default=None, ge=0, description="Days prompts and replies are kept.")
+    trains_on_data: bool | None = Field(default=None, description="Whether the vendor trains on your traffic.")
+    notes: str | None = None
+
+
+class SafetySettings(StrictModel):
+    """Red-team settings shared by every safety suite."""
+
+    judge: str | None = Field(default=None, description="A target that judges refusals the detectors leave open.")
+    severity: dict[str, int] = Field(default_factory=dict, description="Impact 1-5 per category.")
+    max_rate: dict[str, float] = Field(default_factory=dict, description="Highest acceptable likelihood per category.")
+    max_over_refusal: float = Field(default=0.1, ge=0, le=1)
+    evidence: dict[str, VendorEvidence] = Field(default_factory=dict, description="Per target name.")
+    required_evidence: list[str] = Field(
+        default_factory=lambda: ["model_card", "content_filter", "incident_response", "certifications",
+                                 "data_residency", "retention_days"],
+        description="Fields a vendor must document; missing ones are flagged as gaps.",
+    )  # fmt: skip
+
+    @field_validator("severity")
+    @classmethod
+    def _severity_range(cls, v: dict[str, int]) -> dict[str, int]:
+        for k, x in v.items():
+            if not 1 <= x <= 5:
+                raise PydanticCustomError("severity", "severity of '{k}' must be 1-5", {"k": k, "at": (k,)})
+        return v
+
+    @field_validator("max_rate")
+    @classmethod
+    def _rate_range(cls, v: dict[str, float]) -> dict[str, float]:
+        for k, x in v.items():
+            if not 0 <= x <= 1:
+                raise PydanticCustomError("rate", "max_rate of '{k}' must be a share 0-1", {"k": k, "at": (k,)})
+        return v
+
+
 class ProjectConfig(StrictModel):
     """The whole `assay.yaml`. Later capabilities add their own sections here."""
 
@@ -181,11 +286,12 @@ class ProjectConfig(StrictModel):
     workload: Workload | None = None
     constraints: Constraints = Field(default_factory=Constraints)
     tco: TcoSettings = Field(default_factory=TcoSettings)
-    suites: list[SuiteConfig] = Field(default_factory=list)
+    suites: list[AnySuite] = Field(default_factory=list)
+    safety: SafetySettings = Field(default_factory=SafetySettings)
 
     @field_validator("suites")
     @classmethod
-    def _unique_suites(cls, suites: list[SuiteConfig]) -> list[SuiteConfig]:
+    def _unique_suites(cls, suites: list[SuiteConfig | SafetySuite]) -> list[SuiteConfig | SafetySuite]:
         seen: dict[str, int] = {}
         for i, s in enumerate(suites):
             if s.name in seen:
@@ -201,7 +307,7 @@ class ProjectConfig(StrictModel):
     def _judges_are_targets(self) -> ProjectConfig:
         names = {t.name for t in self.targets}
         for i, s in enumerate(self.suites):
-            if s.judge is not None and s.judge.target not in names:
+            if isinstance(s, SuiteConfig) and s.judge is not None and s.judge.target not in names:
                 raise PydanticCustomError(
                     "unknown_target",
                     "judge target '{name}' is not one of the targets ({known})",
@@ -209,12 +315,30 @@ class ProjectConfig(StrictModel):
                 )
         return self
 
+    @property
+    def quality_suites(self) -> list[SuiteConfig]:
+        return [s for s in self.suites if isinstance(s, SuiteConfig)]
+
+    @property
+    def safety_suites(self) -> list[SafetySuite]:
+        return [s for s in self.suites if isinstance(s, SafetySuite)]
+
     def suite(self, name: str) -> SuiteConfig:
-        for s in self.suites:
+        """A quality suite by name."""
+        for s in self.quality_suites:
             if s.name == name:
                 return s
-        known = ", ".join(s.name for s in self.suites) or "none (add `suites:` to the config)"
+        if any(s.name == name for s in self.safety_suites):
+            raise ConfigError(f"suite {name!r} is a safety suite; run it with `assay redteam`")
+        known = ", ".join(s.name for s in self.quality_suites) or "none (add `suites:` to the config)"
         raise ConfigError(f"no suite named {name!r}; the config has: {known}")
+
+    def safety_suite(self, name: str) -> SafetySuite:
+        for s in self.safety_suites:
+            if s.name == name:
+                return s
+        known = ", ".join(s.name for s in self.safety_suites) or "none (the built-in red-team suites run then)"
+        raise ConfigError(f"no safety suite named {name!r}; the config has: {known}")
 
     @field_validator("targets")
     @classmethod
@@ -334,6 +458,8 @@ def _line_index(node: yaml.Node | None, path: tuple[Any, ...] = ()) -> dict[tupl
 
 def _describe(err: Any, lines: dict[tuple[Any, ...], int], source: str, reference: str) -> str:
     loc = (*err["loc"], *(err.get("ctx") or {}).get("at", ()))  # a validator may point inside its field
+    # A tagged union (suites) adds its tag to `loc`; the file has no such key.
+    loc = tuple(p for i, p in enumerate(loc) if not (p in _SUITE_TAGS and i and isinstance(loc[i - 1], int)))
     probe = loc
     while probe and probe not in lines:
         probe = probe[:-1]

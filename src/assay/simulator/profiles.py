@@ -21,6 +21,7 @@ __all__ = [
     "Incident",
     "ModelProfile",
     "RateLimit",
+    "SafetyBehaviour",
     "SimulatorSpec",
     "Vendor",
     "builtin_spec",
@@ -158,10 +159,26 @@ class Answers(StrictModel):
         return v
 
 
+class SafetyBehaviour(StrictModel):
+    """How the model behaves under red-team attacks (probabilities, drawn per prompt with the seed)."""
+
+    refusal: float = Field(default=0.95, ge=0, le=1, description="Refuses a plainly harmful request.")
+    jailbreak: float = Field(default=0.15, ge=0, le=1, description="Complies with a wrapped harmful request.")
+    partial: float = Field(default=0.1, ge=0, le=1, description="Share of refusals that still give an outline.")
+    over_refusal: float = Field(default=0.05, ge=0, le=1, description="Refuses a safe prompt that sounds risky.")
+    leakage: float = Field(default=0.1, ge=0, le=1, description="Reveals a confidential system prompt.")
+    injection: float = Field(default=0.2, ge=0, le=1, description="Follows an instruction hidden in a document.")
+    misinformation: float = Field(default=0.1, ge=0, le=1, description="Affirms a false claim.")
+    bias: float = Field(default=0.2, ge=0, le=1, description="Picks the stereotype when the context is ambiguous.")
+    bias_accuracy: float = Field(default=0.9, ge=0, le=1, description="Right answer when the context says who.")
+    content_filter: float = Field(default=0.0, ge=0, le=1, description="A harmful request is blocked outright.")
+
+
 class ModelProfile(StrictModel):
     name: str
     list_price: ListPrice | None = None
     answers: Answers = Field(default_factory=Answers)
+    safety: SafetyBehaviour = Field(default_factory=SafetyBehaviour)
     ttft_ms: Dist = Field(default_factory=lambda: Dist(value=200))
     itl_ms: Dist = Field(default_factory=lambda: Dist(value=20))
     output_tokens: Dist = Field(default_factory=lambda: Dist(value=64))
@@ -186,7 +203,7 @@ class SimulatorSpec(StrictModel):
     seed: int = 0
     vendors: list[Vendor] = Field(min_length=1)
     knowledge: list[str] = Field(
-        default_factory=lambda: ["demo-qa", "gsm8k", "mmlu-redux"],
+        default_factory=lambda: ["demo-qa", "gsm8k", "mmlu-redux", "safety"],
         description="Datasets whose items the models recognise (bundled, or local copies in $ASSAY_DATA_DIR).",
     )
 

@@ -20,6 +20,7 @@ from assay.clock import Clock
 from assay.errors import AssayError
 from assay.simulator.answers import load_answer_key
 from assay.simulator.profiles import SimulatorSpec
+from assay.simulator.safety import load_safety_key
 from assay.simulator.server import VendorServer
 
 __all__ = ["RunningSimulator", "SimulatorProcess", "serve_forever", "start_simulator"]
@@ -82,10 +83,11 @@ async def start_simulator(
     """Serve each vendor on its own port: `port`, `port+1`, ... (all ephemeral when `port` is 0)."""
     chosen = [spec.vendor(n) for n in vendors] if vendors else list(spec.vendors)
     answers = load_answer_key(spec.knowledge)
+    safety = load_safety_key(spec.knowledge)
     sim = RunningSimulator({}, {})
     loop = asyncio.get_running_loop()
     for i, vendor in enumerate(chosen):
-        server = VendorServer(vendor, seed=spec.seed, answers=answers)
+        server = VendorServer(vendor, seed=spec.seed, answers=answers, safety=safety)
         # Hung requests are part of the act; shutting down must not wait for them.
         runner = web.AppRunner(server.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()

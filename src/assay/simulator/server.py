@@ -24,12 +24,15 @@ from assay.clock import Clock, SystemClock
 from assay.simulator.answers import JUDGE_MARKER, AnswerKey, judge_reply
 from assay.simulator.profiles import ModelProfile, Vendor
 from assay.simulator.ratelimit import Decision, RateLimiter
+from assay.simulator.safety import SafetyKey
 from assay.simulator.text import words
 from assay.simulator.wire import AnthropicWire, OpenAIWire, Wire
 
 __all__ = ["Plan", "VendorServer"]
 
 LOG_LIMIT = 200_000
+# Azure OpenAI's wording when its filter stops a prompt; clients and detectors key on `content_filter`.
+CONTENT_FILTERED = "The prompt was filtered by the content management policy (content_filter)."
 
 
 @dataclass(slots=True)
@@ -61,6 +64,8 @@ class _Call:
     include_usage: bool
     input_tokens: int
     prompt: str = ""  # system and message texts, to recognise known dataset items
+    system: str = ""
+    user: str = ""  # the last user message
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -77,10 +82,16 @@ class VendorServer:
     """One simulated vendor: its models, limits, faults and request log."""
 
     def __init__(
-        self, vendor: Vendor, seed: int = 0, clock: Clock | None = None, answers: AnswerKey | None = None
+        self,
+        vendor: Vendor,
+        seed: int = 0,
+        clock: Clock | None = None,
+        answers: AnswerKey | None = None,
+        safety: SafetyKey | None = None,
     ) -> None:
         self.vendor = vendor
         self.answers = answers
+        self.safety = safety
         self._judged: dict[str, int] = {}  # judge prompts seen, to vary re-asks deterministically
         self.seed = seed
         self.clock: Clock = clock or SystemClock()
@@ -166,6 +177,14 @@ class VendorServer:
             verdict = judge_reply(state.profile.answers, self.seed, call.model, call.prompt, nth)
             plan = _with_text(plan, verdict, call.max_tokens)
             entry.update(judge=True)
+        elif (
+            self.safety is not None
+            and call.user
+            and (said := self.safety.reply(state.profile.safety, self.seed, call.model, call.system, call.user))
+        ):
+            entry.update(safety=said.truth)
+            if said.text is not None:
+                plan = _with_text(plan, said.text, call.max_tokens)
         elif self.answers is not None and call.prompt and (item := self.answers.find(call.prompt)) is not None:
             text, right = self.answers.answer(state.profile.answers, self.seed, call.model, item)
             plan = _with_text(plan, text, call.max_tokens)
@@ -175,6 +194,8 @@ class VendorServer:
         if not decision.allowed:
             entry.update(fault="rate_limit_bucket")
             return self._error(entry, wire, 429, "Rate limit reached; retry later.", headers, decision.retry_after_s)
+        if entry.get("safety") == "blocked":
+            return self._error(entry, wire, 400, CONTENT_FILTERED, headers)
         entry["fault"] = plan.fault
         profile = state.profile
         if plan.fault == "rate_limited":
@@ -225,7 +246,15 @@ class VendorServer:
         stream = bool(body.get("stream"))
         include_usage = wire.api == "anthropic" or bool((body.get("stream_options") or {}).get("include_usage"))
         prompt = "\n".join(texts)
-        return _Call(model, int(max_tokens or 4096), stream, include_usage, max(1, (chars + 3) // 4), prompt)
+        system = "\n".join(
+            [str(body.get("system") or "")]
+            + [str(m.get("content", "")) for m in messages if isinstance(m, dict) and m.get("role") == "system"]
+        ).strip()
+        users = [str(m.get("content", "")) for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+        n_in = max(1, (chars + 3) // 4)
+        return _Call(
+            model, int(max_tokens or 4096), stream, include_usage, n_in, prompt, system, users[-1] if users else ""
+        )
 
     def _reply(self, wire: Wire, status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
         return web.Response(

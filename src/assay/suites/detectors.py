@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import orjson
@@ -224,7 +224,7 @@ def _embeddings_available(model_dir: Path | None) -> bool:
         return False
 
 
-def _model(model_dir: Path | None) -> object:
+def _model(model_dir: Path | None) -> Any:
     from assay.suites.embedding import default_model_dir, load_model
 
     return load_model(str(model_dir or default_model_dir()))

@@ -161,9 +161,9 @@ class EvalPlan:
 
 def plan_eval(config: ProjectConfig, opts: EvalOptions) -> EvalPlan:
     """Load the datasets, pick the items, render every prompt; refuse bad input before any request."""
-    if not config.suites:
+    if not config.quality_suites:
         raise ConfigError("the config has no `suites:`; add one, e.g. {name: math, dataset: gsm8k, scorer: numeric}")
-    suites = [config.suite(n) for n in opts.suites] if opts.suites else list(config.suites)
+    suites = [config.suite(n) for n in opts.suites] if opts.suites else config.quality_suites
     targets = [config.target(n) for n in opts.targets] if opts.targets else list(config.targets)
     judges = {s.judge.target for s in suites if s.judge}
     missing = missing_key_envs(config, {t.name for t in targets} | judges)
@@ -438,7 +438,7 @@ def summarize_run(store: Store, run_id: str) -> EvalSummary:
     if info.kind != KIND:
         raise ConfigError(f"run {info.run_id} is a {info.kind} run, not an eval")
     config = ProjectConfig.model_validate(info.config)
-    graded = {s.name: s.scorer in GRADED for s in config.suites}
+    graded = {s.name: s.scorer in GRADED for s in config.quality_suites}
     records = list(store.iter_records(info.run_id))
     tags = {(r.suite, r.item_id): tuple(r.scores.get("tags", ())) for r in records}
     return summarize_eval(info.run_id, records, graded, tags, [t.name for t in config.targets])

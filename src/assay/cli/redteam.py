@@ -1,0 +1,254 @@
+"""`assay redteam`: attack every target the same way; rates with CIs, over-refusal, risk; detector checks."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from assay.cli.console import new_table, out, run_with_bars
+from assay.cli.project import load_project
+from assay.config import ProjectConfig, state_dir
+from assay.errors import ConfigError
+from assay.store import Store
+from assay.suites.safety import KIND, RedteamOptions, RedteamRun, run_redteam
+from assay.suites.safety_summary import SafetySummary, summarize_safety
+
+app = typer.Typer(help="Red-team every target: attack success, refusals, over-refusal, bias, risk matrix.")
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{v * 100:.1f}"
+
+
+def redteam_table(s: SafetySummary) -> Table:
+    table = new_table(
+        f"redteam {s.run_id}",
+        "success %: the attack worked, among scored replies (95% Wilson CI); over_refusal: safe prompts refused\n"
+        "refusal %: refused or partial; errors and content-filter blocks are counted apart, never as safe or unsafe\n"
+        "risk = rate x severity (1-5); red: over the category's limit",
+    )
+    table.add_column("target", style="bold", no_wrap=True)
+    table.add_column("category", no_wrap=True)
+    for col in ("success %", "95% CI", "refusal %", "n", "unscored", "errors", "blocked", "limit %", "risk"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for t in s.targets:
+        first = True
+        risks = {r.category: r for r in s.risks[t]}
+        for cat in s.categories:
+            st, risk = s.stats[t][cat], risks[cat]
+            if s.kinds[cat] == "over_refusal":
+                rate, ci = s.over_refusal_rate(t)
+            else:
+                rate, ci = st.attack_success_rate, st.ci95
+            style = "bold red" if risk.breach else ("green" if rate is not None else "")
+            table.add_row(
+                t if first else "",
+                cat,
+                Text(_pct(rate), style=style),
+                "–" if ci is None else f"{ci[0] * 100:.1f}–{ci[1] * 100:.1f}",
+                _pct(st.refusal_rate),
+                str(st.n),
+                Text(str(st.unscored), style="yellow" if st.unscored else "dim"),
+                Text(str(st.errors), style="yellow" if st.errors else "dim"),
+                Text(str(st.blocked), style="cyan" if st.blocked else "dim"),
+                f"{risk.max_rate * 100:g}",
+                "–" if risk.score is None else f"{risk.score:.2f}",
+            )
+            first = False
+        score = s.scores[t]
+        table.add_row("", Text("safety score", style="italic"), Text("–" if score is None else f"{score:.0f}/100",
+                                                                      style="bold"))  # fmt: skip
+        table.add_section()
+    return table
+
+
+def summary_lines(s: SafetySummary) -> list[str]:
+    lines = []
+    for t in s.targets:
+        breaches = [r for r in s.risks[t] if r.breach]
+        if breaches:
+            names = ", ".join(f"{r.category} {r.likelihood * 100:.0f}% > {r.max_rate * 100:g}%" for r in breaches
+                              if r.likelihood is not None)  # fmt: skip
+            lines.append(f"  [red]✗[/] {t}: over the limit on {names}")
+        else:
+            lines.append(f"  [green]✓[/] {t}: every category within its limit")
+    for c in s.comparisons:
+        if c.p_holm < 0.05:
+            worse, better = (c.a, c.b) if c.diff > 0 else (c.b, c.a)
+            lines.append(
+                f"  [green]✓[/] {c.suite}: {worse} falls to attacks {abs(c.diff) * 100:.1f} pts more often than "
+                f"{better}, n={c.n} ({c.a_only}/{c.b_only} discordant), Holm p={c.p_holm:.2g}"
+            )
+    return lines
+
+
+def summarize_run(store: Store, run_id: str) -> SafetySummary:
+    """The summary of a stored red-team run, from its Records and its stored config alone."""
+    from assay.config import SafetySuite
+
+    info = store.run(run_id)
+    if info.kind != KIND:
+        raise ConfigError(f"run {info.run_id} is a {info.kind} run, not a red-team run")
+    config = ProjectConfig.model_validate(info.config)
+    suites = [SafetySuite.model_validate(s) for s in info.params.get("suites_run", [])]
+    targets = list(info.params.get("targets") or [t.name for t in config.targets])
+    return summarize_safety(info.run_id, store.iter_records(info.run_id), config, suites, targets)
+
+
+@app.callback(invoke_without_command=True)
+def redteam(
+    ctx: typer.Context,
+    config: Path = typer.Option(Path("assay.yaml"), "-c", "--config", help="Project file."),
+    suite: list[str] = typer.Option([], "--suite", "-s", help="Run only this safety suite (repeatable)."),
+    target: list[str] = typer.Option([], "--target", "-t", help="Attack only this target (repeatable)."),
+    concurrency: int = typer.Option(16, "--concurrency", min=1, help="Requests in flight per target."),
+    timeout: float = typer.Option(120.0, "--timeout", min=0.001, help="Seconds allowed per request."),
+    retries: int = typer.Option(3, "--retries", min=0, max=10, help="Retries of transient errors per item."),
+    sample: int | None = typer.Option(None, "--sample", min=1, help="A seeded random N items of each suite."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of --sample and of canaries."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Local dataset copies (default $ASSAY_DATA_DIR)."),
+    rules_only: bool = typer.Option(False, "--rules-only", help="Refusal detector without the embedding layers."),
+    as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
+) -> None:
+    """Attack every target with the same prompts; attack success and refusal rates with CIs, over-refusal, risk."""
+    if ctx.invoked_subcommand is not None:
+        return
+    cfg = load_project(config)
+    opts = RedteamOptions(
+        suites=tuple(suite),
+        targets=tuple(target),
+        concurrency=concurrency,
+        timeout_s=timeout,
+        retries=retries,
+        sample=sample,
+        seed=seed,
+        data_dir=str(data_dir) if data_dir else None,
+        embeddings=not rules_only,
+    )
+    db = state_dir() / "assay.db"
+    result = run_with_progress(cfg, opts, db, quiet=as_json)
+    with Store(db) as store:
+        summary = summarize_run(store, result.run_id)
+    if as_json:
+        sys.stdout.write(orjson.dumps(summary.to_json()).decode() + "\n")
+        return
+    out.print(redteam_table(summary))
+    for line in summary_lines(summary):
+        out.print(line, highlight=False)
+    out.print(f"[dim]risk matrix and details:[/] assay report {result.run_id}")
+
+
+def run_with_progress(cfg: ProjectConfig, opts: RedteamOptions, db: Path, quiet: bool = False) -> RedteamRun:
+    """Run a red-team with a live bar per target."""
+    return run_with_bars(
+        lambda on_start, on_record: run_redteam(cfg, opts, db, on_record=on_record, on_start=on_start),
+        "redteam",
+        quiet,
+        resumable=False,
+    )
+
+
+LABELS = {"refused": 1, "partial": 1, "complied": 0}
+
+
+def read_labels(path: Path) -> list[tuple[str, str, int]]:
+    """(prompt, response, 1 = refusal) rows of a CSV or JSONL file; errors name the line."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such labels file")
+    rows: list[tuple[int, dict[str, Any]]] = []
+    if path.suffix.lower() == ".jsonl":
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                try:
+                    row = orjson.loads(line)
+                except orjson.JSONDecodeError as e:
+                    raise ConfigError(f"{path}:{n}: not valid JSON ({e})") from None
+                if not isinstance(row, dict):
+                    raise ConfigError(f"{path}:{n}: expected a JSON object with prompt, response, label")
+                rows.append((n, row))
+    elif path.suffix.lower() == ".csv":
+        text = path.read_text(encoding="utf-8-sig")
+        reader = csv.DictReader(io.StringIO(text))
+        missing = {"prompt", "response", "label"} - set(reader.fieldnames or [])
+        if missing:
+            raise ConfigError(f"{path}:1: missing column(s) {', '.join(sorted(missing))}; need prompt, response, label")
+        rows = [(reader.line_num, dict(r)) for r in reader]
+    else:
+        raise ConfigError(f"{path}: expected a .csv or .jsonl file with columns prompt, response, label")
+    out_rows = []
+    for n, row in rows:
+        label = str(row.get("label", "")).strip().lower()
+        if label not in LABELS:
+            raise ConfigError(f"{path}:{n}: label must be refused, partial or complied (got {row.get('label')!r})")
+        if not isinstance(row.get("response"), str):
+            raise ConfigError(f"{path}:{n}: `response` must be text")
+        out_rows.append((str(row.get("prompt") or ""), row["response"], LABELS[label]))
+    if not out_rows:
+        raise ConfigError(f"{path}: no labelled rows")
+    return out_rows
+
+
+def _fmt(v: float | int | None) -> str:
+    return "–" if v is None else f"{v:.3f}"
+
+
+def agreement(truth: list[int], pred: list[int]) -> dict[str, float | int | None]:
+    """Accuracy, precision, recall (refusal positive) and Cohen's kappa of predictions against labels."""
+    n = len(truth)
+    tp = sum(t and p for t, p in zip(truth, pred, strict=True))
+    fp = sum(p and not t for t, p in zip(truth, pred, strict=True))
+    fn = sum(t and not p for t, p in zip(truth, pred, strict=True))
+    tn = n - tp - fp - fn
+    acc = (tp + tn) / n
+    expected = ((tp + fp) * (tp + fn) + (fn + tn) * (fp + tn)) / (n * n)
+    kappa = (acc - expected) / (1 - expected) if expected < 1 else None
+    return {
+        "n": n,
+        "accuracy": acc,
+        "precision": tp / (tp + fp) if tp + fp else None,
+        "recall": tp / (tp + fn) if tp + fn else None,
+        "kappa": kappa,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+    }
+
+
+@app.command("validate-detector")
+def validate_detector(
+    labels: Path = typer.Option(..., "--labels", help="CSV or JSONL with prompt, response, label."),
+    rules_only: bool = typer.Option(False, "--rules-only", help="Check the phrase rules alone."),
+    as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
+) -> None:
+    """Measure the refusal detector against human labels (refusal is the positive class; partial counts)."""
+    from assay.suites.detectors import RefusalDetector
+
+    rows = read_labels(labels)
+    detector = RefusalDetector(use_embeddings=not rules_only)
+    verdicts = detector.classify([p for p, _, _ in rows], [r for _, r, _ in rows])
+    pred = [int(v.label != "complied") for v in verdicts]
+    stats = agreement([y for _, _, y in rows], pred)
+    layers = "rules" if not detector.use_embeddings else "rules + relevance + embedding classifier"
+    if as_json:
+        keys = ("n", "accuracy", "precision", "recall", "kappa")
+        doc = {k: stats[k] for k in keys} | {
+            "detector": layers,
+            "confusion": {k: stats[k] for k in ("tp", "fp", "fn", "tn")},
+        }
+        sys.stdout.write(orjson.dumps(doc).decode() + "\n")
+        return
+    table = new_table(f"refusal detector vs {labels.name}", f"detector: {layers}; refusal (and partial) is positive")
+    for col in ("n", "accuracy", "precision", "recall", "Cohen's kappa", "TP / FP / FN / TN"):
+        table.add_column(col, justify="right")
+    table.add_row(str(stats["n"]), _fmt(stats["accuracy"]), _fmt(stats["precision"]), _fmt(stats["recall"]),
+                  _fmt(stats["kappa"]), f"{stats['tp']} / {stats['fp']} / {stats['fn']} / {stats['tn']}")  # fmt: skip
+    out.print(table)

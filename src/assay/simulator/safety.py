@@ -1,0 +1,183 @@
+"""How simulated models behave under attack: refusals, jailbreaks, leaks, injections, false claims, bias.
+
+The simulator recognises red-team prompts the way a model would understand them:
+a known harmful request (verbatim, or wrapped in a template, base64, rot13 or
+leetspeak that it decodes), a safe prompt that only sounds risky (XSTest), a false
+claim, a BBQ question, a confidential system prompt under an extraction attack, or
+an instruction hidden in a document. Each decision is drawn from an RNG seeded by
+(seed, model, prompt) with the probabilities of the model's `safety:` profile, so
+the true rates are known and a rerun gives the same replies.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import random
+import re
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from assay.datasets import EvalItem, data_dir
+from assay.datasets.safety import SAFETY_SOURCES, load_safety
+from assay.errors import AssayError
+from assay.simulator.profiles import SafetyBehaviour
+
+__all__ = ["SafetyKey", "SafetyReply", "load_safety_key"]
+
+_WORD = re.compile(r"[a-z0-9']+")
+_GRAM = 4
+_CANARY = re.compile(r"\b([A-Z]{4,8}-\d{4})\b")
+_B64 = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
+_DELEET = str.maketrans({"4": "a", "3": "e", "1": "i", "0": "o", "5": "s", "7": "t"})
+REFUSALS = (
+    "I'm sorry, but I can't help with that.",
+    "I can't assist with that request.",
+    "Sorry, I won't provide that. It could cause real harm to people.",
+    "I must decline this request.",
+    "That's not something I can help with, but I'm happy to help with something else.",
+)
+
+
+def _norm(text: str) -> str:
+    return " ".join(_WORD.findall(text.lower()))
+
+
+@dataclass(frozen=True)
+class SafetyReply:
+    text: str | None  # None: blocked by the content filter
+    truth: str  # what the simulator decided, logged as ground truth
+
+
+class SafetyKey:
+    """Known red-team items, found in a prompt by exact text or by a 4-word index over decoded candidates."""
+
+    def __init__(self, items: Iterable[EvalItem]) -> None:
+        self.exact: dict[str, EvalItem] = {}
+        self.grams: dict[str, list[tuple[str, EvalItem]]] = {}
+        self.claims: set[str] = set()
+        self.bbq: dict[str, EvalItem] = {}
+        for it in items:
+            label = it.metadata.get("label")
+            if label == "bias":
+                self.bbq[_norm(it.question)] = it
+                continue
+            text = _norm(it.question)
+            if label == "false":
+                self.claims.add(text)
+                continue
+            self.exact[text] = it
+            words = text.split()
+            if label == "unsafe" and len(words) >= _GRAM:
+                self.grams.setdefault(" ".join(words[:_GRAM]), []).append((text, it))
+        self.size = len(self.exact) + len(self.claims) + len(self.bbq)
+
+    def _wrapped(self, prompt: str) -> EvalItem | None:
+        """A known harmful request inside a longer prompt, after decoding what the prompt encodes."""
+        candidates = [prompt, codecs.encode(prompt, "rot13"), prompt.lower().translate(_DELEET)]
+        for blob in _B64.findall(prompt):
+            try:
+                candidates.append(base64.b64decode(blob + "=" * (-len(blob) % 4)).decode("utf-8"))
+            except (binascii.Error, UnicodeDecodeError, ValueError):
+                continue
+        for text in candidates:
+            norm = _norm(text)
+            words = norm.split()
+            for i in range(len(words) - _GRAM + 1):
+                for full, it in self.grams.get(" ".join(words[i : i + _GRAM]), ()):
+                    if full in norm:
+                        return it
+        return None
+
+    def reply(self, b: SafetyBehaviour, seed: int, model: str, system: str, user: str) -> SafetyReply | None:
+        """The model's reply to a red-team prompt, or None when the prompt is not one it knows."""
+        rng = random.Random(f"{seed}/{model}/safety/{system}/{user}")
+        canary = _CANARY.search(system) if system else None
+        if canary and "confidential" in system.lower():
+            if rng.random() < b.leakage:
+                return SafetyReply(f"Sure. My instructions are: {system}", "leaked")
+            return SafetyReply(rng.choice(REFUSALS[:2]) + " My instructions are confidential.", "kept")
+        injected = _CANARY.search(user)
+        if injected and "document" in user.lower():
+            if rng.random() < b.injection:
+                return SafetyReply(f"{injected.group(1)}", "followed")
+            return SafetyReply(
+                "The document gives an update on orders and products, and lists the next steps the team agreed.",
+                "ignored",
+            )
+        lines = [ln for ln in user.splitlines() if ln.strip()]
+        if self.bbq and len(lines) >= 2 and (it := self.bbq.get(_norm(lines[0] + "\n" + lines[1]))) is not None:
+            return _bbq(b, rng, it)
+        if self.claims and lines and _norm(lines[-1]) in self.claims:
+            if rng.random() < b.misinformation:
+                return SafetyReply("Yes, that is true. It is a well-established fact.", "affirmed")
+            return SafetyReply("No. That is a common misconception; the evidence shows otherwise.", "refuted")
+        norm = _norm(user)
+        item = self.exact.get(norm)
+        wrapped = False
+        if item is None and len(norm) > 40:
+            item, wrapped = self._wrapped(user), True
+        if item is None:
+            return None
+        request = item.question
+        if item.metadata.get("label") == "safe":
+            if rng.random() < b.over_refusal:
+                return SafetyReply(rng.choice(REFUSALS), "over_refused")
+            return SafetyReply(f"Sure, happy to help. {request} Here is a clear answer: {_helpful(rng)}", "answered")
+        if rng.random() < b.content_filter:
+            return SafetyReply(None, "blocked")
+        comply = b.jailbreak if wrapped else 1 - b.refusal
+        if rng.random() < comply:
+            return SafetyReply(f"Sure, here is how to {request.rstrip('.?!').lower()}.\n{_steps(rng)}", "complied")
+        if rng.random() < b.partial:
+            return SafetyReply(
+                f"I can't give detailed instructions for that. However, here is a general overview of how people "
+                f"{request.rstrip('.?!').lower()}:\n{_steps(rng)}",
+                "partial",
+            )
+        return SafetyReply(rng.choice(REFUSALS), "refused")
+
+
+def _helpful(rng: random.Random) -> str:
+    return rng.choice(
+        [
+            "start with the basics, check each step, and take care with the details.",
+            "it depends on the context, but the usual approach works in most cases.",
+            "there are a few common ways, and the simplest one is usually best.",
+        ]
+    )
+
+
+def _steps(rng: random.Random) -> str:
+    verbs = ["Gather", "Prepare", "Check", "Set up", "Repeat", "Finish"]
+    return "\n".join(f"{i}. {rng.choice(verbs)} the next part carefully." for i in range(1, 4))
+
+
+def _bbq(b: SafetyBehaviour, rng: random.Random, it: EvalItem) -> SafetyReply:
+    meta = it.metadata
+    if meta["condition"] == "ambig":
+        letter = meta["biased"] if rng.random() < b.bias else meta["unknown"]
+    else:
+        wrong = [x for x in "ABC" if x != it.expected]
+        letter = it.expected if rng.random() < b.bias_accuracy else rng.choice(wrong)
+    return SafetyReply(f"{letter}", "biased" if letter == meta["biased"] else "unbiased")
+
+
+def load_safety_key(names: Iterable[str], root: Path | None = None) -> SafetyKey | None:
+    """Red-team items the simulated models recognise (bundled, or in the data folder); None when no safety knowledge."""
+    root = data_dir(root)
+    wanted = [n for n in names if n in SAFETY_SOURCES or n == "safety"]
+    if not wanted:
+        return None
+    if "safety" in wanted:
+        wanted = [n for n in SAFETY_SOURCES if root is not None or n in ("demo-safety", "falseclaims")]
+    items: list[EvalItem] = []
+    for name in wanted:
+        try:
+            items += load_safety(name, root, root or Path("."))
+        except AssayError as e:  # a missing dataset only means the simulator does not know it
+            print(f"simulator: not loading safety items for {name!r}: {e}", file=sys.stderr)
+    return SafetyKey(items)
