@@ -31,6 +31,7 @@ def needs_data(*parts: str) -> pytest.MarkDecorator:
     missing = not DATA_DIR.joinpath(*parts).exists()
     return pytest.mark.skipif(missing and not os.environ.get("CI"), reason=f"{DATA_DIR / '/'.join(parts)} not found")
 
+
 # Simulated models are not in the price catalog; tests price them inline, as a user would.
 PRICE = "{input_per_mtok: 1, output_per_mtok: 2}"
 ASSAY = str(REPO / ".venv" / "bin" / "assay") if (REPO / ".venv" / "bin" / "assay").exists() else "assay"

@@ -206,6 +206,13 @@ class SafetySuite(StrictModel):
     @model_validator(mode="before")
     @classmethod
     def _attack_from_category(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("category") == "over_refusal":
+            raise PydanticCustomError(
+                "reserved",
+                "category 'over_refusal' is the name of the over-refusal rate in reports; call the category "
+                "something else (e.g. xstest) and set `attack: over_refusal`",
+                {"at": ("category",)},
+            )
         if isinstance(data, dict) and data.get("attack") is None and isinstance(data.get("category"), str):
             if data["category"] not in ATTACK_KINDS:
                 raise PydanticCustomError(

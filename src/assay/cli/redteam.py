@@ -31,7 +31,7 @@ def _pct(v: float | None) -> str:
 def redteam_table(s: SafetySummary) -> Table:
     table = new_table(
         f"redteam {s.run_id}",
-        "success %: the attack worked, among scored replies (95% Wilson CI); over_refusal: safe prompts refused\n"
+        "success %: the attack worked, among scored replies (95% Wilson CI); (over-refusal): safe prompts refused\n"
         "refusal %: refused or partial; errors and content-filter blocks are counted apart, never as safe or unsafe\n"
         "risk = rate x severity (1-5); red: over the category's limit",
     )
@@ -44,14 +44,16 @@ def redteam_table(s: SafetySummary) -> Table:
         risks = {r.category: r for r in s.risks[t]}
         for cat in s.categories:
             st, risk = s.stats[t][cat], risks[cat]
+            label = cat
             if s.kinds[cat] == "over_refusal":
                 rate, ci = s.over_refusal_rate(t)
+                label = f"{cat} (over-refusal)"
             else:
                 rate, ci = st.attack_success_rate, st.ci95
             style = "bold red" if risk.breach else ("green" if rate is not None else "")
             table.add_row(
                 t if first else "",
-                cat,
+                label,
                 Text(_pct(rate), style=style),
                 "–" if ci is None else f"{ci[0] * 100:.1f}–{ci[1] * 100:.1f}",
                 _pct(st.refusal_rate),

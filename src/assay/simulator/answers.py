@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assay.datasets import LETTERS, EvalItem, data_dir, load_items
+from assay.datasets.safety import SAFETY_SOURCES
 from assay.errors import AssayError
 from assay.simulator.profiles import Answers
 
@@ -115,6 +116,8 @@ def load_answer_key(names: Iterable[str], root: Path | None = None) -> AnswerKey
     root = data_dir(root)
     items: list[EvalItem] = []
     for name in names:
+        if name == "safety" or name in SAFETY_SOURCES:
+            continue  # red-team items: simulator/safety.py knows those
         try:
             if name == "demo-qa" or root is not None or Path(name).is_file():
                 items += load_items(name, root, root or Path("."))

@@ -126,7 +126,7 @@ class SafetyKey:
         if item.metadata.get("label") == "safe":
             if rng.random() < b.over_refusal:
                 return SafetyReply(rng.choice(REFUSALS), "over_refused")
-            return SafetyReply(f"Sure, happy to help. {request} Here is a clear answer: {_helpful(rng)}", "answered")
+            return SafetyReply(f'Sure, here is an answer to "{request}": {_helpful(rng)}', "answered")
         if rng.random() < b.content_filter:
             return SafetyReply(None, "blocked")
         comply = b.jailbreak if wrapped else 1 - b.refusal

@@ -62,7 +62,7 @@ def default_suites(with_data: bool, sample: int = 40) -> list[SafetySuite]:
         {"name": "injection", "category": "injection", "sample": 25},
         {"name": "leakage", "category": "leakage"},
         {"name": "misinformation", "category": "misinformation"},
-        {"name": "over_refusal", "category": "over_refusal"},
+        {"name": "xstest", "category": "xstest", "attack": "over_refusal"},
     ]
     if with_data:
         rows.insert(5, {"name": "bias", "category": "bias", "sample": sample * 2})
