@@ -81,3 +81,11 @@ def test_items_needed_command() -> None:
     args = [ASSAY, "items-needed", "--diff", "0.5", "--discordant", "0.1"]
     bad = subprocess.run(args, capture_output=True, text=True)
     assert bad.returncode == 2 and "cannot produce a difference" in bad.stderr
+
+
+@pytest.mark.parametrize("n", [1, 3, 12, 37, 400])
+def test_wilson_bounds_are_exact_at_the_edges(n: int) -> None:
+    # A plot draws rate - low as an error bar; 1e-17 above zero made matplotlib refuse it.
+    assert wilson(0, n)[0] == 0.0
+    assert wilson(n, n)[1] == 1.0
+    assert wilson(0, n)[1] < 1.0 and wilson(n, n)[0] > 0.0

@@ -14,6 +14,8 @@ from assay.cli.eval import comparison_lines, eval_table
 from assay.cli.eval import run_with_progress as run_eval_with_progress
 from assay.cli.probe import run_with_progress
 from assay.cli.project import load_project
+from assay.cli.redteam import redteam_table, summary_lines
+from assay.cli.redteam import run_with_progress as run_redteam_with_progress
 from assay.config import state_dir
 from assay.datasets import data_dir
 from assay.economics import cost_report, measure
@@ -22,6 +24,8 @@ from assay.store import Store
 from assay.suites.probe import ProbeOptions
 from assay.suites.quality import EvalOptions
 from assay.suites.quality import summarize_run as summarize_eval_run
+from assay.suites.safety import RedteamOptions, default_suites
+from assay.suites.safety import summarize_run as summarize_redteam_run
 
 # Which API each demo vendor speaks, to show both protocols in one run.
 _DEMO_APIS = {"swift": "openai", "meridian": "openai", "atlas": "anthropic"}
@@ -43,6 +47,32 @@ _DEMO_CAPACITY = {
         "      term_months: 12",
     ],
 }
+
+
+# What each simulated vendor documents (invented, like the vendors); the scorecard flags the gaps.
+DEMO_EVIDENCE = [
+    "safety:",
+    "  evidence:",
+    "    swift:",
+    "      model_card: https://swift.example/model-card",
+    "      retention_days: 30",
+    "      trains_on_data: true",
+    "    meridian:",
+    "      model_card: https://meridian.example/cards/m2",
+    "      content_filter: configurable, four levels",
+    "      certifications: [SOC 2 Type II]",
+    "      data_residency: [EU, US]",
+    "      retention_days: 0",
+    "      trains_on_data: false",
+    "    atlas:",
+    "      model_card: https://atlas.example/system-card",
+    "      content_filter: on by default, cannot be turned off",
+    "      incident_response: notify within 72 h",
+    "      certifications: [SOC 2 Type II, ISO 27001]",
+    "      data_residency: [US]",
+    "      retention_days: 30",
+    "      trains_on_data: false",
+]
 
 
 def demo_suites(with_public_data: bool) -> list[str]:
@@ -95,6 +125,7 @@ def demo_config_text(urls: dict[str, str], with_public_data: bool = False) -> st
         "  max_cost_per_interaction_usd: 0.01",
         "  p95_latency_ms: 4000",
         *demo_suites(with_public_data),
+        *DEMO_EVIDENCE,
         "",
     ]
     return "\n".join(lines)
@@ -124,10 +155,14 @@ def demo(
         out.print(probe_table(result.summaries, f"probe {result.run_id}"))
         for line in failure_lines(result.summaries):
             out.print(line, highlight=False, soft_wrap=True)
-        names = ", ".join(s.name for s in cfg.suites)
+        names = ", ".join(s.name for s in cfg.quality_suites)
         note = "" if public else " (set ASSAY_DATA_DIR to a folder of public datasets to add GSM8K and MMLU-Redux)"
         out.print(f"evaluating quality on {names}: the same items for every vendor{note}…")
         evaluated = run_eval_with_progress(cfg, EvalOptions(concurrency=16, cache=False), db)
+        redteam_opts = RedteamOptions(concurrency=16, seed=seed)
+        suites = ", ".join(s.name for s in cfg.safety_suites or default_suites(public))
+        out.print(f"red-teaming: {suites}, the same attacks for every vendor…")
+        attacked = run_redteam_with_progress(cfg, redteam_opts, db)
     from assay.report.scorecard import write_report  # matplotlib is slow to import
 
     with Store(db) as store:
@@ -135,8 +170,14 @@ def demo(
         out.print(eval_table(summary))
         for line in comparison_lines(summary):
             out.print(line, highlight=False)
+        safety = summarize_redteam_run(store, attacked.run_id)
+        out.print(redteam_table(safety))
+        for line in summary_lines(safety):
+            out.print(line, highlight=False)
         measured = measure(store.iter_records(result.run_id), cfg.slo)
-        paths = write_report(store, result.run_id, out_dir, result.summaries, quality_run=evaluated.run_id)
+        paths = write_report(
+            store, result.run_id, out_dir, result.summaries, quality_run=evaluated.run_id, safety_run=attacked.run_id
+        )
     book = PriceBook.for_targets(cfg.targets, load_catalog(state_dir()))
     out.print(cost_table(cost_report(cfg, book, measured, result.run_id, measured_tokens=False)))
     out.print(f"[dim]over years, with break-even volumes:[/] assay tco -c {config_path}")

@@ -18,8 +18,8 @@ from assay.cli.project import load_project
 from assay.config import ProjectConfig, state_dir
 from assay.errors import ConfigError
 from assay.store import Store
-from assay.suites.safety import KIND, RedteamOptions, RedteamRun, run_redteam
-from assay.suites.safety_summary import SafetySummary, summarize_safety
+from assay.suites.safety import RedteamOptions, RedteamRun, run_redteam, summarize_run
+from assay.suites.safety_summary import SafetySummary
 
 app = typer.Typer(help="Red-team every target: attack success, refusals, over-refusal, bias, risk matrix.")
 
@@ -31,13 +31,13 @@ def _pct(v: float | None) -> str:
 def redteam_table(s: SafetySummary) -> Table:
     table = new_table(
         f"redteam {s.run_id}",
-        "success %: the attack worked, among scored replies (95% Wilson CI); (over-refusal): safe prompts refused\n"
-        "refusal %: refused or partial; errors and content-filter blocks are counted apart, never as safe or unsafe\n"
-        "risk = rate x severity (1-5); red: over the category's limit",
+        "success %: the attack worked, among scored replies (95% Wilson CI); xstest*: safe prompts refused\n"
+        "refused %: refused or partial; unscored, errors and filter blocks are counted apart, never as safe\n"
+        "risk = rate x severity (1-5); red: over the category's limit (max %)",
     )
     table.add_column("target", style="bold", no_wrap=True)
     table.add_column("category", no_wrap=True)
-    for col in ("success %", "95% CI", "refusal %", "n", "unscored", "errors", "blocked", "limit %", "risk"):
+    for col in ("success %", "95% CI", "refused %", "n", "unscored", "errors", "filtered", "max %", "risk"):
         table.add_column(col, justify="right", no_wrap=True)
     for t in s.targets:
         first = True
@@ -47,7 +47,7 @@ def redteam_table(s: SafetySummary) -> Table:
             label = cat
             if s.kinds[cat] == "over_refusal":
                 rate, ci = s.over_refusal_rate(t)
-                label = f"{cat} (over-refusal)"
+                label = f"{cat}*"
             else:
                 rate, ci = st.attack_success_rate, st.ci95
             style = "bold red" if risk.breach else ("green" if rate is not None else "")
@@ -90,19 +90,6 @@ def summary_lines(s: SafetySummary) -> list[str]:
                 f"{better}, n={c.n} ({c.a_only}/{c.b_only} discordant), Holm p={c.p_holm:.2g}"
             )
     return lines
-
-
-def summarize_run(store: Store, run_id: str) -> SafetySummary:
-    """The summary of a stored red-team run, from its Records and its stored config alone."""
-    from assay.config import SafetySuite
-
-    info = store.run(run_id)
-    if info.kind != KIND:
-        raise ConfigError(f"run {info.run_id} is a {info.kind} run, not a red-team run")
-    config = ProjectConfig.model_validate(info.config)
-    suites = [SafetySuite.model_validate(s) for s in info.params.get("suites_run", [])]
-    targets = list(info.params.get("targets") or [t.name for t in config.targets])
-    return summarize_safety(info.run_id, store.iter_records(info.run_id), config, suites, targets)
 
 
 @app.callback(invoke_without_command=True)

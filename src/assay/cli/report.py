@@ -19,15 +19,36 @@ def report(
     run_id: str = typer.Argument("latest", help="RUN_ID, or 'latest'."),
     out_dir: Path | None = typer.Option(None, "--out", "-o", help="Folder for index.html and scorecard.md."),
     pdf: bool = typer.Option(False, "--pdf", help="Also print scorecard.pdf (needs Chromium)."),
+    quality: str | None = typer.Option(None, "--quality", help="Add the quality section of this eval run."),
+    safety: str | None = typer.Option(None, "--safety", help="Add the safety section of this red-team run."),
 ) -> None:
-    """Write the one-page scorecard (self-contained HTML and Markdown, optionally PDF) of a run."""
+    """Write the one-page scorecard (self-contained HTML and Markdown, optionally PDF) of a run.
+
+    A probe run's page can carry the quality and safety sections of an eval and a red-team run of the
+    same targets, as `assay demo` does.
+    """
     from assay.report.scorecard import write_report  # matplotlib is slow to import; only this command needs it
 
     with Store(state_dir() / "assay.db") as store:
         info = store.run(run_id)
         summaries = summarize_run(store, info.run_id, info.params.get("bucket_s"))
         target_dir = out_dir or Path("reports") / info.run_id
-        paths = write_report(store, info.run_id, target_dir, summaries)
+        extra = {}
+        for option, run, kind, wanted in (("--quality", quality, "eval", "an eval"),
+                                          ("--safety", safety, "redteam", "a red-team")):  # fmt: skip
+            if run is not None:
+                other = store.run(run)
+                if other.kind != kind:
+                    raise ConfigError(f"{option} {run}: run {other.run_id} is a {other.kind} run, not {wanted} run")
+                extra[option] = other.run_id
+        paths = write_report(
+            store,
+            info.run_id,
+            target_dir,
+            summaries,
+            quality_run=extra.get("--quality"),
+            safety_run=extra.get("--safety"),
+        )
     out.print(f"scorecard: [bold]{paths['html']}[/]  (markdown: {paths['markdown']})")
     if pdf:
         from assay.report.browser import html_to_pdf

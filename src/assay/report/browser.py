@@ -52,8 +52,33 @@ def _render(html: Path, out: Path, flag: str, extra: tuple[str, ...], timeout_s:
 
 
 def html_to_pdf(html: Path, pdf: Path, timeout_s: float = 90.0) -> Path:
-    """Print `html` to `pdf` (the page's print styles make the scorecard one A4 page)."""
-    return _render(html, pdf, "--print-to-pdf", ("--no-pdf-header-footer",), timeout_s)
+    """Print `html` to `pdf` as one page, A4 wide and as tall as the scorecard (at least A4 tall).
+
+    The report itself has no scripts; the copy printed here carries one that measures the content and
+    sizes the page. The window is as wide as the printed layout (194 mm at the print zoom of 60% is
+    1222 CSS px), so the height measured on screen is the height that prints.
+    """
+    text = html.read_text(encoding="utf-8")
+    if "</head>" not in text:
+        raise AssayError(f"{html} is not an HTML page with a <head>")
+    sized = html.with_name(f".{html.stem}.print.html")
+    sized.write_text(text.replace("</head>", _PAGE_TO_CONTENT + "</head>", 1), encoding="utf-8")
+    try:
+        return _render(sized, pdf, "--print-to-pdf", ("--no-pdf-header-footer", "--window-size=1222,1000"), timeout_s)
+    finally:
+        sized.unlink(missing_ok=True)
+
+
+# mm of content = CSS px x print zoom x 25.4 / 96, plus the 8 mm margins and a little slack.
+_PAGE_TO_CONTENT = """<script>
+addEventListener("load", () => {
+  const mm = document.querySelector("main").scrollHeight * 0.6 * 25.4 / 96 + 2 * 8 + 6;
+  const page = document.createElement("style");
+  page.textContent = `@page { size: 210mm ${Math.max(297, Math.ceil(mm))}mm; margin: 8mm; }`;
+  document.head.appendChild(page);
+});
+</script>
+"""
 
 
 def html_to_png(html: Path, png: Path, width: int = 1200, height: int = 1400, timeout_s: float = 90.0) -> Path:

@@ -11,7 +11,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from assay.errors import ERROR_CLASSES
 from assay.stats import TargetSummary
@@ -299,9 +301,16 @@ def quality_cost_svg(summary: Any, colours: dict[str, str]) -> str:
             ax.scatter([per_item], [score], s=46, color=colours.get(t, "#64748b"), zorder=3)
             ax.annotate(t, (per_item, score), fontsize=8, xytext=(5, 3), textcoords="offset points")
         ax.set_xscale("log")
-        from matplotlib.ticker import FuncFormatter
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"${v:g}"))
+        lo, hi = ax.get_xlim()
+        ax.set_xlim(lo / 1.6, hi * 1.6)  # room for the names
+        # Label dollars at powers of ten, or at 1-2-5 steps when costs span less than a decade; never
+        # the minor ticks, whose scientific labels overlap.
+        subs = (1.0,) if hi / lo > 10 else (1.0, 2.0, 5.0)
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=subs))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: "$" + f"{v:.8f}".rstrip("0").rstrip(".")))
         ax.set_xlabel("cost per scored item (log)")
         ax.set_ylabel("mean score, %")
         fig.tight_layout()
@@ -331,5 +340,73 @@ def load_timeline_svg(lines: Mapping[str, Sequence[Mapping[str, Any]]], colours:
             ax.set_xlim(left=0)
             ax.set_ylim(bottom=0)
         rate_ax.legend(frameon=False, fontsize=7.5, loc="lower right")
+        fig.tight_layout()
+        return _svg(fig)
+
+
+def risk_matrix_svg(summary: Any) -> str:
+    """Risk = likelihood x severity per category (rows) and target (columns); breaches outlined in red."""
+    cats, targets = summary.categories, summary.targets
+    grid = np.full((len(cats), len(targets)), np.nan)
+    labels = [["–"] * len(targets) for _ in cats]
+    breached = []
+    for j, t in enumerate(targets):
+        risks = {r.category: r for r in summary.risks[t]}
+        for i, c in enumerate(cats):
+            r = risks[c]
+            if r.likelihood is not None:
+                grid[i, j] = r.likelihood * r.severity
+                labels[i][j] = f"{r.likelihood * 100:.0f}% × {r.severity}"
+            if r.breach:
+                breached.append((i, j))
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(1.2 + 1.35 * len(targets), 0.5 + 0.38 * len(cats)))
+        cmap = LinearSegmentedColormap.from_list("risk", ["#dcfce7", "#fef9c3", "#fecaca", "#b91c1c"])
+        ax.imshow(np.nan_to_num(grid, nan=0.0), cmap=cmap, vmin=0, vmax=2.5, aspect="auto")
+        for i in range(len(cats)):
+            for j in range(len(targets)):
+                strong = not np.isnan(grid[i, j]) and grid[i, j] > 1.6
+                ax.text(
+                    j, i, labels[i][j], ha="center", va="center", fontsize=8, color="white" if strong else "#0f172a"
+                )
+        for i, j in breached:
+            ax.add_patch(Rectangle((j - 0.48, i - 0.46), 0.96, 0.92, fill=False, ec="#dc2626", lw=1.6))
+        ax.set_xticks(range(len(targets)), targets)
+        ax.set_yticks(range(len(cats)), cats)
+        ax.xaxis.tick_top()
+        ax.tick_params(length=0)
+        ax.grid(False)
+        for side in ax.spines.values():
+            side.set_visible(False)
+        fig.tight_layout()
+        return _svg(fig)
+
+
+def safety_bars_svg(summary: Any, colours: dict[str, str]) -> str:
+    """Attack success (or over-refusal) rate per category and target, with the 95% CI."""
+    cats, targets = summary.categories, summary.targets
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(5.2, 0.6 + 0.5 * len(cats) * max(1, len(targets)) / 2))
+        height = 0.8 / max(1, len(targets))
+        for j, t in enumerate(targets):
+            risks = {r.category: r for r in summary.risks[t]}
+            ys, xs, lo, hi = [], [], [], []
+            for i, c in enumerate(cats):
+                r = risks[c]
+                if r.likelihood is None:
+                    continue
+                ci = r.ci95 or (r.likelihood, r.likelihood)
+                ys.append(i + (j - (len(targets) - 1) / 2) * height)
+                xs.append(r.likelihood * 100)
+                lo.append((r.likelihood - ci[0]) * 100)
+                hi.append((ci[1] - r.likelihood) * 100)
+            ax.barh(ys, xs, height=height * 0.9, color=colours.get(t, "#64748b"), label=t, alpha=0.85)
+            ax.errorbar(xs, ys, xerr=[lo, hi], fmt="none", ecolor="#0f172a", elinewidth=0.9, capsize=2)
+        ax.set_yticks(range(len(cats)), cats)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 100)
+        ax.set_xlabel("attack success, % (over-refusal for XSTest; bars: 95% CI)")
+        ax.grid(axis="y", visible=False)
+        ax.legend(frameon=False, fontsize=7.5, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(targets))
         fig.tight_layout()
         return _svg(fig)

@@ -17,6 +17,7 @@ from assay.report import plots
 from assay.report.costs import CostView, build_cost_view
 from assay.report.load import LoadView, build_load_view
 from assay.report.quality import QualityView, build_quality_view
+from assay.report.safety import SafetyView, build_safety_view
 from assay.stats import LATENCY_TIERS, TargetSummary
 from assay.store import RunInfo, Store
 
@@ -55,6 +56,7 @@ class Scorecard:
     error_classes: tuple[str, ...] = ERROR_CLASSES
     cost: CostView | None = None
     quality: QualityView | None = None
+    safety: SafetyView | None = None
     load: LoadView | None = None
 
     @property
@@ -200,11 +202,12 @@ def write_report(
     out_dir: Path,
     summaries: dict[str, TargetSummary],
     quality_run: str | None = None,
+    safety_run: str | None = None,
 ) -> dict[str, Path]:
     """Write index.html and scorecard.md into `out_dir`; files appear whole or not at all.
 
-    An eval run gets a quality section; `quality_run` adds one from another run (the demo's
-    probe and eval share one page).
+    An eval run gets a quality section, a red-team run a safety section; `quality_run` and
+    `safety_run` add them from other runs (the demo's probe, eval and red-team share one page).
     """
     run = store.run(run_id)
     card = build_scorecard(run, summaries)
@@ -216,6 +219,14 @@ def write_report(
 
         colours = {r.name: r.colour for r in card.rows}
         card.quality = build_quality_view(summarize_eval_run(store, eval_run), colours)
+    red_run = run_id if run.kind == "redteam" else safety_run
+    if red_run is not None:
+        from assay.config import ProjectConfig
+        from assay.suites.safety import summarize_run as summarize_redteam_run
+
+        settings = ProjectConfig.model_validate(store.run(red_run).config).safety
+        colours = {r.name: r.colour for r in card.rows}
+        card.safety = build_safety_view(summarize_redteam_run(store, red_run), settings, colours)
     card.cost = cost_view(store, run, {r.name: r.colour for r in card.rows})
     if card.cost and card.cost.rows:
         cheapest = min(card.cost.rows, key=lambda r: r.monthly)

@@ -147,7 +147,11 @@ class SimulatorProcess:
         # stderr goes to a file: a pipe nobody drains would block the simulator once it filled up.
         self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - lives as long as the process; closed in stop()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._stderr, text=True)
-        self.urls = self._await_ready(startup_timeout_s)
+        try:
+            self.urls = self._await_ready(startup_timeout_s)
+        except BaseException:
+            self.stop()  # a bad profile must not leave the child or its files behind
+            raise
 
     def _await_ready(self, timeout_s: float) -> dict[str, str]:
         assert self.proc.stdout is not None

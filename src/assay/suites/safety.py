@@ -33,9 +33,10 @@ from assay.store import RecordWriter, Store
 from assay.suites.attacks import Attack, build_attacks
 from assay.suites.detectors import RefusalDetector, canary_leaked, content_filtered, stance
 from assay.suites.probe import config_hash, price_book, stored_config, versions
+from assay.suites.safety_summary import SafetySummary, summarize_safety
 from assay.suites.scorers import extract_choice
 
-__all__ = ["KIND", "RedteamOptions", "RedteamPlan", "default_suites", "plan_redteam", "run_redteam"]
+__all__ = ["KIND", "RedteamOptions", "RedteamPlan", "default_suites", "plan_redteam", "run_redteam", "summarize_run"]
 
 KIND = "redteam"
 
@@ -241,3 +242,14 @@ async def run_redteam(
         return RedteamRun(run_id, plan)
     finally:
         store.close()
+
+
+def summarize_run(store: Store, run_id: str) -> SafetySummary:
+    """The summary of a stored red-team run, from its Records and its stored config alone."""
+    info = store.run(run_id)
+    if info.kind != KIND:
+        raise ConfigError(f"run {info.run_id} is a {info.kind} run, not a red-team run")
+    config = ProjectConfig.model_validate(info.config)
+    suites = [SafetySuite.model_validate(s) for s in info.params.get("suites_run", [])]
+    targets = list(info.params.get("targets") or [t.name for t in config.targets])
+    return summarize_safety(info.run_id, store.iter_records(info.run_id), config, suites, targets)

@@ -1,0 +1,118 @@
+"""The scorecard's safety section: risk matrix, attack success per category, over-refusal, vendor evidence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from assay.config import SafetySettings
+from assay.suites.safety_summary import SafetySummary
+
+__all__ = ["EvidenceRow", "SafetyView", "build_safety_view", "evidence_rows"]
+
+EVIDENCE_LABELS = {
+    "model_card": "Model card",
+    "content_filter": "Content filter",
+    "incident_response": "Incident response",
+    "certifications": "Certifications",
+    "data_residency": "Data residency",
+    "retention_days": "Retention",
+    "trains_on_data": "Trains on your data",
+}
+
+
+@dataclass
+class EvidenceRow:
+    field: str
+    label: str
+    values: dict[str, str | None]  # target -> text, None where the vendor documents nothing (a gap)
+
+
+@dataclass
+class SafetyView:
+    run_id: str
+    targets: list[str]
+    categories: list[str]
+    labels: dict[str, str]  # category -> row label; over-refusal suites say so
+    cells: dict[str, dict[str, str]]  # target -> category -> "12.5 (4.1–32.8)"
+    breach: dict[str, dict[str, bool]]
+    over_refusal: dict[str, str]  # pooled over every over-refusal suite
+    several_over_refusal: bool  # when one suite, its row already is the over-refusal rate
+    scores: dict[str, str]
+    findings: list[str]
+    evidence: list[EvidenceRow]
+    excerpts: list[tuple[str, str, str]]  # target, category, short prompt excerpt of a successful attack
+    plots: dict[str, str] = field(default_factory=dict)
+
+
+def _cell(rate: float | None, ci: tuple[float, float] | None) -> str:
+    if rate is None:
+        return "–"
+    return f"{rate * 100:.1f}" + (f" ({ci[0] * 100:.0f}–{ci[1] * 100:.0f})" if ci else "")
+
+
+def _text(v: object) -> str | None:
+    if v is None or v == []:
+        return None
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, list):
+        return ", ".join(str(x) for x in v)
+    if isinstance(v, int):
+        return f"{v} days"
+    return str(v)
+
+
+def evidence_rows(settings: SafetySettings, targets: list[str]) -> list[EvidenceRow]:
+    """What each vendor documents, field by field; required fields left empty are gaps."""
+    if not settings.evidence:
+        return []
+    rows = []
+    for name in dict.fromkeys([*settings.required_evidence, *EVIDENCE_LABELS]):
+        values = {}
+        for t in targets:
+            ev = settings.evidence.get(t)
+            values[t] = _text(getattr(ev, name, None)) if ev else None
+        if name in settings.required_evidence or any(values.values()):
+            rows.append(EvidenceRow(name, EVIDENCE_LABELS.get(name, name), values))
+    return rows
+
+
+def build_safety_view(summary: SafetySummary, settings: SafetySettings, colours: dict[str, str]) -> SafetyView:
+    from assay.report import plots
+
+    labels = {c: f"{c} (over-refusal)" if summary.kinds[c] == "over_refusal" else c for c in summary.categories}
+    cells: dict[str, dict[str, str]] = {}
+    breach: dict[str, dict[str, bool]] = {}
+    for t in summary.targets:
+        risks = {r.category: r for r in summary.risks[t]}
+        cells[t] = {c: _cell(risks[c].likelihood, risks[c].ci95) for c in summary.categories}
+        breach[t] = {c: risks[c].breach for c in summary.categories}
+    findings = []
+    for t in summary.targets:
+        over = [f"{r.category} ({r.likelihood * 100:.0f}% > {r.max_rate * 100:g}%)"
+                for r in summary.risks[t] if r.breach and r.likelihood is not None]  # fmt: skip
+        if over:
+            findings.append(f"{t}: over the limit on " + ", ".join(over))
+    for c in summary.comparisons:
+        if c.p_holm < 0.05:
+            worse, better = (c.a, c.b) if c.diff > 0 else (c.b, c.a)
+            findings.append(
+                f"{c.suite}: {worse} falls to attacks {abs(c.diff) * 100:.1f} points more often than {better} "
+                f"(p = {c.p_holm:.2g}, Holm)"
+            )
+    view = SafetyView(
+        summary.run_id,
+        summary.targets,
+        summary.categories,
+        labels,
+        cells,
+        breach,
+        {t: _cell(*summary.over_refusal_rate(t)) for t in summary.targets},
+        sum(k == "over_refusal" for k in summary.kinds.values()) > 1,
+        {t: "–" if (s := summary.scores[t]) is None else f"{s:.0f}" for t in summary.targets},
+        findings,
+        evidence_rows(settings, summary.targets),
+        [(t, c, x) for t in summary.targets for c, x, _ in summary.excerpts[t][:2]],
+    )
+    view.plots = {"risk": plots.risk_matrix_svg(summary), "rates": plots.safety_bars_svg(summary, colours)}
+    return view
