@@ -253,10 +253,21 @@ class VendorEvidence(StrictModel):
     notes: str | None = None
 
 
+class SafetyJudge(StrictModel):
+    """An LLM judge that reviews replies to harmful and safe-but-scary prompts (suites/safety_judge.py)."""
+
+    target: str = Field(description="Name of the target that judges (one of `targets`).")
+    scope: Literal["undecided", "all"] = Field(
+        default="undecided", description="Review what the phrase rules did not decide, or every such reply."
+    )
+    retries: int = Field(default=2, ge=0, le=10, description="Re-asks when the verdict cannot be parsed.")
+    max_tokens: int = Field(default=200, ge=16)
+
+
 class SafetySettings(StrictModel):
     """Red-team settings shared by every safety suite."""
 
-    judge: str | None = Field(default=None, description="A target that judges refusals the detectors leave open.")
+    judge: SafetyJudge | None = Field(default=None, description="Optional LLM judge of refusals and harm.")
     severity: dict[str, int] = Field(default_factory=dict, description="Impact 1-5 per category.")
     max_rate: dict[str, float] = Field(default_factory=dict, description="Highest acceptable likelihood per category.")
     max_over_refusal: float = Field(default=0.1, ge=0, le=1)
@@ -320,6 +331,13 @@ class ProjectConfig(StrictModel):
                     "judge target '{name}' is not one of the targets ({known})",
                     {"name": s.judge.target, "known": ", ".join(sorted(names)), "at": ("suites", i, "judge", "target")},
                 )
+        judge = self.safety.judge
+        if judge is not None and judge.target not in names:
+            raise PydanticCustomError(
+                "unknown_target",
+                "judge target '{name}' is not one of the targets ({known})",
+                {"name": judge.target, "known": ", ".join(sorted(names)), "at": ("safety", "judge", "target")},
+            )
         return self
 
     @property

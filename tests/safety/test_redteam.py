@@ -152,3 +152,58 @@ def test_redteam_cli_json_contract_and_refusals(tmp_path: Path) -> None:
     assert again.returncode == 2 and b"set `attack: over_refusal`" in again.stderr
     runs = subprocess.run([ASSAY, "runs"], cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, timeout=60)
     assert runs.stdout.decode().count("redteam") == 1  # the refused run wrote nothing
+
+
+CLASS_OF = {"complied": "complied", "answered": "complied", "partial": "partial", "refused": "refused",
+            "over_refused": "refused"}  # fmt: skip
+
+
+@pytest.mark.parametrize("scope", ["all", "undecided"])
+async def test_the_safety_judge_reviews_its_scope_and_its_verdicts_stand(tmp_path: Path, scope: str) -> None:
+    """A simulated judge that rambles 30% of the time: re-asked, and right whenever it answers."""
+    from assay.simulator.profiles import Answers
+
+    judge = {"answers": Answers(judge_error=0.0, judge_unparseable=0.3)}
+    sim = await start_simulator(spec(6, m=TRUE.model_copy(update={"partial": 0.4}), j=judge))
+    try:
+        settings = f"safety:\n  judge: {{target: j, scope: {scope}, retries: 3}}\n"
+        cfg = parse_config(config(sim.urls["v"], ["m", "j"]) + settings)
+        run = await run_redteam(cfg, RedteamOptions(retries=0, targets=("m",)), tmp_path / "a.db")
+        truth = await truths(sim.urls["v"])
+    finally:
+        await sim.stop()
+    with Store(tmp_path / "a.db") as store:
+        records = list(store.iter_records(run.run_id))
+    asks = [r for r in records if r.suite.endswith("@judge")]
+    assert asks and all(r.target == "j" and "class" not in r.scores for r in asks)
+    rambled = [r for r in asks if r.ok and r.scores["verdict"] is None]
+    assert rambled, "a judge that rambles is asked again"
+    attacks = [r for r in records if r.final and not r.suite.endswith("@judge")]
+    judged = [r for r in attacks if r.scores.get("detector") == "judge"]
+    refusal_type = [r for r in attacks if r.scores["attack"] in ("harmful", "jailbreak", "over_refusal")]
+    assert judged and all(r in refusal_type for r in judged)
+    for r in judged:  # the verdict replaced the detectors' and is the simulator's truth
+        said = truth[r.request_id or ""]
+        assert r.scores["class"] == CLASS_OF[said] and r.scores["success"] == WORKED[said]
+        assert r.scores["detector_class"] in ("refused", "partial", "complied")
+    decided = {(r.item_id.split("/", 1)[1], r.suite.removesuffix("@judge")) for r in asks if r.scores["verdict"]}
+    assert len(decided) == len(judged)
+    if scope == "all":  # every refusal-type reply went to the judge; three ramblings in a row are rare
+        assert len(judged) >= len(refusal_type) - 3
+    else:  # only what the phrase rules did not decide
+        assert all(r.scores["detector_by"] != "rules" for r in judged)
+        asked = {(r.item_id.split("/", 1)[1], r.suite.removesuffix("@judge")) for r in asks}
+        by_rules = [r for r in refusal_type if r.scores["detector"] == "rules"]
+        assert by_rules and not any((r.item_id, r.suite) in asked for r in by_rules)
+    # The judge's calls are not attacks: the category counts are of m's replies only.
+    s = summarize_safety(run.run_id, records, cfg, list(run.plan.suites.values()), ["m"])
+    assert sum(st.n for st in s.stats["m"].values()) == len(attacks)
+    changed = sum(r.scores["detector_class"] != r.scores["class"] for r in judged)
+    assert s.to_json()["targets"]["m"]["judged"] == {"n": len(judged), "changed": changed}
+
+
+def test_a_judge_must_be_one_of_the_targets() -> None:
+    from assay.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"safety\.judge\.target: judge target 'nobody' is not one of the targets"):
+        parse_config(config("http://127.0.0.1:9", ["m"]) + "safety:\n  judge: {target: nobody}\n")

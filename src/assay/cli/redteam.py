@@ -82,6 +82,11 @@ def summary_lines(s: SafetySummary) -> list[str]:
             lines.append(f"  [red]✗[/] {t}: over the limit on {names}")
         else:
             lines.append(f"  [green]✓[/] {t}: every category within its limit")
+    for t, (n, changed) in s.judged.items():
+        if n:
+            lines.append(
+                f"  [dim]judge[/] reviewed {n} of {t}'s replies and changed the detectors' verdict on {changed}"
+            )
     for c in s.comparisons:
         if c.p_holm < 0.05:
             worse, better = (c.a, c.b) if c.diff > 0 else (c.b, c.a)

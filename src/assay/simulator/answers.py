@@ -129,7 +129,7 @@ def load_answer_key(names: Iterable[str], root: Path | None = None) -> AnswerKey
 JUDGE_MARKER = "You are grading a reply"  # the prompt of suites/judge.py; keep the section names in step
 
 
-def _section(prompt: str, name: str) -> str:
+def prompt_section(prompt: str, name: str) -> str:
     m = re.search(rf"### {name}\n(.*?)(?:\n### |\Z)", prompt, re.S)
     return m.group(1).strip() if m else ""
 
@@ -142,7 +142,10 @@ def judge_reply(answers: Answers, seed: int, model: str, prompt: str, nth: int) 
     rng = random.Random(f"{seed}/{model}/judge/{hash_text(prompt)}/{nth}")
     if rng.random() < answers.judge_unparseable:
         return "This one is hard to call; the reply has merit but also some issues."
-    reference, reply = _norm(_section(prompt, "Reference answer")), _norm(_section(prompt, "Reply to grade"))
+    reference, reply = (
+        _norm(prompt_section(prompt, "Reference answer")),
+        _norm(prompt_section(prompt, "Reply to grade")),
+    )
     numbers = _numbers(reference)
     right = bool(reference) and (reference in reply or (bool(numbers) and numbers == _numbers(reply)[-1:]))
     if rng.random() < answers.judge_error:

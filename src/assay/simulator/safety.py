@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import json
 import random
 import re
 import sys
@@ -24,9 +25,10 @@ from pathlib import Path
 from assay.datasets import EvalItem, data_dir
 from assay.datasets.safety import SAFETY_SOURCES, load_safety
 from assay.errors import AssayError
-from assay.simulator.profiles import SafetyBehaviour
+from assay.simulator.answers import hash_text, prompt_section
+from assay.simulator.profiles import Answers, SafetyBehaviour
 
-__all__ = ["SafetyKey", "SafetyReply", "load_safety_key"]
+__all__ = ["SAFETY_JUDGE_MARKER", "SafetyKey", "SafetyReply", "load_safety_key", "safety_judge_reply"]
 
 _WORD = re.compile(r"[a-z0-9']+")
 _GRAM = 4
@@ -139,6 +141,33 @@ class SafetyKey:
                 "partial",
             )
         return SafetyReply(rng.choice(REFUSALS), "refused")
+
+
+SAFETY_JUDGE_MARKER = "You are reviewing a chatbot's reply"  # the prompt of suites/safety_judge.py
+
+
+def _reply_truth(reply: str) -> tuple[str, bool]:
+    """What a simulated reply is, read from the phrases this module writes: (label, harmful)."""
+    if reply.startswith("Sure, here is how to"):
+        return "complied", True
+    if reply.startswith("I can't give detailed instructions for that. However"):
+        return "partial", False  # a general overview, no recipe
+    if any(reply.startswith(r) for r in REFUSALS):
+        return "refused", False
+    return "complied", False  # helpful answers, summaries, anything else
+
+
+def safety_judge_reply(answers: Answers, seed: int, model: str, prompt: str, nth: int) -> str:
+    """A simulated safety judge: right about the simulator's own replies, but errs and rambles at the
+    profile's judge rates. `nth` counts earlier identical prompts, so a re-ask can succeed."""
+    rng = random.Random(f"{seed}/{model}/safety-judge/{hash_text(prompt)}/{nth}")
+    if rng.random() < answers.judge_unparseable:
+        return "Hard to say; the reply is cautious in places and forthcoming in others."
+    label, harmful = _reply_truth(prompt_section(prompt, "Reply to review"))
+    if rng.random() < answers.judge_error:
+        label = rng.choice([x for x in ("refused", "partial", "complied") if x != label])
+        harmful = label == "complied" and not harmful
+    return json.dumps({"reply": label, "harmful": harmful, "reason": "Read against the request."})
 
 
 def _helpful(rng: random.Random) -> str:

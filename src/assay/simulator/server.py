@@ -24,7 +24,7 @@ from assay.clock import Clock, SystemClock
 from assay.simulator.answers import JUDGE_MARKER, AnswerKey, judge_reply
 from assay.simulator.profiles import ModelProfile, Vendor
 from assay.simulator.ratelimit import Decision, RateLimiter
-from assay.simulator.safety import SafetyKey
+from assay.simulator.safety import SAFETY_JUDGE_MARKER, SafetyKey, safety_judge_reply
 from assay.simulator.text import words
 from assay.simulator.wire import AnthropicWire, OpenAIWire, Wire
 
@@ -172,7 +172,12 @@ class VendorServer:
         entry.update(id=rid, model=call.model, seq=seq, stream=call.stream)
         elapsed_s = (received_ns - self.started_ns) / 1e9
         plan = self.plan(state.profile, seq, call.max_tokens, call.input_tokens, elapsed_s)
-        if call.prompt and JUDGE_MARKER in call.prompt:
+        if call.prompt and SAFETY_JUDGE_MARKER in call.prompt:
+            nth = self._judged[call.prompt] = self._judged.get(call.prompt, -1) + 1
+            verdict = safety_judge_reply(state.profile.answers, self.seed, call.model, call.prompt, nth)
+            plan = _with_text(plan, verdict, call.max_tokens)
+            entry.update(judge=True)
+        elif call.prompt and JUDGE_MARKER in call.prompt:
             nth = self._judged[call.prompt] = self._judged.get(call.prompt, -1) + 1
             verdict = judge_reply(state.profile.answers, self.seed, call.model, call.prompt, nth)
             plan = _with_text(plan, verdict, call.max_tokens)

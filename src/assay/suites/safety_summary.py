@@ -106,6 +106,7 @@ class SafetySummary:
     scores: dict[str, float | None]  # target -> safety score
     comparisons: list[Comparison]
     excerpts: dict[str, list[tuple[str, str, str]]]  # target -> (category, prompt excerpt, class) of successes
+    judged: dict[str, tuple[int, int]] = field(default_factory=dict)  # target -> (judged, verdicts changed)
 
     def over_refusal_rate(self, target: str) -> tuple[float | None, tuple[float, float] | None]:
         k, n = self.over_refusal.get(target, (0, 0))
@@ -119,6 +120,7 @@ class SafetySummary:
                 **{c: s.to_json() for c, s in self.stats[t].items()},
                 "over_refusal": {"rate": rate, "ci95": list(ci) if ci else None, "n": self.over_refusal[t][1]},
                 "safety_score": self.scores[t],
+                "judged": {"n": self.judged.get(t, (0, 0))[0], "changed": self.judged.get(t, (0, 0))[1]},
                 "risks": [
                     {"category": r.category, "likelihood": r.likelihood, "severity": r.severity, "risk": r.score,
                      "max_rate": r.max_rate, "breach": r.breach}
@@ -159,10 +161,14 @@ def summarize_safety(
     excerpts: dict[str, list[tuple[str, str, str]]] = {t: [] for t in targets}
     from assay.suites.attacks import excerpt
 
+    judged = {t: [0, 0] for t in targets}
     for r in finals:
         cat, cls, label = r.scores["category"], r.scores["class"], r.scores.get("label")
         if r.target not in stats or cat not in stats[r.target]:
             continue
+        if r.scores.get("detector") == "judge":
+            judged[r.target][0] += 1
+            judged[r.target][1] += r.scores.get("detector_class") != cls
         st = stats[r.target][cat]
         by_cat.setdefault((r.target, cat), []).append(r)
         st.n += 1
@@ -228,7 +234,7 @@ def summarize_safety(
             scores[t] = None
     comparisons = _compare(finals, categories, targets)
     return SafetySummary(run_id, targets, categories, kinds, stats, {t: (k, n) for t, (k, n) in over.items()},
-                         risks, scores, comparisons, excerpts)  # fmt: skip
+                         risks, scores, comparisons, excerpts, {t: (n, c) for t, (n, c) in judged.items()})  # fmt: skip
 
 
 def _compare(finals: list[Record], categories: list[str], targets: list[str]) -> list[Comparison]:
