@@ -24,12 +24,17 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     for name in ("swift", "meridian", "atlas"):
         assert name in run.stdout
     html = (tmp_path / "out" / "index.html").read_text()
-    assert "Reliability, latency, quality &amp; cost scorecard" in html
+    assert "Reliability, latency, quality, safety &amp; cost scorecard" in html
     assert "Cheapest for the workload: swift" in html
-    # latency CDFs, failures, uptime; quality bars, quality vs cost; cost vs volume, TCO, cost vs latency
-    assert html.count("<svg") == 8
+    # latency CDFs, failures, uptime; quality bars, quality vs cost; risk matrix, attack success bars;
+    # cost vs volume, TCO, cost vs latency
+    assert html.count("<svg") == 10
     assert "qa: atlas beats swift" in html  # a significant paired difference, in words
     assert "evaluating quality on qa" in run.stdout and "set ASSAY_DATA_DIR" in run.stdout
+    # the red-team: the same attacks for all three, a safety score each, swift's breaches in the report
+    assert "red-teaming: harmful, jailbreak, injection, leakage, misinformation, xstest" in run.stdout
+    assert run.stdout.count("safety score") == 3
+    assert "<h2>Safety</h2>" in html and "swift: over the limit on" in html
     assert "cost · 2,000 users/day" in run.stdout and "assay tco -c" in run.stdout
     cfg = load_config(tmp_path / "out" / "assay.yaml")  # the demo leaves a config the user can reuse
     assert [t.api for t in cfg.targets] == ["openai", "openai", "anthropic"]

@@ -87,13 +87,11 @@ def summary_lines(s: SafetySummary) -> list[str]:
             lines.append(
                 f"  [dim]judge[/] reviewed {n} of {t}'s replies and changed the detectors' verdict on {changed}"
             )
-    for c in s.comparisons:
-        if c.p_holm < 0.05:
-            worse, better = (c.a, c.b) if c.diff > 0 else (c.b, c.a)
-            lines.append(
-                f"  [green]✓[/] {c.suite}: {worse} falls to attacks {abs(c.diff) * 100:.1f} pts more often than "
-                f"{better}, n={c.n} ({c.a_only}/{c.b_only} discordant), Holm p={c.p_holm:.2g}"
-            )
+    for c, worse, better in s.significant_gaps():
+        lines.append(
+            f"  [green]✓[/] {c.suite}: {worse} falls to attacks {abs(c.diff) * 100:.1f} pts more often than "
+            f"{better}, n={c.n} ({c.a_only}/{c.b_only} discordant), Holm p={c.p_holm:.2g}"
+        )
     return lines
 
 

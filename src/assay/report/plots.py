@@ -259,33 +259,49 @@ def cost_latency_svg(
         return _svg(fig)
 
 
-def quality_bars_svg(summary: Any, colours: dict[str, str]) -> str:
-    """Score per suite and target, with the 95% CI as an error bar."""
-    suites, targets = summary.suites, summary.targets
+def _ci_bars_svg(
+    rows: Sequence[str],
+    values: Mapping[str, Mapping[str, tuple[float, tuple[float, float] | None]]],
+    colours: dict[str, str],
+    xlabel: str,
+    row_height: float = 0.55,
+) -> str:
+    """Horizontal bars of shares (0-1) per row and target, grouped by row, with 95% CI whiskers."""
+    targets = list(values)
     with plt.rc_context(_STYLE):
-        fig, ax = plt.subplots(figsize=(5.2, 0.6 + 0.55 * len(suites) * max(1, len(targets)) / 2))
+        fig, ax = plt.subplots(figsize=(5.2, 0.6 + row_height * len(rows) * max(1, len(targets)) / 2))
         height = 0.8 / max(1, len(targets))
         for j, t in enumerate(targets):
             ys, xs, lo, hi = [], [], [], []
-            for i, s in enumerate(suites):
-                sc = summary.scores[t].get(s)
-                if sc is None or sc.score is None:
+            for i, row in enumerate(rows):
+                if row not in values[t]:
                     continue
+                v, ci = values[t][row]
+                ci = ci or (v, v)
                 ys.append(i + (j - (len(targets) - 1) / 2) * height)
-                xs.append(sc.score * 100)
-                ci = sc.ci95 or (sc.score, sc.score)
-                lo.append((sc.score - ci[0]) * 100)
-                hi.append((ci[1] - sc.score) * 100)
+                xs.append(v * 100)
+                lo.append((v - ci[0]) * 100)
+                hi.append((ci[1] - v) * 100)
             ax.barh(ys, xs, height=height * 0.9, color=colours.get(t, "#64748b"), label=t, alpha=0.85)
             ax.errorbar(xs, ys, xerr=[lo, hi], fmt="none", ecolor="#0f172a", elinewidth=0.9, capsize=2)
-        ax.set_yticks(range(len(suites)), suites)
+        ax.set_yticks(range(len(rows)), rows)
         ax.invert_yaxis()
         ax.set_xlim(0, 100)
-        ax.set_xlabel("score, % (bars: 95% CI)")
+        ax.set_xlabel(xlabel)
         ax.grid(axis="y", visible=False)
         ax.legend(frameon=False, fontsize=7.5, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(targets))
         fig.tight_layout()
         return _svg(fig)
+
+
+def quality_bars_svg(summary: Any, colours: dict[str, str]) -> str:
+    """Score per suite and target, with the 95% CI as an error bar."""
+    values = {
+        t: {s: (sc.score, sc.ci95) for s in summary.suites
+            if (sc := summary.scores[t].get(s)) is not None and sc.score is not None}
+        for t in summary.targets
+    }  # fmt: skip
+    return _ci_bars_svg(summary.suites, values, colours, "score, % (bars: 95% CI)")
 
 
 def quality_cost_svg(summary: Any, colours: dict[str, str]) -> str:
@@ -384,29 +400,9 @@ def risk_matrix_svg(summary: Any) -> str:
 
 def safety_bars_svg(summary: Any, colours: dict[str, str]) -> str:
     """Attack success (or over-refusal) rate per category and target, with the 95% CI."""
-    cats, targets = summary.categories, summary.targets
-    with plt.rc_context(_STYLE):
-        fig, ax = plt.subplots(figsize=(5.2, 0.6 + 0.5 * len(cats) * max(1, len(targets)) / 2))
-        height = 0.8 / max(1, len(targets))
-        for j, t in enumerate(targets):
-            risks = {r.category: r for r in summary.risks[t]}
-            ys, xs, lo, hi = [], [], [], []
-            for i, c in enumerate(cats):
-                r = risks[c]
-                if r.likelihood is None:
-                    continue
-                ci = r.ci95 or (r.likelihood, r.likelihood)
-                ys.append(i + (j - (len(targets) - 1) / 2) * height)
-                xs.append(r.likelihood * 100)
-                lo.append((r.likelihood - ci[0]) * 100)
-                hi.append((ci[1] - r.likelihood) * 100)
-            ax.barh(ys, xs, height=height * 0.9, color=colours.get(t, "#64748b"), label=t, alpha=0.85)
-            ax.errorbar(xs, ys, xerr=[lo, hi], fmt="none", ecolor="#0f172a", elinewidth=0.9, capsize=2)
-        ax.set_yticks(range(len(cats)), cats)
-        ax.invert_yaxis()
-        ax.set_xlim(0, 100)
-        ax.set_xlabel("attack success, % (over-refusal for XSTest; bars: 95% CI)")
-        ax.grid(axis="y", visible=False)
-        ax.legend(frameon=False, fontsize=7.5, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(targets))
-        fig.tight_layout()
-        return _svg(fig)
+    values = {
+        t: {r.category: (r.likelihood, r.ci95) for r in summary.risks[t] if r.likelihood is not None}
+        for t in summary.targets
+    }
+    xlabel = "attack success, % (over-refusal for over-refusal suites; bars: 95% CI)"
+    return _ci_bars_svg(summary.categories, values, colours, xlabel, row_height=0.5)

@@ -93,13 +93,11 @@ def build_safety_view(summary: SafetySummary, settings: SafetySettings, colours:
                 for r in summary.risks[t] if r.breach and r.likelihood is not None]  # fmt: skip
         if over:
             findings.append(f"{t}: over the limit on " + ", ".join(over))
-    for c in summary.comparisons:
-        if c.p_holm < 0.05:
-            worse, better = (c.a, c.b) if c.diff > 0 else (c.b, c.a)
-            findings.append(
-                f"{c.suite}: {worse} falls to attacks {abs(c.diff) * 100:.1f} points more often than {better} "
-                f"(p = {c.p_holm:.2g}, Holm)"
-            )
+    for c, worse, better in summary.significant_gaps():
+        findings.append(
+            f"{c.suite}: {worse} falls to attacks {abs(c.diff) * 100:.1f} points more often than {better} "
+            f"(p = {c.p_holm:.2g}, Holm)"
+        )
     view = SafetyView(
         summary.run_id,
         summary.targets,

@@ -69,6 +69,15 @@ class Scorecard:
         return out
 
     @property
+    def title(self) -> str:
+        """What the page covers, e.g. "Reliability, latency, quality, safety & cost scorecard"."""
+        if self.load:
+            return "Load & latency scorecard"
+        parts = ["Reliability", "latency"] + [name for name, view in
+                 (("quality", self.quality), ("safety", self.safety), ("cost", self.cost)) if view]  # fmt: skip
+        return ", ".join(parts[:-1]) + " & " + parts[-1] + " scorecard"
+
+    @property
     def size_text(self) -> str:
         """'3 targets · 40 requests each' (probe) or '3 targets · 300 items each' (eval)."""
         n = max((r.summary.requests for r in self.rows), default=0)

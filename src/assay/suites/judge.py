@@ -9,13 +9,15 @@ item *unscored*, never failed. Judge calls are Records of their own (suite
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from typing import Any
 
 import orjson
 
 from assay.datasets import EvalItem
 from assay.model import ChatRequest, Message
 
-__all__ = ["JUDGE_SUFFIX", "judge_request", "parse_verdict"]
+__all__ = ["JUDGE_SUFFIX", "json_objects", "judge_request", "parse_verdict"]
 
 JUDGE_SUFFIX = "@judge"
 
@@ -45,14 +47,21 @@ def judge_request(item: EvalItem, reply: str, rubric: str, max_tokens: int) -> t
 _JSON_OBJECT = re.compile(r"\{.*?\}", re.S)
 
 
-def parse_verdict(text: str) -> bool | None:
-    """True (correct), False (incorrect), or None when the reply holds no clear verdict."""
+def json_objects(text: str) -> Iterator[dict[str, Any]]:
+    """The flat JSON objects in a judge's reply, in order (judges wrap them in prose or code fences)."""
     for m in _JSON_OBJECT.finditer(text):
         try:
             doc = orjson.loads(m.group(0))
         except orjson.JSONDecodeError:
             continue
-        v = doc.get("verdict") if isinstance(doc, dict) else None
+        if isinstance(doc, dict):
+            yield doc
+
+
+def parse_verdict(text: str) -> bool | None:
+    """True (correct), False (incorrect), or None when the reply holds no clear verdict."""
+    for doc in json_objects(text):
+        v = doc.get("verdict")
         if isinstance(v, str) and v.strip().lower() in ("correct", "incorrect"):
             return v.strip().lower() == "correct"
     said = re.search(r"verdict\W+(correct|incorrect)\b", text, re.I)

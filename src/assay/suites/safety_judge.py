@@ -12,13 +12,10 @@ Judge calls are Records of their own (suite `<suite>@judge`, item `<target>/<ite
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-import orjson
-
 from assay.model import ChatRequest, Message, Record
-from assay.suites.judge import JUDGE_SUFFIX
+from assay.suites.judge import JUDGE_SUFFIX, json_objects
 
 __all__ = ["JUDGED_KINDS", "SafetyVerdict", "needs_judge", "parse_safety_verdict", "safety_judge_request"]
 
@@ -56,18 +53,9 @@ def safety_judge_request(request: str, reply: str, max_tokens: int = 200) -> tup
     return ChatRequest([Message("user", text)], max_tokens=max_tokens, temperature=0.0), text
 
 
-_JSON_OBJECT = re.compile(r"\{.*?\}", re.S)
-
-
 def parse_safety_verdict(text: str) -> SafetyVerdict | None:
     """The judge's verdict, or None when its reply holds no complete one."""
-    for m in _JSON_OBJECT.finditer(text):
-        try:
-            doc = orjson.loads(m.group(0))
-        except orjson.JSONDecodeError:
-            continue
-        if not isinstance(doc, dict):
-            continue
+    for doc in json_objects(text):
         label, harmful = doc.get("reply"), doc.get("harmful")
         if isinstance(label, str) and label.strip().lower() in LABELS and isinstance(harmful, bool):
             return SafetyVerdict(label.strip().lower(), harmful)

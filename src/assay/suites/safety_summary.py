@@ -108,6 +108,10 @@ class SafetySummary:
     excerpts: dict[str, list[tuple[str, str, str]]]  # target -> (category, prompt excerpt, class) of successes
     judged: dict[str, tuple[int, int]] = field(default_factory=dict)  # target -> (judged, verdicts changed)
 
+    def significant_gaps(self) -> list[tuple[Comparison, str, str]]:
+        """Comparisons significant after Holm's correction, each with (worse, better): who falls to attacks more."""
+        return [(c, *((c.a, c.b) if c.diff > 0 else (c.b, c.a))) for c in self.comparisons if c.p_holm < 0.05]
+
     def over_refusal_rate(self, target: str) -> tuple[float | None, tuple[float, float] | None]:
         k, n = self.over_refusal.get(target, (0, 0))
         return (k / n, wilson(k, n)) if n else (None, None)
