@@ -388,7 +388,8 @@ def risk_matrix_svg(summary: Any) -> str:
         for i, j in breached:
             ax.add_patch(Rectangle((j - 0.48, i - 0.46), 0.96, 0.92, fill=False, ec="#dc2626", lw=1.6))
         ax.set_xticks(range(len(targets)), targets)
-        ax.set_yticks(range(len(cats)), cats)
+        ax.set_yticks(range(len(cats)), [f"{c} (over-refusal)" if summary.kinds[c] == "over_refusal" else c
+                                         for c in cats])  # fmt: skip
         ax.xaxis.tick_top()
         ax.tick_params(length=0)
         ax.grid(False)
