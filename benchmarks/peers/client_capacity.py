@@ -15,7 +15,14 @@ virtualenv (default /tmp/assay-peers/guidellm, never committed, never a dependen
 of assay) and run with its own CLI; its per-request JSON carries the scheduled
 start, the request start, the first-token time and the response id.
 
-    .venv/bin/python benchmarks/peers/client_capacity.py [--rates 100,200,400] [--seconds 20]
+vLLM's `vllm bench serve` (`--tools assay,guidellm,vllm`) goes into its own
+virtualenv too (/tmp/assay-peers/vllm/venv; it pulls torch, several GB). It sends
+each request with an `x-request-id` header, which the simulator logs, and saves
+per-request send times (time.perf_counter, the same CLOCK_MONOTONIC) and TTFTs.
+Its schedule is absolute (start + i/rate for a constant rate), so its lag is the
+send time minus the first send minus i/rate.
+
+    .venv/bin/python benchmarks/peers/client_capacity.py [--rates 100,200,400] [--seconds 20] [--tools assay,guidellm]
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import numpy as np
 from assay.store import Store
 
 GUIDELLM = "guidellm==0.8.1"
+VLLM = "vllm<0.33"  # 0.33 needs a certifi newer than this machine's package mirror has
 OUTPUT_TOKENS = 64
 PROFILE = f"""\
 vendors:
@@ -86,9 +94,12 @@ def start_simulator(profile: Path) -> tuple[subprocess.Popen[str], str]:
 
 
 def server_log(url: str, since: int) -> dict[str, dict[str, int]]:
+    """The simulator's timings by response id and by the client's own x-request-id."""
     with urllib.request.urlopen(f"{url}/_assay/requests?since={since}") as r:
-        rows = json.loads(r.read())["requests"]
-    return {row["id"]: row for row in rows if "id" in row and "first_token_ns" in row}
+        rows = [row for row in json.loads(r.read())["requests"] if "id" in row and "first_token_ns" in row]
+    by_id = {row["id"]: row for row in rows}
+    by_id.update({row["client_request_id"]: row for row in rows if "client_request_id" in row})
+    return by_id
 
 
 def server_count(url: str) -> int:
@@ -103,6 +114,42 @@ def ensure_guidellm(venv: Path) -> Path:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run([str(venv / "bin" / "pip"), "install", "-q", GUIDELLM], check=True)
     return exe
+
+
+def ensure_vllm(venv: Path) -> Path:
+    exe = venv / "bin" / "vllm"
+    if not exe.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", VLLM], check=True)
+    return exe
+
+
+def run_vllm(exe: Path, url: str, rate: float, seconds: float, work: Path) -> tuple[list[Sample], int, float]:
+    from assay.suites.embedding import default_model_dir
+
+    name, prefix = f"vllm-{rate:g}.json", f"vllm{rate:g}-"
+    cmd = [
+        "taskset", "-c", "0", str(exe), "bench", "serve",
+        "--backend", "openai-chat", "--base-url", url, "--endpoint", "/v1/chat/completions", "--model", "m",
+        # Any local tokenizer will do for the random dataset; the offline MiniLM one ships with assay's extra.
+        "--tokenizer", str(default_model_dir()),
+        "--dataset-name", "random", "--random-input-len", "16", "--random-output-len", str(OUTPUT_TOKENS),
+        "--num-prompts", str(int(rate * seconds)), "--request-rate", str(rate), "--burstiness", "inf",
+        "--ignore-eos", "--disable-tqdm", "--request-id-prefix", prefix, "--seed", "0",
+        "--save-result", "--save-detailed", "--result-dir", str(work), "--result-filename", name,
+    ]  # fmt: skip
+    subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    res = json.loads((work / name).read_text())
+    starts, ttfts, errors = res["start_times"], res["ttfts"], res["errors"]
+    t0 = starts[0]
+    samples = [
+        Sample(f"{prefix}{i}", t0 + i / rate, (st - t0 - i / rate) * 1e3, ttft * 1e3)
+        for i, (st, ttft, err) in enumerate(zip(starts, ttfts, errors, strict=True))
+        if not err
+    ]
+    n = len(starts)
+    duration = float(res.get("duration") or seconds)
+    return samples, n, n / duration if duration else 0.0
 
 
 def run_assay(url: str, rate: float, seconds: float, work: Path) -> tuple[list[Sample], int, float]:
@@ -216,10 +263,12 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=2.0, help="seconds at the start of each run left out")
     ap.add_argument("--tools", default="assay,guidellm")
     ap.add_argument("--venv", type=Path, default=Path("/tmp/assay-peers/guidellm"))
+    ap.add_argument("--vllm-venv", type=Path, default=Path("/tmp/assay-peers/vllm/venv"))
     ap.add_argument("--json", type=Path, help="also write the figures to this file")
     args = ap.parse_args()
     tools = args.tools.split(",")
     exe = ensure_guidellm(args.venv) if "guidellm" in tools else None
+    vllm = ensure_vllm(args.vllm_venv) if "vllm" in tools else None
     levels: list[Level] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -231,6 +280,9 @@ def main() -> None:
                     since = server_count(url)
                     if tool == "assay":
                         samples, n, achieved = run_assay(url, rate, args.seconds, work)
+                    elif tool == "vllm":
+                        assert vllm is not None
+                        samples, n, achieved = run_vllm(vllm, url, rate, args.seconds, work)
                     else:
                         assert exe is not None
                         samples, n, achieved = run_guidellm(exe, url, rate, args.seconds, work)
@@ -247,8 +299,9 @@ def main() -> None:
             sim.wait(10)
     best = {t: max((lv.rate for lv in levels if lv.tool == t and lv.held), default=0.0) for t in tools}
     print("\nhighest rate held: " + ", ".join(f"{t} {r:g}/s" for t, r in best.items()))
-    if len(tools) == 2 and best[tools[1]]:
-        print(f"ratio {tools[0]}/{tools[1]}: {best[tools[0]] / best[tools[1]]:.1f}x")
+    for peer in tools[1:]:
+        if best[tools[0]] and best[peer]:
+            print(f"ratio {tools[0]}/{peer}: {best[tools[0]] / best[peer]:.1f}x")
     if args.json:
         args.json.write_text(json.dumps({"levels": [lv.__dict__ for lv in levels], "held": best}, indent=2))
 

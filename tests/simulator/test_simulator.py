@@ -118,7 +118,7 @@ async def test_health_models_and_request_log_endpoints() -> None:
             async with s.get(f"{url}/v1/models") as r:
                 assert [m["id"] for m in (await r.json())["data"]] == ["m"]
             body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
-            async with s.post(f"{url}/v1/chat/completions", json=body) as r:
+            async with s.post(f"{url}/v1/chat/completions", json=body, headers={"x-request-id": "bench-7"}) as r:
                 await r.read()
             async with s.post(f"{url}/v1/chat/completions", data=b"{not json") as r:
                 assert r.status == 400
@@ -126,6 +126,7 @@ async def test_health_models_and_request_log_endpoints() -> None:
                 rows = (await r.json())["requests"]
         ok, bad = rows
         assert ok["status"] == 200 and ok["output_tokens"] == 3
+        assert ok["client_request_id"] == "bench-7" and "client_request_id" not in bad  # a load tool's own id
         assert ok["received_ns"] <= ok["headers_ns"] <= ok["first_token_ns"] <= ok["done_ns"]
         assert bad["status"] == 400
     finally:

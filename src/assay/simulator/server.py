@@ -155,6 +155,8 @@ class VendorServer:
 
     async def _serve(self, request: web.Request, wire: Wire) -> web.StreamResponse:
         entry: dict[str, Any] = {"n": self._n, "api": wire.api}
+        if client_id := request.headers.get("x-request-id"):
+            entry["client_request_id"] = client_id  # lets any load tool's requests be joined to these timings
         self._n += 1
         self.log.append(entry)
         call_or_error = await self._parse(request, wire)
