@@ -20,7 +20,10 @@ virtualenv too (/tmp/assay-peers/vllm/venv; it pulls torch, several GB). It send
 each request with an `x-request-id` header, which the simulator logs, and saves
 per-request send times (time.perf_counter, the same CLOCK_MONOTONIC) and TTFTs.
 Its schedule is absolute (start + i/rate for a constant rate), so its lag is the
-send time minus the first send minus i/rate.
+send time minus the first send minus i/rate. vLLM's TTFT ends at the first SSE chunk
+with `choices`, which is the empty role chunk OpenAI-style servers send first; its
+timing error is therefore measured against the server's stamp of that chunk
+(`headers_ns`, written just before it), not against the first token.
 
     .venv/bin/python benchmarks/peers/client_capacity.py [--rates 100,200,400] [--seconds 20] [--tools assay,guidellm]
 """
@@ -60,6 +63,9 @@ class Sample:
     scheduled_s: float  # the request's scheduled start, on the tool's own clock
     lag_ms: float
     ttft_ms: float
+    # The server stamp the tool's TTFT ends at: the first content token, or (vLLM, which stops its
+    # TTFT clock at the first chunk with `choices`, the empty role chunk) the response's first chunk.
+    server_mark: str = "first_token_ns"
 
 
 @dataclass
@@ -121,6 +127,10 @@ def ensure_vllm(venv: Path) -> Path:
     if not exe.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run([str(venv / "bin" / "pip"), "install", "-q", VLLM], check=True)
+        # The mirror pairs vllm's CPU torch with torchvision/torchaudio builds for another torch, which
+        # fail at import; `vllm bench serve` needs none of them, and transformers skips them when absent.
+        pip = [str(venv / "bin" / "pip"), "uninstall", "-y", "-q", "torchvision", "torchaudio", "torchcodec"]
+        subprocess.run(pip, check=True)
     return exe
 
 
@@ -143,7 +153,7 @@ def run_vllm(exe: Path, url: str, rate: float, seconds: float, work: Path) -> tu
     starts, ttfts, errors = res["start_times"], res["ttfts"], res["errors"]
     t0 = starts[0]
     samples = [
-        Sample(f"{prefix}{i}", t0 + i / rate, (st - t0 - i / rate) * 1e3, ttft * 1e3)
+        Sample(f"{prefix}{i}", t0 + i / rate, (st - t0 - i / rate) * 1e3, ttft * 1e3, "headers_ns")
         for i, (st, ttft, err) in enumerate(zip(starts, ttfts, errors, strict=True))
         if not err
     ]
@@ -241,7 +251,7 @@ def level(
         lags.append(s.lag_ms)
         if row is None:
             continue
-        server_ttft_ms = (row["first_token_ns"] - row["received_ns"]) / 1e6
+        server_ttft_ms = (row[s.server_mark] - row["received_ns"]) / 1e6
         errs.append(s.ttft_ms - server_ttft_ms)
     return Level(
         tool,
