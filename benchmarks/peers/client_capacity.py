@@ -9,6 +9,9 @@ a constant rate, streaming 64 output tokens per request. A rate is *held* when
 - client TTFT error p99 (the tool's TTFT minus the server's) < 2 ms,
 - at least 99% of requests succeed and the achieved rate is within 5% of the offered one.
 
+It is *sustained* under a looser bar (lag and TTFT error p99 under 50 ms, same
+success and rate), which gives a ratio when a peer holds no rate at all.
+
 Requests are joined to the simulator's log by response id, so the error is per
 request, not a difference of averages. guidellm is installed into a throwaway
 virtualenv (default /tmp/assay-peers/guidellm, never committed, never a dependency
@@ -31,8 +34,10 @@ timing error is therefore measured against the server's stamp of that chunk
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -54,7 +59,10 @@ vendors:
       - {{name: m, ttft_ms: 20, itl_ms: 1, output_tokens: {OUTPUT_TOKENS}}}
 knowledge: []
 """
-LAG_P99_MS, TTFT_ERR_P99_MS = 5.0, 2.0
+LAG_P99_MS, TTFT_ERR_P99_MS = 5.0, 2.0  # the issue's bar ("held")
+LOOSE_P99_MS = (
+    50.0  # a looser bar ("sustained"): lag and TTFT error p99 under 50 ms, for a ratio when a peer holds nothing
+)
 
 
 @dataclass
@@ -89,11 +97,21 @@ class Level:
             and self.ttft_err_p99_ms < TTFT_ERR_P99_MS
         )
 
+    @property
+    def sustained(self) -> bool:
+        return (
+            self.ok >= 0.99 * self.requests
+            and self.achieved_rps >= 0.95 * self.rate
+            and self.lag_p99_ms < LOOSE_P99_MS
+            and self.ttft_err_p99_ms < LOOSE_P99_MS
+        )
+
 
 def start_simulator(profile: Path) -> tuple[subprocess.Popen[str], str]:
     assay = Path(sys.executable).parent / "assay"
     cmd = ["taskset", "-c", "1", str(assay), "simulator", "serve", "--port", "0", "--profile", str(profile)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    # The simulator's log of connections a struggling peer drops goes to a file, not the results.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(profile.with_suffix(".log"), "w"), text=True)  # noqa: SIM115
     assert proc.stdout is not None
     ready = json.loads(proc.stdout.readline())
     return proc, ready["urls"]["cap"]
@@ -112,6 +130,19 @@ def server_count(url: str) -> int:
     with urllib.request.urlopen(f"{url}/_assay/requests?since=0") as r:
         rows = json.loads(r.read())["requests"]
     return max((row["n"] for row in rows), default=-1) + 1
+
+
+def run_group(cmd: list[str], env: dict[str, str] | None = None) -> None:
+    """Run a peer in its own process group and kill whatever it leaves behind: guidellm's worker
+    processes can outlive it, pinned to the load core, and would skew every later measurement."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        _, err = proc.communicate()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[3]} failed ({proc.returncode}): {err.decode(errors='replace')[-2000:]}")
 
 
 def ensure_guidellm(venv: Path) -> Path:
@@ -148,7 +179,7 @@ def run_vllm(exe: Path, url: str, rate: float, seconds: float, work: Path) -> tu
         "--ignore-eos", "--disable-tqdm", "--request-id-prefix", prefix, "--seed", "0",
         "--save-result", "--save-detailed", "--result-dir", str(work), "--result-filename", name,
     ]  # fmt: skip
-    subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    run_group(cmd, {**os.environ, "HF_HUB_OFFLINE": "1"})
     res = json.loads((work / name).read_text())
     starts, ttfts, errors = res["start_times"], res["ttfts"], res["errors"]
     t0 = starts[0]
@@ -209,7 +240,7 @@ def run_guidellm(exe: Path, url: str, rate: float, seconds: float, work: Path) -
         "--output", f"kind=json,path={out}",
         "--disable-console",
     ]  # fmt: skip
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    run_group(cmd)
     bench = json.loads(out.read_text())["benchmarks"][0]
     # guidellm stamps with time.time(), the simulator with CLOCK_MONOTONIC; both TTFTs are
     # differences on one clock each, so they compare without converting.
@@ -307,13 +338,16 @@ def main() -> None:
         finally:
             sim.terminate()
             sim.wait(10)
-    best = {t: max((lv.rate for lv in levels if lv.tool == t and lv.held), default=0.0) for t in tools}
-    print("\nhighest rate held: " + ", ".join(f"{t} {r:g}/s" for t, r in best.items()))
-    for peer in tools[1:]:
-        if best[tools[0]] and best[peer]:
-            print(f"ratio {tools[0]}/{peer}: {best[tools[0]] / best[peer]:.1f}x")
+    results = {}
+    for bar, test in (("held", lambda lv: lv.held), ("sustained", lambda lv: lv.sustained)):
+        best = {t: max((lv.rate for lv in levels if lv.tool == t and test(lv)), default=0.0) for t in tools}
+        results[bar] = best
+        print(f"\nhighest rate {bar}: " + ", ".join(f"{t} {r:g}/s" for t, r in best.items()))
+        for peer in tools[1:]:
+            if best[tools[0]] and best[peer]:
+                print(f"  ratio {tools[0]}/{peer}: {best[tools[0]] / best[peer]:.1f}x")
     if args.json:
-        args.json.write_text(json.dumps({"levels": [lv.__dict__ for lv in levels], "held": best}, indent=2))
+        args.json.write_text(json.dumps({"levels": [lv.__dict__ for lv in levels], **results}, indent=2))
 
 
 if __name__ == "__main__":

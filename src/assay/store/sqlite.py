@@ -215,13 +215,19 @@ class Store:
 
 
 class RecordWriter:
-    """Appends Records from a background thread in batches; the event loop only enqueues."""
+    """Appends Records from a background thread in batches; the event loop only enqueues.
+
+    The caller turns each Record into its row (a few microseconds) so the thread holds the
+    GIL only briefly between sqlite3 steps, which release it. Converting a batch of 500 in
+    the thread held the GIL for several milliseconds at a time and stalled the load
+    generator's event loop by up to the interpreter's 5 ms switch interval.
+    """
 
     BATCH = 500
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._queue: queue.Queue[Record | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue()
         self._error: BaseException | None = None
         self._conn = connect(path)
         self._thread = threading.Thread(target=self._loop, name="assay-record-writer", daemon=True)
@@ -230,10 +236,10 @@ class RecordWriter:
     def put(self, record: Record) -> None:
         if self._error is not None:
             raise AssayError(f"record writer failed: {self._error}")
-        self._queue.put(record)
+        self._queue.put(_row(record))
 
     def _loop(self) -> None:
-        batch: list[Record] = []
+        batch: list[tuple[Any, ...]] = []
         stop = False
         while not stop:
             item = self._queue.get()
@@ -253,7 +259,7 @@ class RecordWriter:
             if batch:
                 try:
                     self._conn.execute("BEGIN")
-                    self._conn.executemany(_INSERT, [_row(r) for r in batch])
+                    self._conn.executemany(_INSERT, batch)
                     self._conn.execute("COMMIT")
                 except sqlite3.Error as e:  # keep the loop alive so close() still returns
                     self._error = e
