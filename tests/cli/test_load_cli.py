@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -105,6 +106,15 @@ def test_sweep_finds_the_knee_of_a_queueing_server(tmp_path: Path) -> None:
     assert knee is not None and 15 <= knee <= 45, out
     curve = out["curve"]
     assert any(not p["meets_slo"] for p in curve) and all(p["meets_slo"] for p in curve if p["rate_rps"] <= knee)
+    # The scorecard of any step shows the whole sweep: its curve and the same knee.
+    rep = subprocess.run([ASSAY, "report", curve[0]["run_id"], "-o", str(tmp_path / "rep")], cwd=tmp_path,
+                         env=cli_env(tmp_path), capture_output=True, timeout=120)  # fmt: skip
+    assert rep.returncode == 0, rep.stderr.decode()
+    html = (tmp_path / "rep" / "index.html").read_text()
+    assert "<h2>Sweep</h2>" in html and f"<b>a</b> {knee:.1f}/s" in html and f"{len(curve)} steps" in html
+    md = (tmp_path / "rep" / "scorecard.md").read_text()
+    assert md.startswith("# Load & latency scorecard")
+    assert f"a {knee:.1f}/s" in md and len(re.findall(r"^\| a \| .*(✓|✗) \|$", md, re.M)) == len(curve)
 
 
 def test_client_retries_report_their_cost_and_respect_a_budget(tmp_path: Path) -> None:

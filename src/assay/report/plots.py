@@ -407,3 +407,31 @@ def safety_bars_svg(summary: Any, colours: dict[str, str]) -> str:
     }
     xlabel = "attack success, % (over-refusal for over-refusal suites; bars: 95% CI)"
     return _ci_bars_svg(summary.categories, values, colours, xlabel, row_height=0.5)
+
+
+def sweep_svg(steps: Mapping[str, Sequence[Any]], knees: Mapping[str, float | None], colours: dict[str, str]) -> str:
+    """A sweep's curve: goodput and TTFT p50/p99 against the offered rate; failed steps hollow, knees dotted."""
+    with plt.rc_context(_STYLE):
+        fig, (good, lat) = plt.subplots(1, 2, figsize=(7.6, 2.5))
+        top = max((p.rate_rps for st in steps.values() for p in st), default=1.0)
+        good.plot([0, top], [0, top], ls="--", lw=0.8, color="#94a3b8", label="goodput = offered")
+        for t, st in steps.items():
+            c = colours.get(t, "#64748b")
+            xs = [p.rate_rps for p in st]
+            good.plot(xs, [p.goodput_rps for p in st], color=c, lw=1.4, label=t)
+            lat.plot(xs, [p.ttft_p50_ms for p in st], color=c, lw=1.4, label=f"{t} p50")
+            lat.plot(xs, [p.ttft_p99_ms for p in st], color=c, lw=1.0, ls=":", label=f"{t} p99")
+            for ax, ys in ((good, [p.goodput_rps for p in st]), (lat, [p.ttft_p99_ms for p in st])):
+                ax.scatter(xs, ys, s=22, zorder=3, color=[c if p.sustained else "white" for p in st], edgecolors=c)
+            if (knee := knees.get(t)) is not None:
+                for ax in (good, lat):
+                    ax.axvline(knee, color=c, lw=0.9, ls=":")
+        good.set_xlabel("offered rate, requests/s")
+        good.set_ylabel("goodput, requests/s")
+        lat.set_xlabel("offered rate, requests/s")
+        lat.set_ylabel("TTFT, ms")
+        lat.set_yscale("log")
+        good.legend(frameon=False, fontsize=7.5)
+        lat.legend(frameon=False, fontsize=7, ncol=2)
+        fig.tight_layout()
+        return _svg(fig)

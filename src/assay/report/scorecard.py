@@ -167,7 +167,7 @@ def build_scorecard(run: RunInfo, summaries: dict[str, TargetSummary]) -> Scorec
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("assay.report", "templates"),
-    autoescape=jinja2.select_autoescape(["html", "j2"]),
+    autoescape=jinja2.select_autoescape(["html.j2"], default=False),  # Markdown is not HTML: no &amp;
     trim_blocks=True,
     lstrip_blocks=True,
     undefined=jinja2.StrictUndefined,
@@ -221,7 +221,7 @@ def write_report(
     run = store.run(run_id)
     card = build_scorecard(run, summaries)
     if run.kind == "load":
-        card.load = build_load_view(run, store.records(run_id), {r.name: r.colour for r in card.rows})
+        card.load = build_load_view(run, store, {r.name: r.colour for r in card.rows})
     eval_run = run_id if run.kind == "eval" else quality_run
     if eval_run is not None:
         from assay.suites.quality import summarize_run as summarize_eval_run

@@ -148,6 +148,15 @@ class Store:
         ids = [r[0] for r in self.conn.execute("SELECT run_id FROM runs ORDER BY created_s DESC LIMIT ?", (limit,))]
         return [self.run(i) for i in ids]
 
+    def sweep_runs(self, sweep_id: str) -> list[RunInfo]:
+        """The load runs of one `--sweep`, in the order they ran."""
+        rows = self.conn.execute(
+            "SELECT run_id FROM runs WHERE kind = 'load' AND json_extract(params_json, '$.sweep_id') = ? "
+            "ORDER BY created_s",
+            (sweep_id,),
+        )
+        return [self.run(r[0]) for r in rows]
+
     def records(self, run_id: str, target: str | None = None) -> list[Record]:
         return list(self.iter_records(run_id, target))
 

@@ -80,6 +80,7 @@ class LoadOptions(StrictModel):
     seed: int = 0
     retries: int = Field(default=0, ge=0, le=10, description="Client retries (Retry-After honoured, else backoff).")
     retry_budget: float | None = Field(default=None, gt=0, le=10, description="Retries per first attempt, at most.")
+    sweep_id: str | None = Field(default=None, description="Set by --sweep: the steps of one sweep share it.")
 
     @model_validator(mode="after")
     def _bounded(self) -> LoadOptions:
@@ -318,9 +319,11 @@ async def run_sweep(
     names = list(opts.targets) or [t.name for t in config.targets]
     points: dict[str, list[SweepPoint]] = {}
     knees: dict[str, float | None] = {}
+    sweep_id = secrets.token_hex(4)  # each step is a run; the report finds its siblings by this
 
     async def step(name: str, rate: float) -> SweepPoint:
-        result = await run_load(config, opts.model_copy(update={"rate": rate, "targets": (name,)}), db)
+        update = {"rate": rate, "targets": (name,), "sweep_id": sweep_id}
+        result = await run_load(config, opts.model_copy(update=update), db)
         s = result.summaries[name]
         point = SweepPoint(rate, result.run_id, s, sustains(s))
         points[name].append(point)
