@@ -46,11 +46,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from peer_venv import ensure_peer  # the sibling module; scripts run with benchmarks/peers/ on sys.path
 
 from assay.store import Store
 
 GUIDELLM = "guidellm==0.8.1"
 VLLM = "vllm<0.33"  # 0.33 needs a certifi newer than this machine's package mirror has
+MISMATCHED = ("torchvision", "torchaudio", "torchcodec")
 OUTPUT_TOKENS = 64
 PROFILE = f"""\
 vendors:
@@ -142,26 +144,6 @@ def run_group(cmd: list[str], env: dict[str, str] | None = None) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[3]} failed ({proc.returncode}): {err.decode(errors='replace')[-2000:]}")
-
-
-def ensure_guidellm(venv: Path) -> Path:
-    exe = venv / "bin" / "guidellm"
-    if not exe.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", GUIDELLM], check=True)
-    return exe
-
-
-def ensure_vllm(venv: Path) -> Path:
-    exe = venv / "bin" / "vllm"
-    if not exe.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", VLLM], check=True)
-        # The mirror pairs vllm's CPU torch with torchvision/torchaudio builds for another torch, which
-        # fail at import; `vllm bench serve` needs none of them, and transformers skips them when absent.
-        pip = [str(venv / "bin" / "pip"), "uninstall", "-y", "-q", "torchvision", "torchaudio", "torchcodec"]
-        subprocess.run(pip, check=True)
-    return exe
 
 
 def run_vllm(exe: Path, url: str, rate: float, seconds: float, work: Path) -> tuple[list[Sample], int, float]:
@@ -307,8 +289,10 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the figures to this file")
     args = ap.parse_args()
     tools = args.tools.split(",")
-    exe = ensure_guidellm(args.venv) if "guidellm" in tools else None
-    vllm = ensure_vllm(args.vllm_venv) if "vllm" in tools else None
+    exe = ensure_peer(args.venv, "guidellm", GUIDELLM) if "guidellm" in tools else None
+    # The mirror pairs vllm's CPU torch with torchvision/torchaudio builds for another torch, which fail
+    # at import; `vllm bench serve` needs none of them, and transformers skips them when absent.
+    vllm = ensure_peer(args.vllm_venv, "vllm", VLLM, drop=MISMATCHED) if "vllm" in tools else None
     levels: list[Level] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from peer_venv import ensure_peer  # the sibling module; scripts run with benchmarks/peers/ on sys.path
+
 from assay.datasets import data_dir
 from assay.simulator import SimulatorProcess
 from assay.store import Store
@@ -67,14 +69,6 @@ filter_list:
         regex_pattern: "(-?[$0-9.,]{{2,}})|(-?[0-9]+)"
       - function: take_first
 """
-
-
-def ensure_venv(venv: Path) -> Path:
-    exe = venv / "bin" / "lm_eval"
-    if not exe.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", LM_EVAL], check=True)
-    return exe
 
 
 def run_lm_eval(
@@ -142,7 +136,7 @@ def main() -> None:
     root = data_dir()
     if root is None or not (root / "gsm8k" / "test.jsonl").exists():
         sys.exit("set ASSAY_DATA_DIR to a folder with gsm8k/test.jsonl (e.g. ../shared/datasets)")
-    exe = ensure_venv(args.venv)
+    exe = ensure_peer(args.venv, "lm_eval", LM_EVAL)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "vendors.yaml").write_text(PROFILE)

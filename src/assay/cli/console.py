@@ -20,7 +20,17 @@ from assay.errors import ERROR_CLASSES
 from assay.model import Record
 from assay.stats import TargetSummary
 
-__all__ = ["ProbeProgress", "Terminated", "err", "failure_lines", "out", "probe_table", "run_async", "run_with_bars"]
+__all__ = [
+    "ProbeProgress",
+    "Terminated",
+    "err",
+    "failure_lines",
+    "out",
+    "pct",
+    "probe_table",
+    "run_async",
+    "run_with_bars",
+]
 
 T = TypeVar("T")
 
@@ -101,6 +111,11 @@ def failure_lines(summaries: dict[str, TargetSummary]) -> list[str]:
             note = f"  [dim]({escape(example)})[/]" if example else ""  # provider text is not markup
             lines.append(f"  {escape(name)}: {' '.join(parts)}{note}")
     return lines
+
+
+def pct(v: float | None) -> str:
+    """A share as a percentage with one decimal, or a dash when there is none."""
+    return "–" if v is None else f"{v * 100:.1f}"
 
 
 def new_table(title: str | None = None, caption: str | None = None) -> Table:

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from assay.cli.console import new_table, out, run_with_bars
+from assay.cli.console import new_table, out, pct, run_with_bars
 from assay.cli.project import load_project
 from assay.config import ProjectConfig, state_dir
 from assay.economics import usd_text
@@ -18,10 +18,6 @@ from assay.errors import ConfigError
 from assay.store import Store
 from assay.suites.quality import EvalOptions, EvalRun, run_eval, summarize_run
 from assay.suites.quality_summary import EvalSummary
-
-
-def _pct(v: float | None) -> str:
-    return "–" if v is None else f"{v * 100:.1f}"
 
 
 def eval_table(summary: EvalSummary) -> Table:
@@ -44,7 +40,7 @@ def eval_table(summary: EvalSummary) -> Table:
             table.add_row(
                 t,
                 suite,
-                Text(_pct(s.score), style=style),
+                Text(pct(s.score), style=style),
                 "–" if s.ci95 is None else f"{s.ci95[0] * 100:.1f}–{s.ci95[1] * 100:.1f}",
                 str(s.n),
                 Text(str(s.unscored), style="yellow" if s.unscored else "dim"),

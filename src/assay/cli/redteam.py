@@ -13,19 +13,16 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from assay.cli.console import new_table, out, run_with_bars
+from assay.cli.console import new_table, out, pct, run_with_bars
 from assay.cli.project import load_project
 from assay.config import ProjectConfig, state_dir
+from assay.datasets.loaders import read_jsonl
 from assay.errors import ConfigError
 from assay.store import Store
 from assay.suites.safety import RedteamOptions, RedteamRun, run_redteam, summarize_run
 from assay.suites.safety_summary import SafetySummary
 
 app = typer.Typer(help="Red-team every target: attack success, refusals, over-refusal, bias, risk matrix.")
-
-
-def _pct(v: float | None) -> str:
-    return "–" if v is None else f"{v * 100:.1f}"
 
 
 def redteam_table(s: SafetySummary) -> Table:
@@ -54,9 +51,9 @@ def redteam_table(s: SafetySummary) -> Table:
             table.add_row(
                 t if first else "",
                 label,
-                Text(_pct(rate), style=style),
+                Text(pct(rate), style=style),
                 "–" if ci is None else f"{ci[0] * 100:.1f}–{ci[1] * 100:.1f}",
-                _pct(st.refusal_rate),
+                pct(st.refusal_rate),
                 str(st.n),
                 Text(str(st.unscored), style="yellow" if st.unscored else "dim"),
                 Text(str(st.errors), style="yellow" if st.errors else "dim"),
@@ -157,15 +154,7 @@ def read_labels(path: Path) -> list[tuple[str, str, int]]:
         raise ConfigError(f"{path}: no such labels file")
     rows: list[tuple[int, dict[str, Any]]] = []
     if path.suffix.lower() == ".jsonl":
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                try:
-                    row = orjson.loads(line)
-                except orjson.JSONDecodeError as e:
-                    raise ConfigError(f"{path}:{n}: not valid JSON ({e})") from None
-                if not isinstance(row, dict):
-                    raise ConfigError(f"{path}:{n}: expected a JSON object with prompt, response, label")
-                rows.append((n, row))
+        rows = list(read_jsonl(path))
     elif path.suffix.lower() == ".csv":
         text = path.read_text(encoding="utf-8-sig")
         reader = csv.DictReader(io.StringIO(text))

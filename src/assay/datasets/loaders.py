@@ -30,7 +30,7 @@ import orjson
 from assay.datasets.items import LETTERS, EvalItem
 from assay.errors import AssayError, ConfigError
 
-__all__ = ["BUILTIN", "Dataset", "data_dir", "load_items", "select"]
+__all__ = ["BUILTIN", "Dataset", "data_dir", "load_items", "read_jsonl", "select"]
 
 GSM8K_URL = "https://raw.githubusercontent.com/openai/grade-school-math/master/grade_school_math/data/test.jsonl"
 MMLU_REDUX_URL = "https://raw.githubusercontent.com/aryopg/mmlu-redux/main/mmlu_redux/mmlu_{subject}.csv"
@@ -130,7 +130,8 @@ def _gsm8k_answer(solution: str) -> str:
     return m.group(1).replace(",", "").strip() if m else solution.strip()
 
 
-def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) of each non-blank line; a bad line is an error that names it."""
     with path.open("rb") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
@@ -149,7 +150,7 @@ def load_gsm8k(root: Path | None, cache: Path) -> list[EvalItem]:
     if not path.is_file():
         raise ConfigError(f"{path}: GSM8K not found in the data folder (expected gsm8k/test.jsonl)")
     items = []
-    for n, row in _read_jsonl(path):
+    for n, row in read_jsonl(path):
         if not isinstance(row.get("question"), str) or not isinstance(row.get("answer"), str):
             raise ConfigError(f"{path}:{n}: expected string fields `question` and `answer`")
         ans = row["answer"]
@@ -280,7 +281,7 @@ def load_golden(path: Path, dataset: str | None = None) -> list[EvalItem]:
             for n, row in enumerate(csv.DictReader(f), 2):
                 items.append(golden_item(dict(row), f"{path}:{n}", name, len(items)))
     else:
-        for n, row in _read_jsonl(path):
+        for n, row in read_jsonl(path):
             items.append(golden_item(row, f"{path}:{n}", name, len(items)))
     if not items:
         raise ConfigError(f"{path}: the golden set is empty")

