@@ -101,7 +101,7 @@ def test_validate_command_exit_codes(tmp_path: Path) -> None:
     bad.write_text(GOOD.replace("model: gpt-4o-mini", "modle: gpt-4o-mini"))
     ok = subprocess.run([ASSAY, "validate", "-c", str(good)], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
-    assert "2 target(s): a, b" in ok.stdout
+    assert "2 targets: a, b" in ok.stdout
     assert "OPENAI_API_KEY is not set" in ok.stderr or "OPENAI_API_KEY" not in ok.stderr
     fail = subprocess.run([ASSAY, "validate", "-c", str(bad)], capture_output=True, text=True)
     assert fail.returncode == 2

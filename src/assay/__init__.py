@@ -20,7 +20,8 @@ from assay.errors import (
     StreamBroken,
     Timeout,
 )
-from assay.model import ChatRequest, Completion, Message, Record, Target, Timing, Usage
+from assay.model import ChatRequest, Completion, Message, Target, Timing, Usage
+from assay.records import Record
 
 __version__ = "0.1.0"
 

@@ -1,4 +1,4 @@
-"""The core types every layer shares: Target, ChatRequest, Completion, Timing, Record.
+"""The core types every layer shares: Target, ChatRequest, Completion, Usage, Timing (Records: records.py).
 
 Targets come from user input, so they are pydantic models that refuse unknown
 keys. The types made per request (requests, completions, timings, records)
@@ -8,7 +8,6 @@ load and never validated twice.
 
 from __future__ import annotations
 
-import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -23,7 +22,6 @@ __all__ = [
     "Message",
     "Pricing",
     "Provisioned",
-    "Record",
     "ScheduledDiscount",
     "SelfHosted",
     "StrictModel",
@@ -31,6 +29,7 @@ __all__ = [
     "Timing",
     "Usage",
     "VolumeTier",
+    "estimate_tokens",
 ]
 
 ApiKind = Literal["openai", "anthropic"]
@@ -188,6 +187,11 @@ class Target(StrictModel):
     self_hosted: SelfHosted | None = None
     region: str | None = None
     tags: list[str] = Field(default_factory=list)
+    # This target's own timeouts; unset ones come from the project's `timeouts:` (config/timeouts.py).
+    timeout_s: float | None = Field(default=None, gt=0, description="Total time allowed for one request.")
+    connect_timeout_s: float | None = Field(default=None, gt=0)
+    first_token_timeout_s: float | None = Field(default=None, gt=0)
+    idle_timeout_s: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _deployment_has_its_costs(self) -> Target:
@@ -256,6 +260,11 @@ class Usage:
     source: TokenSource = "none"
 
 
+def estimate_tokens(text: str) -> int:
+    """~4 characters a token: a rough fallback used only when the server reports no usage."""
+    return (len(text) + 3) // 4 if text else 0
+
+
 @dataclass(slots=True)
 class Timing:
     """Monotonic nanosecond stamps taken by the client as bytes arrive.
@@ -291,78 +300,4 @@ class Completion:
     http_status: int = 200
     request_id: str | None = None
     model: str | None = None
-
-
-@dataclass(slots=True)
-class Record:
-    """One request attempt, anywhere in the system. Success or failure, exactly one each."""
-
-    run_id: str
-    target: str
-    suite: str
-    item_id: str
-    attempt: int
-    status: Literal["ok", "error"]
-    wall_start_s: float
-    intended_ns: int = 0
-    sent_ns: int = 0
-    headers_ns: int = 0
-    first_token_ns: int = 0
-    done_ns: int = 0
-    content_offsets_us: list[int] = field(default_factory=list)
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_tokens: int = 0
-    cache_write_tokens: int = 0
-    reasoning_tokens: int = 0
-    token_source: TokenSource = "none"
-    http_status: int | None = None
-    error_class: str | None = None
-    error_phase: str | None = None
-    error_message: str | None = None
-    retry_after_s: float | None = None
-    rate_limit_headers: dict[str, str] = field(default_factory=dict)
-    finish_reason: str | None = None
-    request_id: str | None = None
-    cost_usd: float | None = None
-    response_text: str | None = None
-    prompt: str | None = None
-    scores: dict[str, Any] = field(default_factory=dict)
-    final: bool = True  # the last attempt for its item: a success, or a failure with no retry to follow
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    @property
-    def ttft_ms(self) -> float | None:
-        return (self.first_token_ns - self.sent_ns) / 1e6 if self.first_token_ns and self.sent_ns else None
-
-    @property
-    def e2e_ms(self) -> float | None:
-        return (self.done_ns - self.sent_ns) / 1e6 if self.done_ns and self.sent_ns else None
-
-    @property
-    def response_time_ms(self) -> float | None:
-        """From the intended send: includes generator lag (coordinated omission)."""
-        start = self.intended_ns or self.sent_ns
-        return (self.done_ns - start) / 1e6 if self.done_ns and start else None
-
-    @property
-    def tpot_ms(self) -> float | None:
-        """(E2E - TTFT) / (output_tokens - 1), per the glossary."""
-        ttft, e2e = self.ttft_ms, self.e2e_ms
-        if ttft is None or e2e is None or self.output_tokens < 2:
-            return None
-        return (e2e - ttft) / (self.output_tokens - 1)
-
-    @property
-    def output_tokens_per_s(self) -> float | None:
-        ttft, e2e = self.ttft_ms, self.e2e_ms
-        if ttft is None or e2e is None or e2e <= ttft or self.output_tokens < 1:
-            return None
-        return self.output_tokens / ((e2e - ttft) / 1e3)
-
-    def itl_ms(self) -> list[float]:
-        offs = self.content_offsets_us
-        return [(b - a) / 1e3 for a, b in itertools.pairwise(offs)]
+    rate_limit_headers: dict[str, str] = field(default_factory=dict)  # what the provider said of its limits

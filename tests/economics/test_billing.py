@@ -9,7 +9,8 @@ import pytest
 
 from assay.catalog import Catalog, ModelPrice, PriceBook, Tier, TokenCounts, convert_litellm, load_catalog
 from assay.catalog.table import _read, write_table
-from assay.model import Pricing, Record, Target
+from assay.model import Pricing, Target
+from assay.records import Record
 from tests.conftest import DATA_DIR, needs_data
 
 SHARED_PRICES = DATA_DIR / "prices" / "model_prices_and_context_window.json"

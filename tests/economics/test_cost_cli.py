@@ -109,16 +109,23 @@ def test_measured_run_prices_every_attempt_and_feeds_cost(tmp_path: Path, demo_p
             assert cost == pytest.approx(float((inp * pin + out * pout) / 1_000_000), rel=1e-12)
         if error in ("rate_limited", "server_error", "overloaded"):
             assert cost == 0.0, "an attempt refused before generating bills nothing"
-    out = orjson.loads(assay(tmp_path, "cost", "-c", "assay.yaml", "--run", "latest", "--json").stdout)
+    declared = orjson.loads(assay(tmp_path, "cost", "-c", "assay.yaml", "--run", "latest", "--json").stdout)
+    out = orjson.loads(
+        assay(tmp_path, "cost", "-c", "assay.yaml", "--run", "latest", "--measured-tokens", "--json").stdout
+    )
     for name, t in out["targets"].items():
         m = t["measured"]
         spent = sum(c for tg, _, _, _, c, _ in rows if tg == name)
         assert m["cost_usd"] == pytest.approx(spent, abs=1e-8)
         assert m["cost_per_success_usd"] == pytest.approx(spent / m["successes"], rel=1e-6)
-        assert t["tokens_per_turn"]["source"] == "measured"
+        assert t["tokens_per_turn"]["source"] == "measured" and t["tokens_per_turn"]["run_id"] == out["run_id"]
         assert t["tokens_per_turn"]["output"] <= 40
-        assert t["checks"]["p95_latency_ms"]["value"] == pytest.approx(m["p95_e2e_ms"], abs=0.05)
+        assert t["checks"]["p95_latency_ms"]["value"] == pytest.approx(m["e2e_ms"]["p95"], abs=0.05)
         assert isinstance(t["meets_p95_latency"], bool)
+        # A probe's one short prompt is not the workload: without --measured-tokens the declared tokens stand.
+        d = declared["targets"][name]
+        assert d["tokens_per_turn"]["source"] == "declared" and d["tokens_per_turn"]["input_new"] == 250
+        assert d["measured"]["cost_usd"] == m["cost_usd"]
 
 
 def test_cost_doc_shows_what_the_commands_print(tmp_path: Path) -> None:

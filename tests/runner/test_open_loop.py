@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from assay.clients import make_client, open_session
-from assay.model import ChatRequest, Message, Record
-from assay.runner import Runner, WorkItem
+from assay.model import ChatRequest, Message
+from assay.records import Annotation, Record, WorkItem
+from assay.runner import Runner
 from assay.runner.arrivals import Arrivals, schedule
 from assay.simulator import start_simulator
 from tests.conftest import one_model_spec, target_for
@@ -19,7 +21,7 @@ class Sink:
     def __init__(self) -> None:
         self.records: list[Record] = []
 
-    def put(self, record: Record) -> None:
+    def put(self, record: Record, annotations: Iterable[Annotation] = ()) -> None:
         self.records.append(record)
 
 
@@ -80,21 +82,27 @@ async def _past_the_limit(profile: dict[str, object], rate: float, seconds: floa
 
 
 async def test_rate_limit_behaviour_is_classified_for_rejecting_and_queueing_vendors() -> None:
-    from assay.stats.load import classify_rate_limit, summarize_load
+    from assay.config import SLO
+    from assay.stats import classify_rate_limit, summarize
 
     fast = {"ttft_ms": 20, "itl_ms": 2, "output_tokens": 5}
     # 30 requests/min (a bucket of 30, refilled at 0.5/s) hit with 90 requests in 3 s: fast 429s for the excess.
     rejecting = await _past_the_limit({**fast, "rate_limit": {"rpm": 30}}, rate=30, seconds=3)
     verdict = classify_rate_limit(rejecting)
     assert verdict.behavior == "rejects" and verdict.rate_limited > 20 and verdict.retry_after_p50_s is not None
-    # A vendor serving 2 at a time, 100 ms each (20/s at most), hit at 30/s queues: no 429s, TTFT climbs.
-    queueing = await _past_the_limit({**fast, "ttft_ms": 100, "max_concurrency": 2}, rate=30, seconds=3)
+    # A vendor serving 2 at a time, 100 ms each (20/s at most), hit at 30/s: no 429s, TTFT climbs. With no sign
+    # of a limit (no 429, no rate-limit headers) that is saturation; a vendor that states its limits queues.
+    saturated = await _past_the_limit({**fast, "ttft_ms": 100, "max_concurrency": 2}, rate=30, seconds=3)
+    verdict = classify_rate_limit(saturated)
+    assert verdict.behavior == "saturates" and verdict.rate_limited == 0, verdict.reason
+    limited = {**fast, "ttft_ms": 100, "max_concurrency": 2, "rate_limit": {"rpm": 60000}}
+    queueing = await _past_the_limit(limited, rate=30, seconds=3)
     verdict = classify_rate_limit(queueing)
     assert verdict.behavior == "queues" and verdict.rate_limited == 0, verdict.reason
     # Below the limit: neither.
     calm = await _past_the_limit({**fast, "rate_limit": {"rpm": 6000}}, rate=10, seconds=2)
     assert classify_rate_limit(calm).behavior == "none"
-    s = summarize_load("m", rejecting, planned=90, schedule_s=3.0, slo={"ttft_ms": 500})
+    s = summarize("m", rejecting, slo=SLO(ttft_ms=500), offered=90, schedule_s=3.0)
     assert s.offered_rate_rps == 30 and s.achieved_rate_rps == pytest.approx(30, rel=0.05)
     assert s.throughput_rps < 15 and s.goodput_rps <= s.throughput_rps
     assert s.errors["rate_limited"] > 20

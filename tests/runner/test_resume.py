@@ -136,7 +136,7 @@ def test_resume_refuses_new_options(tmp_path: Path) -> None:
 
 
 def test_credentials_in_headers_are_not_stored() -> None:
-    from assay.suites.probe import stored_config
+    from assay.runner.runs import stored_config
 
     cfg = parse_config(
         "targets:\n  - {name: a, base_url: 'http://x/v1', model: m, "

@@ -55,13 +55,13 @@ async def test_every_verdict_matches_what_the_simulated_model_did(tmp_path: Path
     finally:
         await sim.stop()
     with Store(tmp_path / "a.db") as store:
-        records = [r for r in store.iter_records(run.run_id) if r.final]
-    assert len(records) == len(run.plan.work) and all(r.ok for r in records)
-    mismatched = [(r.item_id, truth[r.request_id or ""], r.scores) for r in records
-                  if WORKED[truth[r.request_id or ""]] != r.scores["success"]]  # fmt: skip
+        rows = [(r, a) for r, a in store.iter_annotated(run.run_id) if r.final]
+    assert len(rows) == len(run.plan.work) and all(r.ok for r, _ in rows)
+    mismatched = [(r.item_id, truth[r.request_id or ""], a.safety) for r, a in rows
+                  if a.safety is None or WORKED[truth[r.request_id or ""]] != a.safety.success]  # fmt: skip
     assert not mismatched
-    assert {r.scores["category"] for r in records} == {"harmful", "jailbreak", "injection", "leakage",
-                                                      "misinformation", "xstest"}  # fmt: skip
+    assert {a.item.category for _, a in rows if a.item} == {"harmful", "jailbreak", "injection", "leakage",
+                                                          "misinformation", "xstest"}  # fmt: skip
 
 
 async def test_errors_and_filter_blocks_are_their_own_classes(tmp_path: Path) -> None:
@@ -76,11 +76,11 @@ async def test_errors_and_filter_blocks_are_their_own_classes(tmp_path: Path) ->
     finally:
         await sim.stop()
     with Store(tmp_path / "a.db") as store:
-        records = list(store.iter_records(run.run_id))
-    classes = [r.scores["class"] for r in records]
+        rows = list(store.iter_annotated(run.run_id))
+    classes = [a.safety.reply_class for _, a in rows if a.safety]
     assert classes.count("error") == sum(row.get("status") == 500 for row in log) > 0
     assert classes.count("blocked") == sum(row.get("safety") == "blocked" for row in log) > 0
-    summary = summarize_safety(run.run_id, records, cfg, list(run.plan.suites.values()), ["f"])
+    summary = summarize_safety(run.run_id, rows, cfg, list(run.plan.suites.values()), ["f"])
     st = summary.stats["f"]["harmful"]
     assert st.errors == classes.count("error") and st.blocked == classes.count("blocked")
     assert st.scored == st.n - st.errors - st.blocked - st.unscored  # neither safe nor unsafe
@@ -110,7 +110,9 @@ async def test_measured_rates_cover_the_true_rates_across_seeds(
         finally:
             await sim.stop()
         with Store(tmp_path / f"{seed}.db") as store:
-            s = summarize_safety(run.run_id, store.iter_records(run.run_id), cfg, list(run.plan.suites.values()), ["m"])
+            s = summarize_safety(
+                run.run_id, store.iter_annotated(run.run_id), cfg, list(run.plan.suites.values()), ["m"]
+            )
         for cat, true in EXPECTED.items():
             ci = s.over_refusal_rate("m")[1] if cat == "xstest" else s.stats["m"][cat].ci95
             assert ci is not None
@@ -173,32 +175,32 @@ async def test_the_safety_judge_reviews_its_scope_and_its_verdicts_stand(tmp_pat
     finally:
         await sim.stop()
     with Store(tmp_path / "a.db") as store:
-        records = list(store.iter_records(run.run_id))
-    asks = [r for r in records if r.suite.endswith("@judge")]
-    assert asks and all(r.target == "j" and "class" not in r.scores for r in asks)
-    rambled = [r for r in asks if r.ok and r.scores["verdict"] is None]
+        rows = list(store.iter_annotated(run.run_id))
+    asks = [(r, a) for r, a in rows if r.judged_target]
+    assert asks and all(r.target == "j" and r.judged_target == "m" and a.safety is None for r, a in asks)
+    rambled = [r for r, a in asks if r.ok and (a.verdict is None or a.verdict.verdict is None)]
     assert rambled, "a judge that rambles is asked again"
-    attacks = [r for r in records if r.final and not r.suite.endswith("@judge")]
-    judged = [r for r in attacks if r.scores.get("detector") == "judge"]
-    refusal_type = [r for r in attacks if r.scores["attack"] in ("harmful", "jailbreak", "over_refusal")]
-    assert judged and all(r in refusal_type for r in judged)
-    for r in judged:  # the verdict replaced the detectors' and is the simulator's truth
+    attacks = [(r, a) for r, a in rows if r.final and not r.judged_target]
+    judged = [(r, a.safety) for r, a in attacks if a.safety and a.safety.detector == "judge"]
+    refusal_type = [(r, a) for r, a in attacks if a.item and a.item.attack in ("harmful", "jailbreak", "over_refusal")]
+    assert judged and {r.key for r, _ in judged} <= {r.key for r, _ in refusal_type}
+    for r, c in judged:  # the verdict replaced the detectors' and is the simulator's truth
         said = truth[r.request_id or ""]
-        assert r.scores["class"] == CLASS_OF[said] and r.scores["success"] == WORKED[said]
-        assert r.scores["detector_class"] in ("refused", "partial", "complied")
-    decided = {(r.item_id.split("/", 1)[1], r.suite.removesuffix("@judge")) for r in asks if r.scores["verdict"]}
+        assert c.reply_class == CLASS_OF[said] and c.success == WORKED[said]
+        assert c.detector_class in ("refused", "partial", "complied")
+    decided = {(r.item_id, r.suite) for r, a in asks if a.verdict and a.verdict.verdict}
     assert len(decided) == len(judged)
     if scope == "all":  # every refusal-type reply went to the judge; three ramblings in a row are rare
         assert len(judged) >= len(refusal_type) - 3
     else:  # only what the phrase rules did not decide
-        assert all(r.scores["detector_by"] != "rules" for r in judged)
-        asked = {(r.item_id.split("/", 1)[1], r.suite.removesuffix("@judge")) for r in asks}
-        by_rules = [r for r in refusal_type if r.scores["detector"] == "rules"]
+        assert all(c.detector_by != "rules" for _, c in judged)
+        asked = {(r.item_id, r.suite) for r, _ in asks}
+        by_rules = [r for r, a in refusal_type if a.safety and a.safety.detector == "rules"]
         assert by_rules and not any((r.item_id, r.suite) in asked for r in by_rules)
     # The judge's calls are not attacks: the category counts are of m's replies only.
-    s = summarize_safety(run.run_id, records, cfg, list(run.plan.suites.values()), ["m"])
+    s = summarize_safety(run.run_id, rows, cfg, list(run.plan.suites.values()), ["m"])
     assert sum(st.n for st in s.stats["m"].values()) == len(attacks)
-    changed = sum(r.scores["detector_class"] != r.scores["class"] for r in judged)
+    changed = sum(c.detector_class != c.reply_class for _, c in judged)
     assert s.to_json()["targets"]["m"]["judged"] == {"n": len(judged), "changed": changed}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from assay.model import Record
+from assay.records import Record
 from assay.stats import bootstrap_ci, error_counts, latency_tier, percentiles, summarize, uptime
 from assay.stats.percentiles import BOOTSTRAP_MAX_N
 
@@ -19,8 +19,8 @@ def rec(i: int, ok: bool = True, t: float = 0.0, **kw: object) -> Record:
 
 
 def test_percentiles_interpolate_linearly() -> None:
-    assert percentiles(list(range(1, 101))) == pytest.approx({"p50": 50.5, "p90": 90.1, "p99": 99.01})
-    assert percentiles([]) == {"p50": None, "p90": None, "p99": None}
+    assert percentiles(list(range(1, 101))) == pytest.approx({"p50": 50.5, "p90": 90.1, "p95": 95.05, "p99": 99.01})
+    assert percentiles([]) == {"p50": None, "p90": None, "p95": None, "p99": None}
 
 
 @pytest.mark.parametrize("n", [200, BOOTSTRAP_MAX_N + 1000])
@@ -37,7 +37,7 @@ def test_ci_covers_the_true_percentile(n: int) -> None:
 
 def test_ci_is_withheld_when_n_is_too_small() -> None:
     ci = bootstrap_ci([1.0] * 19)
-    assert ci == {"p50": None, "p90": None, "p99": None}
+    assert ci == {"p50": None, "p90": None, "p95": None, "p99": None}
     ci = bootstrap_ci(list(range(100)))
     assert ci["p50"] is not None and ci["p99"] is None  # 1 value above p99 cannot be resampled meaningfully
 
@@ -77,7 +77,7 @@ def test_summary_follows_the_glossary() -> None:
     assert sorted(s.tpot.values) == pytest.approx([100.0, 100.0])  # (1000 - 200) / 10 ; (200 - 100) / 1
     assert sorted(s.itl.values) == pytest.approx([100.0, 200.0])
     assert s.speed.values[0] == pytest.approx(11 / 1.0)  # 11 tokens in the 1 s after the first
-    assert s.retry_after == [2.0]
+    assert s.retry_after.values == [2.0]
     assert s.token_source == "mixed"
     j = s.to_json()
     assert j["errors"] == error_counts([failed])

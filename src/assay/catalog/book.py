@@ -14,7 +14,8 @@ from typing import Any
 from assay.catalog.prices import ModelPrice, TokenCounts, self_hosted_price, with_overrides
 from assay.catalog.table import Catalog
 from assay.errors import ConfigError
-from assay.model import Record, Target
+from assay.model import Target
+from assay.records import Record
 
 __all__ = ["PriceBook", "price_problems", "record_tokens"]
 
@@ -55,12 +56,18 @@ def _resolve(target: Target, catalog: Catalog) -> tuple[ModelPrice | None, Probl
     return base, None
 
 
-def price_problems(targets: Iterable[Target], catalog: Catalog) -> list[Problem]:
-    """Config-validation check: (field path, message) for each target without a price."""
+def price_problems(targets: Iterable[Target], catalog: Catalog, require: bool = True) -> list[Problem]:
+    """Config-validation check: (field path, message) for each target whose price cannot be found.
+
+    A `pricing:` block that does not resolve (a catalog name that does not exist, inline rates
+    missing one) is always a problem: the user meant a price. A target with no `pricing:` whose
+    model the catalog does not know is one only when `require` (cost analysis needs every price;
+    measuring does not, its cost is then unknown).
+    """
     out: list[Problem] = []
     for i, t in enumerate(targets):
         _, problem = _resolve(t, catalog)
-        if problem is not None:
+        if problem is not None and (require or t.pricing is not None):
             out.append((("targets", i, *problem[0]), problem[1]))
     return out
 
@@ -73,17 +80,24 @@ class PriceBook:
 
     @classmethod
     def for_targets(cls, targets: Iterable[Target], catalog: Catalog) -> PriceBook:
+        """Every target priced, or a ConfigError listing those that are not (cost analysis needs them all)."""
+        book, unpriced = cls.known(targets, catalog)
+        if unpriced:
+            raise ConfigError("targets without a price", [f"target {n!r}: {msg}" for n, msg in unpriced.items()])
+        return book
+
+    @classmethod
+    def known(cls, targets: Iterable[Target], catalog: Catalog) -> tuple[PriceBook, dict[str, str]]:
+        """The prices that can be found, and for each target without one, what to add (its cost is unknown)."""
         prices: dict[str, ModelPrice | None] = {}
-        problems = []
+        unpriced: dict[str, str] = {}
         for t in targets:
             price, problem = _resolve(t, catalog)
             if problem is not None:
                 field = ".".join(str(p) for p in problem[0])
-                problems.append(f"target {t.name!r}: {field}: {problem[1]}")
+                unpriced[t.name] = f"{field}: {problem[1]}"
             prices[t.name] = price
-        if problems:
-            raise ConfigError("targets without a price", problems)
-        return cls(prices)
+        return cls(prices), unpriced
 
     def cost(self, record: Record) -> float | None:
         """USD billed for one attempt: what its tokens cost (failed attempts bill what was generated)."""

@@ -1,11 +1,12 @@
-"""Shared terminal plumbing: consoles, the async entry point, the probe table, progress."""
+"""Shared terminal plumbing: consoles, warnings, the async entry point, the probe table, progress."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Protocol, TypeVar
 
 from rich import box
@@ -15,9 +16,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from assay.economics import usd_text
-from assay.errors import ERROR_CLASSES
-from assay.model import Record
+from assay.errors import ERROR_CLASSES, ConfigError
+from assay.records import Record
+from assay.report.formats import ms, usd_text
 from assay.stats import TargetSummary
 
 __all__ = [
@@ -26,10 +27,11 @@ __all__ = [
     "err",
     "failure_lines",
     "out",
-    "pct",
     "probe_table",
+    "refuse_with_resume",
     "run_async",
     "run_with_bars",
+    "show_warnings",
 ]
 
 T = TypeVar("T")
@@ -54,6 +56,29 @@ _TIER_STYLE = {
     "C": "bold black on yellow",
     "D": "bold white on red",
 }
+
+
+class _WarningHandler(logging.Handler):
+    """Library warnings (`logging.getLogger("assay")`) as one yellow line each on stderr, even with --json."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err.print(f"[bold yellow]warning:[/] {escape(record.getMessage())}", highlight=False, soft_wrap=True)
+
+
+def show_warnings() -> None:
+    """Route assay's warnings to stderr (once per process)."""
+    logger = logging.getLogger("assay")
+    if not any(isinstance(h, _WarningHandler) for h in logger.handlers):
+        logger.addHandler(_WarningHandler(logging.WARNING))
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
+
+
+def refuse_with_resume(command: str, given: Mapping[str, object]) -> None:
+    """`--resume` continues a run with its stored options: any other option given is an error, not ignored."""
+    clash = [flag for flag, value in given.items() if value is not None]
+    if clash:
+        raise ConfigError(f"--resume continues a {command} run with its stored options; drop {', '.join(clash)}")
 
 
 class Terminated(Exception):
@@ -95,10 +120,6 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
         raise
 
 
-def _ms(v: float | None) -> str:
-    return "–" if v is None else (f"{v:,.0f}" if v >= 100 else f"{v:.1f}")
-
-
 def failure_lines(summaries: dict[str, TargetSummary]) -> list[str]:
     """One line per target that failed: its failures by class, and the commonest one's message."""
     lines = []
@@ -111,11 +132,6 @@ def failure_lines(summaries: dict[str, TargetSummary]) -> list[str]:
             note = f"  [dim]({escape(example)})[/]" if example else ""  # provider text is not markup
             lines.append(f"  {escape(name)}: {' '.join(parts)}{note}")
     return lines
-
-
-def pct(v: float | None) -> str:
-    """A share as a percentage with one decimal, or a dash when there is none."""
-    return "–" if v is None else f"{v * 100:.1f}"
 
 
 def new_table(title: str | None = None, caption: str | None = None) -> Table:
@@ -154,9 +170,9 @@ def probe_table(summaries: dict[str, TargetSummary], title: str) -> Table:
             tier,
             Text("–" if rate is None else f"{rate * 100:.1f}%", style=style),
             "–" if s.uptime_pct is None else f"{s.uptime_pct:.3g}%",
-            "/".join(_ms(s.ttft.p[k]).replace(",", "") for k in ("p50", "p90", "p99")),
-            "/".join(_ms(s.e2e.p[k]).replace(",", "") for k in ("p50", "p90", "p99")),
-            _ms(s.speed.p["p50"]),
+            "/".join(ms(s.ttft.p[k]).replace(",", "") for k in ("p50", "p90", "p99")),
+            "/".join(ms(s.e2e.p[k]).replace(",", "") for k in ("p50", "p90", "p99")),
+            ms(s.speed.p["p50"]),
             usd_text(s.cost_per_success_usd),
             Text(str(s.failed), style="red" if s.failed else "dim"),
         )
@@ -210,7 +226,6 @@ def run_with_bars(
     command: str,
     quiet: bool = False,
     view: Callable[[dict[str, int]], Live] | None = None,
-    resumable: bool = True,
 ) -> T:
     """Run a suite with a live view (a bar per target by default); on Ctrl-C or SIGTERM say how to resume.
 
@@ -234,11 +249,7 @@ def run_with_bars(
         if bar := state.pop("bar", None):
             bar.__exit__()
         if "run_id" in state:
-            run_id = state["run_id"]
-            hint = (
-                f"resume with: assay {command} --resume {run_id}" if resumable else f"run {run_id} keeps what finished"
-            )
-            err.print(f"[yellow]interrupted.[/] {hint}")
+            err.print(f"[yellow]interrupted.[/] resume with: assay {command} --resume {state['run_id']}")
         raise
     finally:
         if bar := state.get("bar"):

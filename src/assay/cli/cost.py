@@ -27,20 +27,30 @@ from assay.economics import (
     measure,
     tco,
     tornado,
-    usd_text,
     volume,
 )
+from assay.errors import ConfigError
+from assay.report.formats import usd_text
 from assay.store import Store
 
 ConfigOpt = typer.Option(Path("assay.yaml"), "-c", "--config", help="Project file with `workload:`.")
-RunOpt = typer.Option(None, "--run", help="Use a run's measured tokens, cost, latency and throughput (or 'latest').")
+RunOpt = typer.Option(None, "--run", help="Add a run's measured spend, latency and throughput (RUN_ID or 'latest').")
+MeasuredTokensOpt = typer.Option(
+    False,
+    "--measured-tokens",
+    help="Price the workload with the run's measured tokens per request (only when the run's traffic IS the workload).",
+)
 JsonOpt = typer.Option(False, "--json", help="Print exactly one JSON object on stdout.")
 
 
-def _inputs(config: Path, run: str | None) -> tuple[ProjectConfig, PriceBook, dict[str, Measured] | None, str | None]:
-    cfg = load_project(config)
+def _inputs(
+    config: Path, run: str | None, measured_tokens: bool
+) -> tuple[ProjectConfig, PriceBook, dict[str, Measured] | None, str | None]:
+    cfg = load_project(config, priced=True)
     book = PriceBook.for_targets(cfg.targets, load_catalog(state_dir()))
     if run is None:
+        if measured_tokens:
+            raise ConfigError("--measured-tokens needs --run: the run whose tokens per request to use")
         return cfg, book, None, None
     with Store(state_dir() / "assay.db") as store:
         info = store.run(run)
@@ -110,11 +120,12 @@ def _limits(report: CostReport) -> dict[str, LimitCheck]:
 def cost(
     config: Path = ConfigOpt,
     run: str | None = RunOpt,
+    measured_tokens: bool = MeasuredTokensOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Cost per interaction, per conversation and per month for each target; budget checks."""
-    cfg, book, measured, run_id = _inputs(config, run)
-    report = cost_report(cfg, book, measured, run_id)
+    cfg, book, measured, run_id = _inputs(config, run, measured_tokens)
+    report = cost_report(cfg, book, measured, run_id, measured_tokens=measured_tokens)
     if as_json:
         data = report.to_json()
         if run_id:
@@ -128,7 +139,8 @@ def cost(
         if others:
             out.print(f"  {name} bought another way, per month: {', '.join(others)}", highlight=False)
     if run_id:
-        out.print(f"[dim]tokens, billed cost and p95 latency measured in run {run_id}[/]")
+        tokens = f"tokens per turn measured in run {run_id}" if measured_tokens else "tokens per turn as declared"
+        out.print(f"[dim]{tokens}; spend and p95 latency measured in run {run_id}[/]")
 
 
 def tco_json(
@@ -204,12 +216,13 @@ def tco_cmd(
     config: Path = ConfigOpt,
     months: int | None = typer.Option(None, "--months", min=1, max=120, help="Horizon (default: config, 36)."),
     run: str | None = RunOpt,
+    measured_tokens: bool = MeasuredTokensOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """TCO per target and architecture, break-even volumes, and which inputs move the total most."""
-    cfg, book, measured, run_id = _inputs(config, run)
+    cfg, book, measured, run_id = _inputs(config, run, measured_tokens)
     horizon = months or cfg.tco.months
-    options = all_options(cfg, book, measured)
+    options = all_options(cfg, book, measured, measured_tokens)
     lines = [tco(o, w, horizon) for o, w in options]
     evens = break_evens(options)
     swings = {o.label: tornado(o, w, horizon, cfg.tco.sensitivity) for o, w in options}

@@ -10,11 +10,11 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from assay.cli.console import new_table, out, pct, run_with_bars
+from assay.cli.console import new_table, out, refuse_with_resume, run_with_bars
 from assay.cli.project import load_project
 from assay.config import ProjectConfig, state_dir
-from assay.economics import usd_text
 from assay.errors import ConfigError
+from assay.report.formats import ms, pct, usd_text
 from assay.store import Store
 from assay.suites.quality import EvalOptions, EvalRun, run_eval, summarize_run
 from assay.suites.quality_summary import EvalSummary
@@ -45,7 +45,7 @@ def eval_table(summary: EvalSummary) -> Table:
                 str(s.n),
                 Text(str(s.unscored), style="yellow" if s.unscored else "dim"),
                 # Replies reused from the cache have no latency of their own.
-                ("cached" if s.cached else "–") if s.latency_p50_ms is None else f"{s.latency_p50_ms:,.0f} ms",
+                ("cached" if s.cached else "–") if s.latency_p50_ms is None else f"{ms(s.latency_p50_ms)} ms",
                 usd_text(s.cost_usd),
             )
         table.add_section()
@@ -70,7 +70,9 @@ def eval_cmd(
     suite: list[str] = typer.Option([], "--suite", "-s", help="Run only this suite (repeatable)."),
     target: list[str] = typer.Option([], "--target", "-t", help="Evaluate only this target (repeatable)."),
     concurrency: int = typer.Option(8, "--concurrency", min=1, help="Requests in flight per target."),
-    timeout: float = typer.Option(120.0, "--timeout", min=0.001, help="Seconds allowed per request."),
+    timeout: float | None = typer.Option(
+        None, "--timeout", min=0.001, help="Total seconds allowed per request, for every target (over the config)."
+    ),
     retries: int = typer.Option(3, "--retries", min=0, max=10, help="Retries of transient errors per item."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="The first N items of each suite."),
     sample: int | None = typer.Option(None, "--sample", min=1, help="A seeded random N items of each suite."),
@@ -98,8 +100,10 @@ def eval_cmd(
             sample=sample,
             seed=seed,
         )
-    elif suite or target or limit or sample or data_dir:
-        raise ConfigError("--resume continues an eval with its stored options; drop the other options")
+    else:
+        given = {"--suite": suite or None, "--target": target or None, "--limit": limit, "--sample": sample,
+                 "--seed": seed, "--data-dir": data_dir, "--timeout": timeout}  # fmt: skip
+        refuse_with_resume("eval", given)
     result = run_with_progress(cfg, opts, db, resume, quiet=as_json)
     with Store(db) as store:
         summary = summarize_run(store, result.run_id)

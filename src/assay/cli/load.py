@@ -12,32 +12,34 @@ from pydantic import ValidationError
 from rich.table import Table
 from rich.text import Text
 
-from assay.cli.console import err, new_table, out, run_async, run_with_bars
+from assay.cli.console import err, new_table, out, refuse_with_resume, run_async, run_with_bars
 from assay.cli.project import load_project
-from assay.config import ProjectConfig, state_dir
+from assay.config import LATENCY_KEYS, SLO, ProjectConfig, state_dir
 from assay.errors import ConfigError
-from assay.model import Record
-from assay.runner import WorkItem
-from assay.suites.load import LoadOptions, LoadResult, SweepPoint, read_trace, run_load, run_sweep
+from assay.records import Record, WorkItem
+from assay.report.formats import ms as _ms
+from assay.suites.load import LAG_WARN_MS, LoadOptions, LoadResult, SweepPoint, read_trace, run_load, run_sweep
 
 
-def parse_slo(text: str | None) -> dict[str, float]:
-    """`ttft_ms=500,e2e_ms=2000` as a mapping; a clear error for anything else."""
+def parse_slo(text: str | None, base: SLO) -> SLO:
+    """`ttft_ms=500,e2e_ms=2000` over the config's SLO (the latency bounds given replace its own); a clear error
+    for anything else."""
     if not text:
-        return {}
-    out_: dict[str, float] = {}
+        return base
+    bounds: dict[str, float] = {}
     for part in text.split(","):
         key, _, value = part.partition("=")
+        key = key.strip()
+        if key not in LATENCY_KEYS:
+            keys = ", ".join(LATENCY_KEYS)
+            raise ConfigError(f"--slo: unknown SLO key {key!r}; use {keys} (e.g. ttft_ms=500,e2e_ms=2000)")
         try:
-            out_[key.strip()] = float(value)
+            bounds[key] = float(value)
         except ValueError:
             raise ConfigError(
                 f"--slo: expected key=number pairs such as ttft_ms=500,e2e_ms=2000 (got {part!r})"
             ) from None
-    return out_
-
-
-LAG_WARN_MS = 10.0  # a generator later than this (p99) is not keeping its schedule
+    return base.model_copy(update={**dict.fromkeys(LATENCY_KEYS), **bounds})
 
 
 def parse_steps(text: str | None) -> tuple[tuple[float, float], ...]:
@@ -53,10 +55,6 @@ def parse_steps(text: str | None) -> tuple[tuple[float, float], ...]:
     return tuple(out_)
 
 
-def _ms(v: float | None) -> str:
-    return "–" if v is None else f"{v:,.0f}" if v >= 100 else f"{v:.1f}"
-
-
 def load_table(result: LoadResult) -> Table:
     table = new_table(
         f"load {result.run_id}",
@@ -65,19 +63,19 @@ def load_table(result: LoadResult) -> Table:
     for col in ("target", "offered/sent", "ok/s", "goodput", "TTFT", "service", "response", "lag p99", "err", "limit"):
         table.add_column(col, justify="left" if col in ("target", "limit") else "right", no_wrap=True)
     for name, s in result.summaries.items():
-        lat = s.latency
+        lat = {k: d.p for k, d in s.latency.items()}
         lag = lat["generator_lag_ms"]["p99"]
-        failed = sum(s.errors.values())
+        offered = "–" if s.offered_rate_rps is None else f"{s.offered_rate_rps:.1f}"
         table.add_row(
             name,
-            f"{s.offered_rate_rps:.1f}/{s.achieved_rate_rps:.1f}",
+            f"{offered}/{s.achieved_rate_rps:.1f}",
             f"{s.throughput_rps:.1f}",
             f"{s.goodput_rps:.1f}",
             f"{_ms(lat['ttft_ms']['p50'])}/{_ms(lat['ttft_ms']['p99'])}",
-            f"{_ms(lat['service_time_ms']['p50'])}/{_ms(lat['service_time_ms']['p99'])}",
+            f"{_ms(lat['e2e_ms']['p50'])}/{_ms(lat['e2e_ms']['p99'])}",
             f"{_ms(lat['response_time_ms']['p50'])}/{_ms(lat['response_time_ms']['p99'])}",
             Text(_ms(lag), style="red" if lag is not None and lag > LAG_WARN_MS else ""),
-            Text(str(failed), style="red" if failed else "dim"),
+            Text(str(s.failed), style="red" if s.failed else "dim"),
             s.rate_limit.behavior,
         )
     return table
@@ -108,11 +106,26 @@ def load_cmd(
     sweep: bool = typer.Option(False, "--sweep", help="Find the highest rate each target sustains (from --rate up)."),
     retries: int = typer.Option(0, "--retries", min=0, max=10, help="Client retries; Retry-After honoured."),
     retry_budget: float | None = typer.Option(None, "--retry-budget", help="Retries per first attempt, at most."),
+    timeout: float | None = typer.Option(
+        None, "--timeout", min=0.001, help="Total seconds allowed per request, for every target (over the config)."
+    ),
+    resume: str | None = typer.Option(None, "--resume", help="Finish an interrupted load run (RUN_ID or 'latest')."),
     as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
 ) -> None:
     """Drive traffic at the targets: open loop at a rate, or closed loop at a concurrency; always bounded."""
+    db = state_dir() / "assay.db"
+    if resume is not None:
+        refuse_with_resume(
+            "load",
+            {"--target": target or None, "--rate": rate, "--concurrency": concurrency, "--duration": duration,
+             "--requests": requests, "--trace": trace, "--steps": steps, "--slo": slo, "--sweep": sweep or None,
+             "--timeout": timeout},
+        )  # fmt: skip
+        result = _run(None, LoadOptions(requests=1, concurrency=1), db, as_json, resume)
+        _show(result, as_json)
+        return
     cfg = load_project(config)
-    objectives = parse_slo(slo) or {k: v for k, v in cfg.slo.model_dump().items() if k != "success_rate" and v}
+    objectives = parse_slo(slo, cfg.slo)
     try:
         opts = LoadOptions(
             targets=tuple(target),
@@ -133,16 +146,20 @@ def load_cmd(
             seed=seed,
             retries=retries,
             retry_budget=retry_budget,
+            timeout_s=timeout,
         )
     except ValidationError as e:
         problems = [
             f"{'.'.join(map(str, x['loc'])) or 'options'}: {x['msg'].removeprefix('Value error, ')}" for x in e.errors()
         ]
         raise ConfigError("bad load options", problems) from None
-    db = state_dir() / "assay.db"
     if sweep:
         _sweep(cfg, opts, db, as_json)
         return
+    _show(_run(cfg, opts, db, as_json, None), as_json)
+
+
+def _run(cfg: ProjectConfig | None, opts: LoadOptions, db: Path, as_json: bool, resume: str | None) -> LoadResult:
     panels: list[LoadPanel] = []
 
     def panel(pending: dict[str, int]) -> LoadPanel:
@@ -153,39 +170,34 @@ def load_cmd(
         if panels:
             panels[0].on_send(item)
 
-    result = run_with_bars(
-        lambda on_start, on_record: run_load(cfg, opts, db, on_record=on_record, on_start=on_start, on_send=on_send),
+    return run_with_bars(
+        lambda on_start, on_record: run_load(
+            cfg, opts, db, resume=resume, on_record=on_record, on_start=on_start, on_send=on_send
+        ),
         "load",
         as_json,
         view=panel,
-        resumable=False,
     )
+
+
+def _show(result: LoadResult, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(orjson.dumps(result.to_json()).decode() + "\n")
         return
     out.print(load_table(result))
     for name, s in result.summaries.items():
-        lag = s.latency["generator_lag_ms"]["p99"]
-        behind = s.offered_rate_rps > 0 and s.achieved_rate_rps < 0.95 * s.offered_rate_rps
-        if (lag is not None and lag > LAG_WARN_MS) or behind:
-            out.print(
-                f"[bold yellow]warning:[/] {name}: the generator could not keep its schedule (lag p99 "
-                f"{lag or 0:,.0f} ms, sent {s.achieved_rate_rps:.1f} of {s.offered_rate_rps:.1f}/s); "
-                "response times include that wait, service times do not",
-                highlight=False,
-            )
         if s.retries:
             r = s.retries
+            rescued = r["rescued_response_time_ms"]["p50"]
             out.print(
                 f"  {name}: retries: {r['extra_attempts']} extra attempts rescued {r['items_rescued']} of "
-                f"{r['items_retried']} items; rescued responses took {_ms(r['rescued_response_time_ms']['p50'])} ms "
+                f"{r['items_retried']} items; rescued responses took {_ms(rescued)} ms "
                 f"(p50); failed tries used {r['failed_attempt_tokens']:,} tokens",
                 highlight=False,
             )
         if s.rate_limit.behavior != "none":
-            out.print(
-                f"  {name}: rate limiting [bold]{s.rate_limit.behavior}[/]: {s.rate_limit.reason}", highlight=False
-            )
+            label = "saturates" if s.rate_limit.behavior == "saturates" else f"rate limiting {s.rate_limit.behavior}"
+            out.print(f"  {name}: [bold]{label}[/]: {s.rate_limit.reason}", highlight=False)
 
 
 def _sweep(cfg: ProjectConfig, opts: LoadOptions, db: Path, as_json: bool) -> None:
@@ -195,10 +207,10 @@ def _sweep(cfg: ProjectConfig, opts: LoadOptions, db: Path, as_json: bool) -> No
     def on_point(name: str, p: SweepPoint) -> None:
         if not as_json:
             mark = "[green]✓[/]" if p.ok else "[red]✗[/]"
-            t = p.summary.latency["ttft_ms"]
+            t = p.summary.ttft.p
             err.print(
                 f"  {mark} {name} at {p.rate_rps:.1f}/s: goodput {p.summary.goodput_rps:.1f}/s, "
-                f"TTFT p50/p99 {_ms(t['p50'])}/{_ms(t['p99'])} ms, {sum(p.summary.errors.values())} errors",
+                f"TTFT p50/p99 {_ms(t['p50'])}/{_ms(t['p99'])} ms, {p.summary.failed} errors",
                 highlight=False,
             )
 
@@ -207,7 +219,7 @@ def _sweep(cfg: ProjectConfig, opts: LoadOptions, db: Path, as_json: bool) -> No
         sys.stdout.write(orjson.dumps(result.to_json()).decode() + "\n")
         return
     for name, knee in result.knees.items():
-        slo = ", ".join(f"{k} ≤ {v:g}" for k, v in opts.slo.items()) or "no SLO (goodput = successes)"
+        slo = ", ".join(f"{k} ≤ {v:g}" for k, v in opts.slo.bounds.items()) or "no SLO (goodput = successes)"
         if knee is None:
             out.print(f"[bold]{name}[/]: does not sustain even {opts.rate:g}/s under {slo}")
         else:

@@ -8,10 +8,9 @@ from pathlib import Path
 import orjson
 import typer
 
-from assay.cli.console import failure_lines, out, probe_table, run_with_bars
+from assay.cli.console import failure_lines, out, probe_table, refuse_with_resume, run_with_bars
 from assay.cli.project import load_project
 from assay.config import ProjectConfig, state_dir
-from assay.errors import ConfigError
 from assay.suites.probe import ProbeOptions, ProbeResult, run_probe
 
 
@@ -19,7 +18,9 @@ def probe(
     config: Path = typer.Option(Path("assay.yaml"), "-c", "--config", help="Project file."),
     requests: int | None = typer.Option(None, "--requests", "-n", min=1, help="Requests per target."),
     concurrency: int | None = typer.Option(None, "--concurrency", min=1, help="Requests in flight per target."),
-    timeout: float | None = typer.Option(None, "--timeout", min=0.001, help="Total seconds allowed per request."),
+    timeout: float | None = typer.Option(
+        None, "--timeout", min=0.001, help="Total seconds allowed per request, for every target (over the config)."
+    ),
     retries: int | None = typer.Option(
         None, "--retries", min=0, max=10, help="Retries per item (each attempt recorded)."
     ),
@@ -47,9 +48,7 @@ def probe(
             "--no-stream": no_stream or None,
             "--duration": duration,
         }
-        clash = [flag for flag, value in given.items() if value is not None]
-        if clash:
-            raise ConfigError(f"--resume continues a run with its stored options; drop {', '.join(clash)}")
+        refuse_with_resume("probe", given)
         cfg: ProjectConfig | None = None
         opts = ProbeOptions()
     else:
@@ -58,7 +57,7 @@ def probe(
             cfg,
             requests=requests,
             concurrency=concurrency,
-            timeout_s=timeout,
+            timeout_override_s=timeout,
             retries=retries,
             targets=tuple(target) or None,
             stream=False if no_stream else None,

@@ -13,11 +13,12 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from assay.cli.console import new_table, out, pct, run_with_bars
+from assay.cli.console import new_table, out, refuse_with_resume, run_with_bars
 from assay.cli.project import load_project
 from assay.config import ProjectConfig, state_dir
 from assay.datasets.loaders import read_jsonl
 from assay.errors import ConfigError
+from assay.report.formats import pct
 from assay.store import Store
 from assay.suites.safety import RedteamOptions, RedteamRun, run_redteam, summarize_run
 from assay.suites.safety_summary import SafetySummary
@@ -99,16 +100,26 @@ def redteam(
     suite: list[str] = typer.Option([], "--suite", "-s", help="Run only this safety suite (repeatable)."),
     target: list[str] = typer.Option([], "--target", "-t", help="Attack only this target (repeatable)."),
     concurrency: int = typer.Option(16, "--concurrency", min=1, help="Requests in flight per target."),
-    timeout: float = typer.Option(120.0, "--timeout", min=0.001, help="Seconds allowed per request."),
+    timeout: float | None = typer.Option(
+        None, "--timeout", min=0.001, help="Total seconds allowed per request, for every target (over the config)."
+    ),
     retries: int = typer.Option(3, "--retries", min=0, max=10, help="Retries of transient errors per item."),
     sample: int | None = typer.Option(None, "--sample", min=1, help="A seeded random N items of each suite."),
     seed: int | None = typer.Option(None, "--seed", help="Seed of --sample and of canaries."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Local dataset copies (default $ASSAY_DATA_DIR)."),
     rules_only: bool = typer.Option(False, "--rules-only", help="Refusal detector without the embedding layers."),
+    resume: str | None = typer.Option(None, "--resume", help="Finish an interrupted run (RUN_ID or 'latest')."),
     as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
 ) -> None:
     """Attack every target with the same prompts; attack success and refusal rates with CIs, over-refusal, risk."""
     if ctx.invoked_subcommand is not None:
+        return
+    db = state_dir() / "assay.db"
+    if resume is not None:
+        given = {"--suite": suite or None, "--target": target or None, "--sample": sample, "--seed": seed,
+                 "--data-dir": data_dir, "--timeout": timeout, "--rules-only": rules_only or None}  # fmt: skip
+        refuse_with_resume("redteam", given)
+        _show(db, run_with_progress(None, RedteamOptions(), db, as_json, resume), as_json)
         return
     cfg = load_project(config)
     opts = RedteamOptions(
@@ -122,8 +133,10 @@ def redteam(
         data_dir=str(data_dir) if data_dir else None,
         embeddings=not rules_only,
     )
-    db = state_dir() / "assay.db"
-    result = run_with_progress(cfg, opts, db, quiet=as_json)
+    _show(db, run_with_progress(cfg, opts, db, as_json), as_json)
+
+
+def _show(db: Path, result: RedteamRun, as_json: bool) -> None:
     with Store(db) as store:
         summary = summarize_run(store, result.run_id)
     if as_json:
@@ -135,13 +148,14 @@ def redteam(
     out.print(f"[dim]risk matrix and details:[/] assay report {result.run_id}")
 
 
-def run_with_progress(cfg: ProjectConfig, opts: RedteamOptions, db: Path, quiet: bool = False) -> RedteamRun:
-    """Run a red-team with a live bar per target."""
+def run_with_progress(
+    cfg: ProjectConfig | None, opts: RedteamOptions, db: Path, quiet: bool = False, resume: str | None = None
+) -> RedteamRun:
+    """Run (or resume) a red-team with a live bar per target; on Ctrl-C say how to resume."""
     return run_with_bars(
-        lambda on_start, on_record: run_redteam(cfg, opts, db, on_record=on_record, on_start=on_start),
+        lambda on_start, on_record: run_redteam(cfg, opts, db, resume=resume, on_record=on_record, on_start=on_start),
         "redteam",
         quiet,
-        resumable=False,
     )
 
 

@@ -31,7 +31,7 @@ def report(
 
     with Store(state_dir() / "assay.db") as store:
         info = store.run(run_id)
-        summaries = summarize_run(store, info.run_id, info.params.get("bucket_s"))
+        summaries = summarize_run(store, info.run_id)
         target_dir = out_dir or Path("reports") / info.run_id
         extra = {}
         for option, run, kind, wanted in (("--quality", quality, "eval", "an eval"),
@@ -67,7 +67,7 @@ def export(
         raise ConfigError(f"--format must be csv or jsonl (got {chosen or 'no extension'!r})")
     with Store(state_dir() / "assay.db") as store:
         info = store.run(run_id)
-        n = write_export(store.iter_records(info.run_id), out_file, chosen)  # type: ignore[arg-type]
+        n = write_export(store.iter_annotated(info.run_id), out_file, chosen)  # type: ignore[arg-type]
     out.print(f"wrote {n} records of run {info.run_id} to [bold]{out_file}[/]")
 
 
@@ -86,7 +86,7 @@ def runs(limit: int = typer.Option(20, "--limit", min=1)) -> None:
                 i.kind,
                 status,
                 time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(i.created_s)),
-                ", ".join(t["name"] for t in i.config.get("targets", [])),
+                ", ".join(i.targets),
                 str(n),
             )
     out.print(table if infos else "no runs yet; start one with `assay probe`")

@@ -28,6 +28,7 @@ class EvalItem:
     context: str | None = None  # source text an answer must stay faithful to (hallucination checks)
     solution: str | None = None  # a worked answer (GSM8K), used for few-shot examples
     metadata: dict[str, Any] = field(default_factory=dict)
+    where: str = ""  # file:line of a golden-set item, for errors that point at it
 
     @property
     def choice_lines(self) -> str:

@@ -267,6 +267,7 @@ def golden_item(row: dict[str, Any], where: str, dataset: str, index: int) -> Ev
         tags,
         row.get("context"),
         metadata=meta,
+        where=where,
     )
 
 

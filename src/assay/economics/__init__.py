@@ -17,7 +17,6 @@ from assay.economics.analysis import (
     tco,
     tornado,
     usd,
-    usd_text,
 )
 from assay.economics.architectures import ARCHITECTURES, Architecture, MonthCost, Option, options_for
 from assay.economics.measured import Measured, measure, with_measured_tokens
@@ -48,7 +47,6 @@ __all__ = [
     "tornado",
     "turn_tokens",
     "usd",
-    "usd_text",
     "volume",
     "with_measured_tokens",
 ]

@@ -34,30 +34,15 @@ __all__ = [
     "tco",
     "tornado",
     "usd",
-    "usd_text",
 ]
 
 STEADY = 0  # a month with no one-off costs and the base contract discount
 SCALES = [10 ** (k / 40) for k in range(-120, 121)]  # 0.001x to 1000x the declared users, 40 points a decade
 
 
-def usd(v: Decimal | None, places: int = 6) -> float | None:
-    return None if v is None else round(float(v), places)
-
-
-def usd_text(v: float | Decimal | None) -> str:
-    """Dollars as people read them: $1,234 · $12.35 · $0.00751 (three significant figures, never 7.5e-05)."""
-    if v is None:
-        return "–"
-    x = float(v)
-    if abs(x) >= 1000:
-        return f"${x:,.0f}"
-    if abs(x) >= 1 or x == 0:
-        return f"${x:,.2f}"
-    digits = 2 - math.floor(math.log10(abs(x)))
-    text = f"{x:.{digits}f}".rstrip("0")
-    whole, _, cents = text.partition(".")
-    return f"${whole}.{cents.ljust(2, '0')}"
+def usd(v: Decimal | None) -> float | None:
+    """Exact money as a JSON number (unrounded: rounding is for display)."""
+    return None if v is None else float(v)
 
 
 @dataclass(frozen=True)
@@ -95,20 +80,21 @@ class TargetCost:
     measured: Measured | None = None
     units: int | None = None
     declared: Workload | None = None  # the config's workload, to tell measured tokens apart
+    run_id: str | None = None  # the run measured figures came from
 
     def to_json(self) -> dict[str, Any]:
         budget, per_call = self.checks.get("monthly_budget_usd"), self.checks.get("max_cost_per_interaction_usd")
         latency = self.checks.get("p95_latency_ms")
         out: dict[str, Any] = {
             "architecture": self.architecture,
-            "cost_per_interaction_usd": usd(self.cost_per_interaction, 8),
-            "cost_per_conversation_usd": usd(self.cost_per_conversation, 8),
-            "monthly_cost_usd": usd(self.monthly, 2),
+            "cost_per_interaction_usd": usd(self.cost_per_interaction),
+            "cost_per_conversation_usd": usd(self.cost_per_conversation),
+            "monthly_cost_usd": usd(self.monthly),
             "within_budget": budget.ok if budget else None,
             "meets_cost_per_interaction": per_call.ok if per_call else None,
             "meets_p95_latency": latency.ok if latency else None,
-            "interactions_per_month": usd(self.interactions, 1),
-            "monthly_cost_by_architecture_usd": {k: usd(v, 2) for k, v in self.by_architecture.items()},
+            "interactions_per_month": usd(self.interactions),
+            "monthly_cost_by_architecture_usd": {k: usd(v) for k, v in self.by_architecture.items()},
             "checks": {k: v.to_json() for k, v in self.checks.items()},
             "tokens_per_turn": {
                 "input_new": self.workload.input_tokens_per_turn,
@@ -116,6 +102,7 @@ class TargetCost:
                 "reasoning": self.workload.reasoning_tokens_per_turn,
                 "cached_input_fraction": self.workload.cached_input_fraction,
                 "source": "measured" if self.workload != self.declared else "declared",
+                "run_id": self.run_id if self.workload != self.declared else None,
             },
         }
         if self.units is not None:
@@ -136,9 +123,9 @@ class CostReport:
         out: dict[str, Any] = {
             "workload": {
                 **self.workload.model_dump(),
-                "conversations_per_month": usd(v.conversations, 1),
-                "interactions_per_month": usd(v.interactions, 1),
-                "peak_tokens_per_s": usd(v.peak_tokens_per_s, 2),
+                "conversations_per_month": usd(v.conversations),
+                "interactions_per_month": usd(v.interactions),
+                "peak_tokens_per_s": usd(v.peak_tokens_per_s),
             },
             "targets": {n: t.to_json() for n, t in self.targets.items()},
         }
@@ -157,12 +144,13 @@ def _workload(config: ProjectConfig) -> Workload:
 
 
 def all_options(
-    config: ProjectConfig, book: PriceBook, measured: dict[str, Measured] | None = None, measured_tokens: bool = True
+    config: ProjectConfig, book: PriceBook, measured: dict[str, Measured] | None = None, measured_tokens: bool = False
 ) -> list[tuple[Option, Workload]]:
     """Every (target, architecture) the config prices, each with the workload it sees.
 
-    With a run, each target's tokens per turn are the measured ones unless `measured_tokens` is off
-    (a probe's one short prompt says little about a workload's turns; its latency still counts).
+    With a run and `measured_tokens`, each target's tokens per turn are the run's: only right when the
+    run's traffic *is* the workload (a probe's one short prompt says nothing about a workload's turns,
+    though its latency and spend still count).
     """
     w = _workload(config)
     out = []
@@ -179,7 +167,7 @@ def cost_report(
     book: PriceBook,
     measured: dict[str, Measured] | None = None,
     run_id: str | None = None,
-    measured_tokens: bool = True,
+    measured_tokens: bool = False,
 ) -> CostReport:
     """Each target on the architecture it is deployed on, checked against the constraints."""
     c = config.constraints
@@ -198,8 +186,8 @@ def cost_report(
         per_interaction = month.total / vol.interactions
         m = (measured or {}).get(t.name)
         checks = {
-            "monthly_budget_usd": LimitCheck.at_most(c.monthly_budget_usd, usd(month.total, 2)),
-            "max_cost_per_interaction_usd": LimitCheck.at_most(c.max_cost_per_interaction_usd, usd(per_interaction, 8)),
+            "monthly_budget_usd": LimitCheck.at_most(c.monthly_budget_usd, usd(month.total)),
+            "max_cost_per_interaction_usd": LimitCheck.at_most(c.max_cost_per_interaction_usd, usd(per_interaction)),
             "p95_latency_ms": LimitCheck.at_most(c.p95_latency_ms, m.p95_e2e_ms if m else None),
         }
         out[t.name] = TargetCost(
@@ -215,6 +203,7 @@ def cost_report(
             measured=m,
             units=month.units,
             declared=_workload(config),
+            run_id=run_id,
         )
     return CostReport(_workload(config), out, run_id)
 
@@ -237,8 +226,8 @@ class BreakEven:
         return {
             "a": self.a,
             "b": self.b,
-            "daily_active_users": round(self.daily_active_users, 2),
-            "interactions_per_month": round(self.interactions_per_month, 1),
+            "daily_active_users": self.daily_active_users,
+            "interactions_per_month": self.interactions_per_month,
             "cheaper_below": self.cheaper_below,
         }
 
@@ -292,8 +281,8 @@ class TcoLine:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "monthly_usd": [usd(v, 2) for v in self.monthly],
-            "total_usd": usd(self.total, 2),
+            "monthly_usd": [usd(v) for v in self.monthly],
+            "total_usd": usd(self.total),
         }
         if any(u is not None for u in self.units):
             out["units"] = self.units
@@ -340,8 +329,8 @@ class Swing:
             "input": self.name,
             "low": self.low_value,
             "high": self.high_value,
-            "tco_low_usd": usd(self.tco_low, 2),
-            "tco_high_usd": usd(self.tco_high, 2),
+            "tco_low_usd": usd(self.tco_low),
+            "tco_high_usd": usd(self.tco_high),
         }
 
 

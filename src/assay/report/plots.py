@@ -76,13 +76,15 @@ def latency_cdf_svg(summaries: Sequence[TargetSummary]) -> str:
         fig, axes = plt.subplots(1, 3, figsize=(11.0, 3.0))
         for ax, (metric, title) in zip(axes, panels, strict=True):
             for i, s in enumerate(summaries):
-                values = np.sort(np.asarray(getattr(s, metric).values))
-                if len(values) == 0:
+                dist = getattr(s, metric)
+                if not dist.n:
                     continue
-                y = np.arange(1, len(values) + 1) / len(values)
-                if len(values) > CDF_MAX_POINTS:  # a long run has millions of gaps; the curve needs a few thousand
+                if dist.exact and dist.n <= CDF_MAX_POINTS:
+                    values = np.sort(np.asarray(dist.values))
+                    y = np.arange(1, len(values) + 1) / len(values)
+                else:  # a long run has millions of gaps; the curve needs a few thousand points
                     y = np.linspace(1 / CDF_MAX_POINTS, 1.0, CDF_MAX_POINTS)
-                    values = np.quantile(values, y)
+                    values = np.array([dist.quantile(q) for q in y], dtype=float)
                 ax.step(values, y, where="post", color=PALETTE[i % len(PALETTE)], lw=1.6, label=s.target)
             ax.set_title(title, fontsize=10, loc="left", color="#0f172a")
             ax.set_xlabel("milliseconds")

@@ -5,16 +5,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import jinja2
 
 from assay.catalog import load_catalog
-from assay.config import ProjectConfig, state_dir
-from assay.economics import measure, usd_text
+from assay.config import SLO, ProjectConfig, state_dir
+from assay.economics import measure
 from assay.errors import ERROR_CLASSES
 from assay.report import plots
 from assay.report.costs import CostView, build_cost_view
+from assay.report.formats import ms, pct_sign, plural, rate, usd_text
 from assay.report.load import LoadView, build_load_view
 from assay.report.quality import QualityView, build_quality_view
 from assay.report.safety import SafetyView, build_safety_view
@@ -50,7 +50,7 @@ class Scorecard:
     run: RunInfo
     rows: list[Row]
     headline: list[str]
-    slo: dict[str, float]
+    slo: SLO
     plots: dict[str, str]
     prompt: str
     error_classes: tuple[str, ...] = ERROR_CLASSES
@@ -61,12 +61,16 @@ class Scorecard:
 
     @property
     def slo_text(self) -> list[str]:
-        """The objectives as a person reads them: 'TTFT p90 ≤ 800 ms', 'success ≥ 99%'."""
+        """The objectives as a person reads them, with the percentile checked: 'TTFT p90 ≤ 800 ms', 'success ≥ 99%'."""
         names = {"ttft_ms": "TTFT", "e2e_ms": "E2E", "tpot_ms": "TPOT"}
-        out = [f"{names[k]} p90 ≤ {v:g} ms" for k, v in self.slo.items() if k in names]
-        if "success_rate" in self.slo:
-            out.append(f"success ≥ {self.slo['success_rate'] * 100:g}%")
+        out = [f"{names[k]} {self.slo.percentile} ≤ {v:g} ms" for k, v in self.slo.bounds.items()]
+        if self.slo.success_rate is not None:
+            out.append(f"success ≥ {self.slo.success_rate * 100:g}%")
         return out
+
+    @property
+    def has_slo(self) -> bool:
+        return bool(self.slo.bounds) or self.slo.success_rate is not None
 
     @property
     def title(self) -> str:
@@ -81,17 +85,18 @@ class Scorecard:
     def size_text(self) -> str:
         """'3 targets · 40 requests each' (probe) or '3 targets · 300 items each' (eval)."""
         n = max((r.summary.requests for r in self.rows), default=0)
-        unit = "items" if self.run.kind == "eval" else "requests"
+        unit = "item" if self.run.kind == "eval" else "request"
+        targets = plural(len(self.rows), "target")
         if self.run.kind == "load":
-            return f"{len(self.rows)} targets · {sum(r.summary.requests for r in self.rows):,} requests"
-        return f"{len(self.rows)} targets · {n:,} {unit} each"
+            return f"{targets} · {plural(sum(r.summary.requests for r in self.rows), 'request')}"
+        return f"{targets} · {plural(n, unit)}" + (" each" if len(self.rows) > 1 else "")
 
     @property
     def setup_text(self) -> str:
         p = self.run.params
         if self.run.kind == "load" and self.load is not None:
             slo = ", ".join(f"{k} ≤ {v:g}" for k, v in self.load.slo.items()) or "none"
-            return f"Load: {self.load.mode} · SLO for goodput: {slo}"
+            return f"Load: {self.load.mode} · SLO for goodput (per request; failures miss): {slo}"
         if self.run.kind == "eval":
             suites = ", ".join(
                 s["name"] for s in self.run.config.get("suites", []) if not p.get("suites") or s["name"] in p["suites"]
@@ -107,14 +112,15 @@ class Scorecard:
         return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(self.run.created_s))
 
 
-def _slo_checks(s: TargetSummary, slo: dict[str, Any]) -> dict[str, bool | None]:
-    """Each objective against the measured p90 (latency) or success rate; None when not set."""
+def _slo_checks(s: TargetSummary, slo: SLO) -> dict[str, bool | None]:
+    """Each latency bound against the measured percentile `slo.percentile` of successful requests, and the
+    success rate; None when not set or not measured."""
     checks: dict[str, bool | None] = {}
     for key, metric in (("ttft_ms", s.ttft), ("e2e_ms", s.e2e), ("tpot_ms", s.tpot)):
-        bound, p90 = slo.get(key), metric.p["p90"]
-        checks[key] = None if bound is None or p90 is None else p90 <= bound
-    rate = s.success_rate
-    checks["success_rate"] = None if slo.get("success_rate") is None or rate is None else rate >= slo["success_rate"]
+        bound, value = getattr(slo, key), metric.p[slo.percentile]
+        checks[key] = None if bound is None or value is None else value <= bound
+    rate_ = s.success_rate
+    checks["success_rate"] = None if slo.success_rate is None or rate_ is None else rate_ >= slo.success_rate
     return checks
 
 
@@ -123,12 +129,18 @@ def _headline(rows: list[Row]) -> list[str]:
     if not measured:
         return ["No target answered successfully."]
     out = []
-    best = max(measured, key=lambda r: (r.success_rate or 0, r.uptime_pct or 0))
-    out.append(f"Most reliable: {best.name} ({(best.success_rate or 0) * 100:.1f}% success).")
-    fastest = min(measured, key=lambda r: r.summary.ttft.p["p90"] or float("inf"))
-    out.append(f"Fastest first token: {fastest.name} (p90 {fastest.summary.ttft.p['p90']:.0f} ms).")
-    quickest = min(measured, key=lambda r: r.summary.e2e.p["p90"] or float("inf"))
-    out.append(f"Fastest full answer: {quickest.name} (p90 {quickest.summary.e2e.p['p90']:.0f} ms).")
+    if len(rows) == 1:  # nothing to compare: say what was measured
+        r = rows[0]
+        p90 = r.summary.ttft.p["p90"]
+        out.append(f"{r.name}: {pct_sign(r.success_rate)} success, TTFT p90 {ms(p90)} ms, E2E p90 "
+                   f"{ms(r.summary.e2e.p['p90'])} ms.")  # fmt: skip
+    else:
+        best = max(measured, key=lambda r: (r.success_rate or 0, r.uptime_pct or 0))
+        out.append(f"Most reliable: {best.name} ({(best.success_rate or 0) * 100:.1f}% success).")
+        fastest = min(measured, key=lambda r: r.summary.ttft.p["p90"] or float("inf"))
+        out.append(f"Fastest first token: {fastest.name} (p90 {ms(fastest.summary.ttft.p['p90'])} ms).")
+        quickest = min(measured, key=lambda r: r.summary.e2e.p["p90"] or float("inf"))
+        out.append(f"Fastest full answer: {quickest.name} (p90 {ms(quickest.summary.e2e.p['p90'])} ms).")
     passing = [r.name for r in rows if r.passes_slo]
     if any(r.passes_slo is not None for r in rows):
         out.append(f"Meet every objective: {', '.join(passing) if passing else 'none'}.")
@@ -137,7 +149,7 @@ def _headline(rows: list[Row]) -> list[str]:
 
 def build_scorecard(run: RunInfo, summaries: dict[str, TargetSummary]) -> Scorecard:
     targets = {t["name"]: t for t in run.config.get("targets", [])}
-    slo = {k: v for k, v in (run.config.get("slo") or {}).items() if v is not None}
+    slo = SLO.model_validate(run.config.get("slo") or {})
     rows = []
     for i, (name, s) in enumerate(summaries.items()):
         t = targets.get(name, {})
@@ -174,17 +186,7 @@ _ENV = jinja2.Environment(
 )
 
 
-def _ms(v: float | None) -> str:
-    if v is None:
-        return "–"
-    return f"{v:,.0f}" if v >= 100 else f"{v:.1f}"
-
-
-def _pct(v: float | None, digits: int = 1) -> str:
-    return "–" if v is None else f"{v * 100:.{digits}f}%"
-
-
-_ENV.filters.update(ms=_ms, pct=_pct, usd=usd_text)
+_ENV.filters.update(ms=ms, pct=pct_sign, usd=usd_text, rate=rate)
 _ENV.globals.update(tiers=LATENCY_TIERS, inf=float("inf"))
 
 

@@ -1,6 +1,6 @@
-"""Execution of request plans: scheduling, concurrency, retries, resume."""
+"""Execution of request plans: the run lifecycle, scheduling, concurrency, retries, resume."""
 
-from assay.runner.execute import RecordSink, Runner, WorkItem, make_record
+from assay.runner.execute import Annotator, RecordSink, Runner
 from assay.runner.retry import RETRIABLE, RetryPolicy
 
-__all__ = ["RETRIABLE", "RecordSink", "RetryPolicy", "Runner", "WorkItem", "make_record"]
+__all__ = ["RETRIABLE", "Annotator", "RecordSink", "RetryPolicy", "Runner"]

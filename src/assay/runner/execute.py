@@ -16,93 +16,21 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from assay.clients import ProviderClient, estimate_tokens
+from assay.clients import ProviderClient
 from assay.clock import Clock, SystemClock
 from assay.errors import Cancelled, ProviderError
-from assay.model import ChatRequest, Completion, Record, Timing
+from assay.model import Timing
+from assay.records import Annotation, ItemKey, Record, WorkItem, make_record
 from assay.runner.retry import RetryPolicy
 
-__all__ = ["RecordSink", "Runner", "WorkItem", "make_record"]
+__all__ = ["Annotator", "RecordSink", "Runner"]
 
-ItemKey = tuple[str, str, str]
+# What is known about an attempt when it is written (a scorer's verdict, the item's tags), appended with it.
+Annotator = Callable[[Record], Iterable[Annotation]]
 
 
 class RecordSink(Protocol):
-    def put(self, record: Record) -> None: ...
-
-
-@dataclass(slots=True)
-class WorkItem:
-    target: str
-    suite: str
-    item_id: str
-    request: ChatRequest
-    prompt: str | None = None
-
-    @property
-    def key(self) -> ItemKey:
-        return (self.target, self.suite, self.item_id)
-
-
-def make_record(
-    run_id: str,
-    item: WorkItem,
-    attempt: int,
-    wall_start_s: float,
-    timing: Timing,
-    completion: Completion | None = None,
-    error: BaseException | None = None,
-    final: bool = True,
-    keep_text: bool = True,
-) -> Record:
-    """The one Record for an attempt, from what the client measured."""
-    sent = timing.sent_ns
-    rec = Record(
-        run_id=run_id,
-        target=item.target,
-        suite=item.suite,
-        item_id=item.item_id,
-        attempt=attempt,
-        status="ok" if completion is not None else "error",
-        wall_start_s=wall_start_s,
-        intended_ns=timing.intended_ns,
-        sent_ns=sent,
-        headers_ns=timing.headers_ns,
-        first_token_ns=timing.first_token_ns,
-        done_ns=timing.done_ns,
-        content_offsets_us=[(t - sent) // 1000 for t in timing.content_ns],
-        prompt=item.prompt,
-        final=final,
-    )
-    if completion is not None:
-        u = completion.usage
-        rec.input_tokens, rec.output_tokens = u.input_tokens, u.output_tokens
-        rec.cached_tokens, rec.cache_write_tokens = u.cached_tokens, u.cache_write_tokens
-        rec.reasoning_tokens, rec.token_source = u.reasoning_tokens, u.source
-        rec.http_status, rec.finish_reason, rec.request_id = (
-            completion.http_status,
-            completion.finish_reason,
-            completion.request_id,
-        )
-        rec.response_text = completion.text if keep_text else None
-    elif isinstance(error, ProviderError):
-        rec.error_class = error.error_class
-        rec.error_phase = getattr(error, "phase", None)
-        rec.error_message = error.message[:500]
-        rec.http_status = error.http_status
-        rec.retry_after_s = error.retry_after_s
-        rec.rate_limit_headers = error.headers
-        if timing.content_ns:
-            # Generation had started, so the provider bills the prompt and the tokens it sent. The
-            # server's usage never arrived: estimate, and say so.
-            rec.input_tokens = sum(estimate_tokens(m.content) for m in item.request.messages)
-            rec.input_tokens += estimate_tokens(item.request.system or "")
-            rec.output_tokens = len(timing.content_ns)  # one content event carries about one token
-            rec.token_source = "estimate"
-    elif error is not None:
-        rec.error_class = "internal"
-        rec.error_message = f"{type(error).__name__}: {error}"[:500]
-    return rec
+    def put(self, record: Record, annotations: Iterable[Annotation] = ()) -> None: ...
 
 
 @dataclass
@@ -116,7 +44,7 @@ class Runner:
     rng: random.Random = field(default_factory=lambda: random.Random(0))
     on_record: Callable[[Record], None] | None = None
     price: Callable[[Record], float | None] | None = None  # sets each Record's cost_usd from its tokens
-    annotate: Callable[[Record], None] | None = None  # e.g. scores a reply, before the Record is written
+    annotate: Annotator | None = None  # e.g. scores a reply; its annotations are written with the Record
     retry_budget: float | None = None  # retries allowed per first attempt (0.2 = 20%); None: no budget
     on_send: Callable[[WorkItem], None] | None = None  # each attempt, just before it is sent (live in-flight counts)
     keep_text: bool = True
@@ -160,7 +88,12 @@ class Runner:
             await asyncio.gather(*workers, return_exceptions=True)
         return self._written
 
-    async def run_open_loop(self, arrivals: Iterable[tuple[float, WorkItem]], max_in_flight: int | None = None) -> int:
+    async def run_open_loop(
+        self,
+        arrivals: Iterable[tuple[float, WorkItem]],
+        max_in_flight: int | None = None,
+        next_attempt: dict[ItemKey, int] | None = None,
+    ) -> int:
         """Send each item at start + its offset in seconds, whatever the target does (open loop).
 
         `arrivals` may be a generator, so a long schedule is never held in memory; returns Records written.
@@ -169,8 +102,9 @@ class Runner:
         waits for a free slot but keeps its intended start, so the wait shows up as
         response time and generator lag instead of vanishing (coordinated omission).
         Only in-flight requests hold a task, so memory stays flat however long the schedule.
+        `next_attempt` continues the attempt numbers of a resumed run.
         """
-        self._next_attempt, self._written, self._due = {}, 0, {}
+        self._next_attempt, self._written, self._due = dict(next_attempt or {}), 0, {}
         start = self.clock.now_ns()
         slots = asyncio.Semaphore(max_in_flight) if max_in_flight else None
         running: set[asyncio.Task[None]] = set()
@@ -200,10 +134,12 @@ class Runner:
             await asyncio.gather(*list(running), return_exceptions=True)
         return self._written
 
-    async def run_closed_loop(self, items: Iterator[WorkItem], workers: int) -> int:
+    async def run_closed_loop(
+        self, items: Iterator[WorkItem], workers: int, next_attempt: dict[ItemKey, int] | None = None
+    ) -> int:
         """Keep `workers` requests in flight, pulling items lazily (the iterator may be endless; bound it
         with a request count or by cancelling after a duration); return Records written."""
-        self._next_attempt, self._written, self._due = {}, 0, {}
+        self._next_attempt, self._written, self._due = dict(next_attempt or {}), 0, {}
 
         async def worker() -> None:
             for item in items:  # one shared iterator: each worker takes the next item when it is free
@@ -236,9 +172,7 @@ class Runner:
     def _emit(self, record: Record) -> None:
         if self.price is not None:
             record.cost_usd = self.price(record)
-        if self.annotate is not None:
-            self.annotate(record)
-        self.sink.put(record)
+        self.sink.put(record, self.annotate(record) if self.annotate is not None else ())
         self._written += 1
         if self.on_record is not None:
             self.on_record(record)

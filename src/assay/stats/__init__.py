@@ -1,25 +1,49 @@
-"""Statistics over Records: percentiles with CIs, reliability, summaries."""
+"""Statistics over Records: the one per-target summary, distributions with CIs, inference, timelines."""
 
-from assay.stats.load import LoadSummary, RateLimitVerdict, classify_rate_limit, summarize_load, timeline
+from assay.stats.distribution import EXACT_MAX, Distribution
 from assay.stats.percentiles import QUANTILES, bootstrap_ci, percentiles
-from assay.stats.quality import Comparison, holm, items_needed, mcnemar_exact, mean_ci, paired_bootstrap, wilson
+from assay.stats.quality import (
+    Comparison,
+    compare_pair,
+    holm,
+    holm_adjusted,
+    items_needed,
+    mcnemar_exact,
+    mean_ci,
+    paired_bootstrap,
+    wilson,
+)
+from assay.stats.ratelimit import RateLimitVerdict, classify_rate_limit
 from assay.stats.reliability import Bucket, error_counts, error_examples, uptime
-from assay.stats.summary import LATENCY_TIERS, Latency, TargetSummary, latency_tier, summarize
+from assay.stats.summary import (
+    LATENCY_METRICS,
+    LATENCY_TIERS,
+    Summarizer,
+    TargetSummary,
+    latency_tier,
+    summarize,
+    summarize_by_target,
+)
+from assay.stats.timeline import timeline
 
 __all__ = [
+    "EXACT_MAX",
+    "LATENCY_METRICS",
     "LATENCY_TIERS",
     "QUANTILES",
     "Bucket",
     "Comparison",
-    "Latency",
-    "LoadSummary",
+    "Distribution",
     "RateLimitVerdict",
+    "Summarizer",
     "TargetSummary",
     "bootstrap_ci",
     "classify_rate_limit",
+    "compare_pair",
     "error_counts",
     "error_examples",
     "holm",
+    "holm_adjusted",
     "items_needed",
     "latency_tier",
     "mcnemar_exact",
@@ -27,7 +51,7 @@ __all__ = [
     "paired_bootstrap",
     "percentiles",
     "summarize",
-    "summarize_load",
+    "summarize_by_target",
     "timeline",
     "uptime",
     "wilson",

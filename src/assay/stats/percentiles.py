@@ -10,13 +10,13 @@ import numpy as np
 
 __all__ = ["MIN_N_FOR_CI", "QUANTILES", "bootstrap_ci", "percentiles"]
 
-QUANTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0}
+QUANTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0}  # the one quantile set of every report
 MIN_N_FOR_CI = 20  # below this a percentile CI is too wide to mean anything
 # Resampling costs n_boot * n floats; past this many values the order-statistic CI is exact enough and cheap.
 BOOTSTRAP_MAX_N = 5000
 
 
-def percentiles(values: Sequence[float], qs: dict[str, float] = QUANTILES) -> dict[str, float | None]:
+def percentiles(values: Sequence[float] | np.ndarray, qs: dict[str, float] = QUANTILES) -> dict[str, float | None]:
     """Linear-interpolated percentiles; None for every key when there are no values."""
     if len(values) == 0:
         return {k: None for k in qs}
@@ -26,7 +26,7 @@ def percentiles(values: Sequence[float], qs: dict[str, float] = QUANTILES) -> di
 
 
 def bootstrap_ci(
-    values: Sequence[float],
+    values: Sequence[float] | np.ndarray,
     qs: dict[str, float] = QUANTILES,
     n_boot: int = 1000,
     level: float = 0.95,

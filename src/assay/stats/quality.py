@@ -9,8 +9,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +19,9 @@ from scipy import stats as sps
 
 __all__ = [
     "Comparison",
+    "compare_pair",
     "holm",
+    "holm_adjusted",
     "items_needed",
     "mcnemar_exact",
     "mean_ci",
@@ -142,10 +145,39 @@ class Comparison:
             "a": self.a,
             "b": self.b,
             "n": self.n,
-            "diff": round(self.diff, 6),
+            "diff": self.diff,
             "test": self.test,
-            "p_value": round(self.p_value, 6),
-            "p_holm": round(self.p_holm, 6),
+            "p_value": self.p_value,
+            "p_holm": self.p_holm,
             "a_only": self.a_only,
             "b_only": self.b_only,
         }
+
+
+def compare_pair(
+    group: str, a: str, b: str, xa: Mapping[str, float], xb: Mapping[str, float], graded: bool, min_n: int = 1
+) -> Comparison | None:
+    """Targets a and b on the items both have (item -> value; pass/fail as 1/0), or None under `min_n` items.
+
+    Pass/fail: exact McNemar on the discordant items. Graded: a paired bootstrap of the mean difference.
+    `diff` is mean(a) − mean(b) either way; `p_holm` is left for `holm_adjusted` over the family.
+    """
+    common = sorted(set(xa) & set(xb))
+    if len(common) < max(1, min_n):
+        return None
+    va, vb = [xa[i] for i in common], [xb[i] for i in common]
+    if graded:
+        diff, p, _ = paired_bootstrap(va, vb)
+        return Comparison(group, a, b, len(common), diff, "paired_bootstrap", p)
+    a_only = sum(1 for x, y in zip(va, vb, strict=True) if x >= 1.0 > y)
+    b_only = sum(1 for x, y in zip(va, vb, strict=True) if y >= 1.0 > x)
+    diff = (sum(va) - sum(vb)) / len(common)
+    return Comparison(
+        group, a, b, len(common), diff, "mcnemar_exact", mcnemar_exact(a_only, b_only), 1.0, a_only, b_only
+    )
+
+
+def holm_adjusted(family: Sequence[Comparison]) -> list[Comparison]:
+    """The comparisons with `p_holm` set by Holm's step-down correction over the whole family."""
+    adjusted = holm([c.p_value for c in family])
+    return [dataclasses.replace(c, p_holm=p) for c, p in zip(family, adjusted, strict=True)]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from assay.errors import ERROR_CLASSES
-from assay.model import Record
+from assay.records import Record
 
 __all__ = ["UPTIME_THRESHOLD", "Bucket", "error_counts", "error_examples", "uptime"]
 

@@ -1,19 +1,46 @@
-"""The reliability and latency summary of one target's Records, as every report reads it."""
+"""The one per-target summary: what a target's Records say, for every command, the report, cost and decisions.
+
+Built by streaming Records through a `Summarizer` (nothing but the metric
+distributions and a few arrays grows with the run), so a 40-request probe and a
+one-hour soak are summarised by the same code and read the same way:
+
+- reliability: items (judged by their final attempt), attempts, failures by class,
+  uptime, Retry-After;
+- latency: TTFT, TPOT, ITL, E2E (= service time), response time (from the intended
+  send) and generator lag, each a `Distribution` in the one latency shape;
+- traffic: offered and achieved rates, throughput and goodput (requests that meet the
+  SLO, `config.SLO.meets`: failures count as misses), token throughput;
+- money: what every attempt cost, failed ones included;
+- rate limiting: rejects | queues | saturates | none; and what client retries cost.
+
+JSON figures are unrounded (rounding is for display, report/formats.py).
+"""
 
 from __future__ import annotations
 
-import statistics
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import math
+from array import array
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
+from assay.config import SLO
+from assay.errors import ERROR_CLASSES
+from assay.records import Record
+from assay.stats.distribution import Distribution
+from assay.stats.ratelimit import RateLimitTracker, RateLimitVerdict
+from assay.stats.reliability import UPTIME_THRESHOLD, Bucket
 
-from assay.model import Record
-from assay.stats.percentiles import bootstrap_ci, percentiles
-from assay.stats.reliability import Bucket, error_counts, error_examples, uptime
-
-__all__ = ["LATENCY_TIERS", "Latency", "TargetSummary", "latency_tier", "summarize"]
+__all__ = [
+    "LATENCY_METRICS",
+    "LATENCY_TIERS",
+    "Summarizer",
+    "TargetSummary",
+    "latency_tier",
+    "summarize",
+    "summarize_by_target",
+]
 
 # Tier by TTFT p90 (ms): how the reply feels to a person waiting for it.
 LATENCY_TIERS: tuple[tuple[str, float, str], ...] = (
@@ -22,6 +49,9 @@ LATENCY_TIERS: tuple[tuple[str, float, str], ...] = (
     ("C", 2000.0, "noticeable"),
     ("D", float("inf"), "slow"),
 )
+# Per-request figures in the latency shape; service time is E2E under its load-testing name.
+LATENCY_METRICS = ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms", "response_time_ms", "generator_lag_ms",
+                   "output_tokens_per_s")  # fmt: skip
 
 
 def latency_tier(ttft_p90_ms: float | None) -> str | None:
@@ -31,56 +61,62 @@ def latency_tier(ttft_p90_ms: float | None) -> str | None:
 
 
 @dataclass
-class Latency:
-    """Percentiles of one latency metric, with bootstrap CIs where n allows."""
-
-    values: list[float]
-    p: dict[str, float | None] = field(init=False)
-    ci95: dict[str, tuple[float, float] | None] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.p = percentiles(self.values)
-        self.ci95 = bootstrap_ci(self.values)
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {k: _r(v) for k, v in self.p.items()}
-        out["mean"] = _r(statistics.fmean(self.values)) if self.values else None
-        out["n"] = len(self.values)
-        out["ci95"] = {k: [_r(v[0]), _r(v[1])] if v else None for k, v in self.ci95.items()}
-        return out
-
-
-@dataclass
 class TargetSummary:
     target: str
-    requests: int
+    requests: int  # items, judged by their final attempt
     succeeded: int
     failed: int
     attempts: int
     cancelled: int
-    errors: dict[str, int]
-    attempt_errors: dict[str, int]
+    errors: dict[str, int]  # items that failed for good, by class
+    attempt_errors: dict[str, int]  # every failed attempt, by class
     error_examples: dict[str, str]
     uptime_pct: float | None
     buckets: list[Bucket]
     bucket_s: float
-    e2e: Latency
-    ttft: Latency
-    tpot: Latency
-    itl: Latency
-    speed: Latency  # output tokens/s after the first token
+    latency: dict[str, Distribution]  # LATENCY_METRICS
     output_tokens_total: int
     input_tokens_total: int
+    reasoning_tokens_total: int
+    cached_tokens_total: int
     token_source: str
-    retry_after: list[float]
-    duration_s: float
+    retry_after: Distribution
+    duration_s: float  # first start to last end
+    met_slo: int  # final items that met the SLO (goodput's numerator)
+    slo: SLO
+    rate_limit: RateLimitVerdict
+    offered: int | None = None  # items the plan scheduled, when it was a schedule
+    schedule_s: float | None = None
+    sends: int = 0
+    send_span_s: float = 0.0
     cost_usd: float | None = None  # every attempt, failed ones included; None when no price is known
+    billed_attempts: int = 0
+    retries: dict[str, Any] | None = None  # what client retries cost, when there were any
+    met_slo_output_tokens: int = 0
+
+    # -- latency by name ----------------------------------------------------------------------------------------
+    @property
+    def ttft(self) -> Distribution:
+        return self.latency["ttft_ms"]
 
     @property
-    def cost_per_success_usd(self) -> float | None:
-        """What one successful request cost, billed failures and retries spread over the successes."""
-        return self.cost_usd / self.succeeded if self.cost_usd is not None and self.succeeded else None
+    def tpot(self) -> Distribution:
+        return self.latency["tpot_ms"]
 
+    @property
+    def itl(self) -> Distribution:
+        return self.latency["itl_ms"]
+
+    @property
+    def e2e(self) -> Distribution:
+        return self.latency["e2e_ms"]
+
+    @property
+    def speed(self) -> Distribution:
+        """Output tokens per second after the first token, per successful request."""
+        return self.latency["output_tokens_per_s"]
+
+    # -- derived figures ------------------------------------------------------------------------------------------
     @property
     def success_rate(self) -> float | None:
         return self.succeeded / self.requests if self.requests else None
@@ -90,80 +126,328 @@ class TargetSummary:
         return latency_tier(self.ttft.p["p90"])
 
     @property
+    def cost_per_success_usd(self) -> float | None:
+        """What one successful request cost, billed failures and retries spread over the successes."""
+        return self.cost_usd / self.succeeded if self.cost_usd is not None and self.succeeded else None
+
+    @property
+    def span_s(self) -> float:
+        """The time the rates are over: the schedule, or the run if it took longer."""
+        return max(self.schedule_s or 0.0, self.duration_s) or 1e-9
+
+    @property
+    def offered_rate_rps(self) -> float | None:
+        """What the schedule asked for per second; None for a run that was not a schedule."""
+        if self.offered is None or not self.schedule_s:
+            return None
+        return self.offered / self.schedule_s
+
+    @property
+    def achieved_rate_rps(self) -> float:
+        """Requests actually sent per second (n sends over the span between the first and last: n - 1 gaps)."""
+        return (self.sends - 1) / self.send_span_s if self.send_span_s > 0 else 0.0
+
+    @property
+    def throughput_rps(self) -> float:
+        return self.succeeded / self.span_s
+
+    @property
+    def goodput_rps(self) -> float:
+        return self.met_slo / self.span_s
+
+    @property
+    def slo_attainment(self) -> float | None:
+        """Share of items that met the SLO (failures are misses)."""
+        return self.met_slo / self.requests if self.requests else None
+
+    @property
+    def output_throughput_tokens_per_s(self) -> float:
+        return self.output_tokens_total / self.span_s
+
+    @property
+    def goodput_tokens_per_s(self) -> float:
+        """Output tokens per second of the requests that met the SLO: capacity at the SLO."""
+        return self.met_slo_output_tokens / self.span_s
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.failed / self.requests if self.requests else None
+
+    @property
     def jitter(self) -> dict[str, float | None]:
         """ITL standard deviation and the p99/p50 ratio of ITL."""
-        v = self.itl.values
         p50, p99 = self.itl.p["p50"], self.itl.p["p99"]
         return {
-            "itl_stdev_ms": float(np.std(v)) if len(v) > 1 else None,
+            "itl_stdev_ms": self.itl.stdev,
             "itl_p99_over_p50": (p99 / p50) if p50 and p99 is not None else None,
         }
 
+    def mean_tokens(self) -> dict[str, float]:
+        """Mean tokens of a successful request: input, visible output, reasoning; and the cached share of input."""
+        n = self.succeeded
+        return {
+            "input": self.input_tokens_total / n if n else 0.0,
+            "output": (self.output_tokens_total - self.reasoning_tokens_total) / n if n else 0.0,
+            "reasoning": self.reasoning_tokens_total / n if n else 0.0,
+            "cached_input_fraction": self.cached_tokens_total / self.input_tokens_total
+            if self.input_tokens_total
+            else 0.0,
+        }
+
     def to_json(self) -> dict[str, Any]:
-        ra = percentiles(self.retry_after, {"p50": 50.0, "max": 100.0})
+        tokens = self.mean_tokens()
         return {
             "requests": self.requests,
             "succeeded": self.succeeded,
             "failed": self.failed,
             "attempts": self.attempts,
             "cancelled": self.cancelled,
-            "success_rate": _r(self.success_rate, 4),
-            "uptime_pct": _r(self.uptime_pct, 2),
-            "uptime_bucket_s": _r(self.bucket_s, 3),
+            "success_rate": self.success_rate,
+            "uptime_pct": self.uptime_pct,
+            "uptime_bucket_s": self.bucket_s,
             "latency_tier": self.tier,
             "errors": self.errors,
             "attempt_errors": self.attempt_errors,
             "error_examples": self.error_examples,
-            "e2e_ms": self.e2e.to_json(),
-            "ttft_ms": self.ttft.to_json(),
-            "tpot_ms": self.tpot.to_json(),
-            "itl_ms": self.itl.to_json(),
-            "jitter": {k: _r(v) for k, v in self.jitter.items()},
-            "output_tokens_per_s": {k: _r(v) for k, v in self.speed.p.items()},
-            "output_tokens": {"total": self.output_tokens_total, "source": self.token_source},
-            "input_tokens": {"total": self.input_tokens_total},
-            "retry_after_s": {"count": len(self.retry_after), "p50": _r(ra["p50"]), "max": _r(ra["max"])},
-            "duration_s": _r(self.duration_s, 3),
-            "cost_usd": _r(self.cost_usd, 8),
-            "cost_per_success_usd": _r(self.cost_per_success_usd, 8),
+            **{k: d.to_json() for k, d in self.latency.items()},
+            "service_time_ms": self.e2e.to_json(),
+            "jitter": self.jitter,
+            "output_tokens": {"total": self.output_tokens_total, "mean": tokens["output"], "source": self.token_source},
+            "input_tokens": {"total": self.input_tokens_total, "mean": tokens["input"]},
+            "reasoning_tokens": {"total": self.reasoning_tokens_total, "mean": tokens["reasoning"]},
+            "cached_input_fraction": tokens["cached_input_fraction"],
+            "retry_after_s": {
+                "count": self.retry_after.n,
+                "p50": self.retry_after.p["p50"],
+                "max": self.retry_after.quantile(1.0),
+            },
+            "duration_s": self.duration_s,
+            "offered_rate_rps": self.offered_rate_rps,
+            "achieved_rate_rps": self.achieved_rate_rps,
+            "throughput_rps": self.throughput_rps,
+            "goodput_rps": self.goodput_rps,
+            "slo": {**self.slo.bounds, "attainment": self.slo_attainment},
+            "output_throughput_tokens_per_s": self.output_throughput_tokens_per_s,
+            "goodput_tokens_per_s": self.goodput_tokens_per_s,
+            "rate_limit": self.rate_limit.to_json(),
+            "retries": self.retries,
+            "cost_usd": self.cost_usd,
+            "cost_per_success_usd": self.cost_per_success_usd,
+            "billed_attempts": self.billed_attempts,
         }
 
 
-def summarize(target: str, records: Sequence[Record], bucket_s: float | None = None) -> TargetSummary:
-    """Summarize one target's attempts. Items are judged by their final attempt."""
-    attempts = [r for r in records if r.error_class != "cancelled"]
-    finals = [r for r in attempts if r.final]
-    ok = [r for r in attempts if r.ok]
-    pct, buckets, width = uptime(attempts, bucket_s)
-    sources = {r.token_source for r in ok}
-    starts = [r.wall_start_s for r in attempts]
-    ends = [r.wall_start_s + (r.e2e_ms or 0) / 1e3 for r in attempts]
-    return TargetSummary(
-        target=target,
-        requests=len(finals),
-        succeeded=sum(r.ok for r in finals),
-        failed=sum(not r.ok for r in finals),
-        attempts=len(attempts),
-        cancelled=len(records) - len(attempts),
-        errors=error_counts(finals),
-        attempt_errors=error_counts(attempts),
-        error_examples=error_examples(attempts),
-        uptime_pct=pct,
-        buckets=buckets,
-        bucket_s=width,
-        e2e=Latency([v for r in ok if (v := r.e2e_ms) is not None]),
-        ttft=Latency([v for r in ok if (v := r.ttft_ms) is not None]),
-        tpot=Latency([v for r in ok if (v := r.tpot_ms) is not None]),
-        itl=Latency([g for r in ok for g in r.itl_ms()]),
-        speed=Latency([v for r in ok if (v := r.output_tokens_per_s) is not None]),
-        output_tokens_total=sum(r.output_tokens for r in ok),
-        input_tokens_total=sum(r.input_tokens for r in ok),
-        token_source=sources.pop() if len(sources) == 1 else ("mixed" if sources else "none"),
-        retry_after=[r.retry_after_s for r in attempts if r.retry_after_s is not None],
-        duration_s=(max(ends) - min(starts)) if starts else 0.0,
-        cost_usd=sum(r.cost_usd or 0.0 for r in attempts) if any(r.cost_usd is not None for r in attempts) else None,
-    )
+class Summarizer:
+    """Folds one target's Records into a TargetSummary, one at a time, in any order."""
+
+    def __init__(self, slo: SLO | None = None) -> None:
+        self.slo = slo or SLO()
+        self.latency = {k: Distribution() for k in LATENCY_METRICS}
+        self.retry_after = Distribution()
+        self.errors: Counter[str] = Counter()
+        self.attempt_errors: Counter[str] = Counter()
+        self.examples: dict[str, str] = {}
+        self.finals = self.ok = self.met = self.met_tokens = 0
+        self.attempts = self.cancelled = 0
+        self.output_tokens = self.input_tokens = self.reasoning_tokens = self.cached_tokens = 0
+        self.sources: set[str] = set()
+        self.sends = 0
+        self.first_send = self.last_send = 0
+        self.first_wall = math.inf
+        self.last_wall = -math.inf
+        self.cost = 0.0
+        self.priced = False
+        self.billed = 0
+        self.limits = RateLimitTracker()
+        # uptime: each countable attempt's wall-clock start and outcome
+        self.walls = array("d")
+        self.wall_ok = array("b")
+        # retries: items still being retried -> [first start ns, tokens, cost]
+        self.retrying: dict[tuple[str, str, str], list[float]] = {}
+        self.retried = self.rescued = self.extra_attempts = 0
+        self.wasted_tokens = 0
+        self.wasted_cost = 0.0
+        self.rescued_ms = Distribution()
+
+    def add(self, r: Record) -> None:
+        if r.error_class == "cancelled":
+            self.cancelled += 1
+            return
+        self.attempts += 1
+        self.limits.add(r)
+        if r.cost_usd is not None:
+            self.priced = True
+            self.cost += r.cost_usd
+            self.billed += r.cost_usd > 0
+        end = r.wall_start_s + (r.e2e_ms or 0.0) / 1e3
+        self.first_wall = min(self.first_wall, r.wall_start_s)
+        self.last_wall = max(self.last_wall, end)
+        if r.sent_ns and not r.cached:
+            self.sends += 1
+            self.first_send = min(self.first_send, r.sent_ns) if self.first_send else r.sent_ns
+            self.last_send = max(self.last_send, r.sent_ns)
+            if (lag := r.generator_lag_ms) is not None:
+                self.latency["generator_lag_ms"].add(lag)
+        if r.retry_after_s is not None:
+            self.retry_after.add(r.retry_after_s)
+        if not r.ok:
+            cls = r.error_class or "internal"
+            self.attempt_errors[cls] += 1
+            self.examples.setdefault(cls, r.error_message or "")
+        if r.error_class != "client_error":  # the caller's mistakes say nothing about availability
+            self.walls.append(r.wall_start_s)
+            self.wall_ok.append(r.ok)
+        self._retries(r)
+        if not r.final:
+            return
+        self.finals += 1
+        if not r.ok:
+            self.errors[r.error_class or "internal"] += 1
+            return
+        self.ok += 1
+        self.sources.add(r.token_source)
+        self.output_tokens += r.output_tokens
+        self.input_tokens += r.input_tokens
+        self.reasoning_tokens += r.reasoning_tokens
+        self.cached_tokens += r.cached_tokens
+        if self.slo.meets(r):
+            self.met += 1
+            self.met_tokens += r.output_tokens
+        lat = self.latency
+        per_request = (
+            ("ttft_ms", r.ttft_ms),
+            ("tpot_ms", r.tpot_ms),
+            ("e2e_ms", r.e2e_ms),
+            ("response_time_ms", r.response_time_ms),
+            ("output_tokens_per_s", r.output_tokens_per_s),
+        )
+        for key, value in per_request:
+            if value is not None:
+                lat[key].add(value)
+        itl = lat["itl_ms"]
+        offs = r.content_offsets_us
+        for i in range(1, len(offs)):
+            itl.add((offs[i] - offs[i - 1]) / 1e3)
+
+    def _retries(self, r: Record) -> None:
+        key = (r.suite, r.item_id, r.judged_target)
+        entry = self.retrying.get(key)
+        if not r.final:  # a failed try that will be retried
+            if entry is None:
+                self.retrying[key] = entry = [float(r.intended_ns or r.sent_ns), 0.0, 0.0]
+                self.retried += 1
+            self.extra_attempts += 1
+            entry[1] += r.input_tokens + r.output_tokens
+            entry[2] += r.cost_usd or 0.0
+            return
+        if entry is not None:
+            del self.retrying[key]
+            self.wasted_tokens += int(entry[1])
+            self.wasted_cost += entry[2]
+            if r.ok and r.done_ns and entry[0]:
+                self.rescued += 1
+                self.rescued_ms.add((r.done_ns - entry[0]) / 1e6)
+
+    def _uptime(self, bucket_s: float | None) -> tuple[float | None, list[Bucket], float]:
+        if not self.walls:
+            return None, [], bucket_s or 1.0
+        t0, t1 = min(self.walls), max(self.walls)
+        width = bucket_s or max(1.0, (t1 - t0) / 20)
+        n_buckets = int((t1 - t0) // width) + 1
+        attempts = [0] * n_buckets
+        ok = [0] * n_buckets
+        for wall, good in zip(self.walls, self.wall_ok, strict=True):
+            i = min(n_buckets - 1, int((wall - t0) // width))
+            attempts[i] += 1
+            ok[i] += good
+        buckets = [
+            Bucket(i * width, a, s, s >= math.ceil(UPTIME_THRESHOLD * a))
+            for i, (a, s) in enumerate(zip(attempts, ok, strict=True))
+            if a
+        ]
+        return 100.0 * sum(b.up for b in buckets) / len(buckets), buckets, width
+
+    def summary(
+        self, target: str, bucket_s: float | None = None, offered: int | None = None, schedule_s: float | None = None
+    ) -> TargetSummary:
+        pct, buckets, width = self._uptime(bucket_s)
+        retries = None
+        if self.retried:
+            retries = {
+                "extra_attempts": self.extra_attempts,
+                "items_retried": self.retried,
+                "items_rescued": self.rescued,
+                "rescued_response_time_ms": self.rescued_ms.to_json(),
+                "failed_attempt_tokens": self.wasted_tokens + int(sum(e[1] for e in self.retrying.values())),
+                "failed_attempt_cost_usd": self.wasted_cost,
+            }
+        sources = self.sources
+        return TargetSummary(
+            target=target,
+            requests=self.finals,
+            succeeded=self.ok,
+            failed=self.finals - self.ok,
+            attempts=self.attempts,
+            cancelled=self.cancelled,
+            errors={**dict.fromkeys(ERROR_CLASSES, 0), **self.errors},
+            attempt_errors={**dict.fromkeys(ERROR_CLASSES, 0), **self.attempt_errors},
+            error_examples=dict(self.examples),
+            uptime_pct=pct,
+            buckets=buckets,
+            bucket_s=width,
+            latency=self.latency,
+            output_tokens_total=self.output_tokens,
+            input_tokens_total=self.input_tokens,
+            reasoning_tokens_total=self.reasoning_tokens,
+            cached_tokens_total=self.cached_tokens,
+            token_source=next(iter(sources)) if len(sources) == 1 else ("mixed" if sources else "none"),
+            retry_after=self.retry_after,
+            duration_s=max(0.0, self.last_wall - self.first_wall) if self.attempts else 0.0,
+            met_slo=self.met,
+            met_slo_output_tokens=self.met_tokens,
+            slo=self.slo,
+            rate_limit=self.limits.verdict(),
+            offered=offered,
+            schedule_s=schedule_s,
+            sends=self.sends,
+            send_span_s=(self.last_send - self.first_send) / 1e9 if self.sends > 1 else 0.0,
+            cost_usd=self.cost if self.priced else None,
+            billed_attempts=self.billed,
+            retries=retries,
+        )
 
 
-def _r(v: float | None, digits: int = 2) -> float | None:
-    return None if v is None else round(float(v), digits)
+def summarize(
+    target: str,
+    records: Iterable[Record],
+    bucket_s: float | None = None,
+    slo: SLO | None = None,
+    offered: int | None = None,
+    schedule_s: float | None = None,
+) -> TargetSummary:
+    """Summarize one target's attempts (streamed). Items are judged by their final attempt."""
+    s = Summarizer(slo)
+    for r in records:
+        s.add(r)
+    return s.summary(target, bucket_s, offered, schedule_s)
+
+
+def summarize_by_target(
+    records: Iterable[Record],
+    order: Iterable[str] = (),
+    bucket_s: float | None = None,
+    slo: SLO | None = None,
+    offered: int | None = None,
+    schedule_s: float | None = None,
+) -> dict[str, TargetSummary]:
+    """One summary per target of a run's Records (streamed), in `order` first; a judge's calls are not the
+    judge's own traffic and are left out (reports count them as the judging cost)."""
+    folds: dict[str, Summarizer] = {n: Summarizer(slo) for n in order}
+    for r in records:
+        if r.judged_target:
+            continue
+        fold = folds.get(r.target)
+        if fold is None:
+            fold = folds[r.target] = Summarizer(slo)
+        fold.add(r)
+    return {n: f.summary(n, bucket_s, offered, schedule_s) for n, f in folds.items() if f.attempts or f.cancelled}

@@ -7,22 +7,27 @@ import dataclasses
 import queue
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from assay.errors import AssayError
-from assay.model import Record
+from assay.errors import AssayError, ConfigError
+from assay.records import Annotation, Annotations, ItemKey, Record, RecordKey, annotation_from_json
 from assay.store.schema import migrate
 
 __all__ = ["RecordWriter", "RunInfo", "Store", "connect"]
 
 _FIELDS = [f.name for f in dataclasses.fields(Record)]
-_JSON_FIELDS = {"rate_limit_headers", "scores"}
+_JSON_FIELDS = {"rate_limit_headers"}
+_BOOL_FIELDS = {"final", "cached"}
 _INSERT = f"INSERT OR IGNORE INTO records ({', '.join(_FIELDS)}) VALUES ({', '.join('?' * len(_FIELDS))})"
+_ANNOTATE = (
+    "INSERT INTO annotations (run_id, target, suite, item_id, judged_target, attempt, kind, data, created_s) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -51,7 +56,7 @@ def _row(rec: Record) -> tuple[Any, ...]:
             v = orjson.dumps(v) if v else None
         elif name in _JSON_FIELDS:
             v = orjson.dumps(v).decode() if v else None
-        elif name == "final":
+        elif name in _BOOL_FIELDS:
             v = int(v)
         out.append(v)
     return tuple(out)
@@ -62,8 +67,15 @@ def _record(row: sqlite3.Row) -> Record:
     d["content_offsets_us"] = orjson.loads(d["content_offsets_us"]) if d["content_offsets_us"] else []
     for k in _JSON_FIELDS:
         d[k] = orjson.loads(d[k]) if d[k] else {}
-    d["final"] = bool(d["final"])
+    for k in _BOOL_FIELDS:
+        d[k] = bool(d[k])
     return Record(**d)
+
+
+def annotation_row(record: Record, annotation: Annotation, now_s: float) -> tuple[Any, ...]:
+    data = {f.name: getattr(annotation, f.name) for f in dataclasses.fields(annotation)}
+    return (record.run_id, record.target, record.suite, record.item_id, record.judged_target, record.attempt,
+            annotation.KIND, orjson.dumps(data).decode(), now_s)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -77,6 +89,7 @@ class RunInfo:
     config: dict[str, Any]
     params: dict[str, Any]
     versions: dict[str, str]
+    targets: list[str]  # the targets the run sent to (judges included); older runs: the config's
 
 
 class Store:
@@ -105,9 +118,12 @@ class Store:
         config: dict[str, Any],
         params: dict[str, Any],
         versions: dict[str, str],
+        targets: list[str] | None = None,
     ) -> None:
+        names = targets if targets is not None else [t["name"] for t in config.get("targets", [])]
         self.conn.execute(
-            "INSERT INTO runs VALUES (?, ?, 'running', ?, NULL, ?, ?, ?, ?)",
+            "INSERT INTO runs (run_id, kind, status, created_s, finished_s, config_hash, config_json, params_json, "
+            "versions_json, targets_json) VALUES (?, ?, 'running', ?, NULL, ?, ?, ?, ?, ?)",
             (
                 run_id,
                 kind,
@@ -116,22 +132,29 @@ class Store:
                 orjson.dumps(config).decode(),
                 orjson.dumps(params).decode(),
                 orjson.dumps(versions).decode(),
+                orjson.dumps(names).decode(),
             ),
         )
 
     def set_status(self, run_id: str, status: str, finished_s: float | None = None) -> None:
         self.conn.execute("UPDATE runs SET status = ?, finished_s = ? WHERE run_id = ?", (status, finished_s, run_id))
 
-    def run(self, run_id: str) -> RunInfo:
-        """A run by id, or the newest for `latest`."""
+    def run(self, run_id: str, kind: str | None = None) -> RunInfo:
+        """A run by id, or the newest (of `kind`, when given) for `latest`."""
         if run_id == "latest":
-            row = self.conn.execute("SELECT * FROM runs ORDER BY created_s DESC LIMIT 1").fetchone()
+            sql, args = "SELECT * FROM runs", tuple[str, ...]()
+            if kind is not None:  # the newest of this kind
+                sql, args = sql + " WHERE kind = ?", (kind,)
+            row = self.conn.execute(sql + " ORDER BY created_s DESC LIMIT 1", args).fetchone()
             if row is None:
-                raise AssayError(f"no runs in {self.path} yet; start one with `assay probe`")
+                what = f"{kind} runs" if kind else "runs"
+                raise ConfigError(f"no {what} in {self.path} yet; start one with `assay {kind or 'probe'}`")
         else:
             row = self.conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
             if row is None:
-                raise AssayError(f"no run {run_id!r} in {self.path}; `assay runs` lists them")
+                raise ConfigError(f"no run {run_id!r} in {self.path}; `assay runs` lists them")
+        config = orjson.loads(row["config_json"])
+        targets = orjson.loads(row["targets_json"]) if row["targets_json"] else None
         return RunInfo(
             run_id=row["run_id"],
             kind=row["kind"],
@@ -139,9 +162,10 @@ class Store:
             created_s=row["created_s"],
             finished_s=row["finished_s"],
             config_hash=row["config_hash"],
-            config=orjson.loads(row["config_json"]),
+            config=config,
             params=orjson.loads(row["params_json"]),
             versions=orjson.loads(row["versions_json"]),
+            targets=targets if targets is not None else [t["name"] for t in config.get("targets", [])],
         )
 
     def runs(self, limit: int = 50) -> list[RunInfo]:
@@ -198,25 +222,41 @@ class Store:
             ],
         )
 
-    def set_scores(self, run_id: str, rows: list[Record]) -> None:
-        """Replace the scores of these Records (scorers that run after the requests, in a batch)."""
-        self.conn.executemany(
-            "UPDATE records SET scores = ? "
-            "WHERE run_id = ? AND target = ? AND suite = ? AND item_id = ? AND attempt = ?",
-            [(orjson.dumps(r.scores).decode(), run_id, r.target, r.suite, r.item_id, r.attempt) for r in rows],
-        )
-
-    def attempts_so_far(self, run_id: str) -> tuple[set[tuple[str, str, str]], dict[tuple[str, str, str], int]]:
-        """For resume: items already finished, and the next attempt number of every item seen."""
-        done: set[tuple[str, str, str]] = set()
-        next_attempt: dict[tuple[str, str, str], int] = {}
+    def annotations(self, run_id: str) -> dict[RecordKey, Annotations]:
+        """Every Record's latest annotation of each kind, by (target, suite, item, judged_target, attempt)."""
+        out: dict[RecordKey, Annotations] = {}
         rows = self.conn.execute(
-            "SELECT target, suite, item_id, MAX(attempt), MAX(final AND error_class IS NOT 'cancelled') "
-            "FROM records WHERE run_id = ? GROUP BY target, suite, item_id",
+            "SELECT target, suite, item_id, judged_target, attempt, kind, data FROM annotations "
+            "WHERE run_id = ? ORDER BY id",
             (run_id,),
         )
-        for target, suite, item, max_attempt, finished in rows:
-            key = (target, suite, item)
+        for target, suite, item, judged, attempt, kind, data in rows:
+            key = (target, suite, item, judged, attempt)
+            out.setdefault(key, Annotations()).add(annotation_from_json(kind, orjson.loads(data)))
+        return out
+
+    def iter_annotated(self, run_id: str, target: str | None = None) -> Iterator[tuple[Record, Annotations]]:
+        """Each Record with its annotations (empty when it has none)."""
+        notes = self.annotations(run_id)
+        for r in self.iter_records(run_id, target):
+            yield r, notes.get(r.key) or Annotations()
+
+    def annotate(self, rows: Sequence[tuple[Record, Annotation]], now_s: float) -> None:
+        """Append annotations to stored Records (scorers and classifiers that run after the requests)."""
+        with self.conn:
+            self.conn.executemany(_ANNOTATE, [annotation_row(r, a, now_s) for r, a in rows])
+
+    def attempts_so_far(self, run_id: str) -> tuple[set[ItemKey], dict[ItemKey, int]]:
+        """For resume: items already finished, and the next attempt number of every item seen."""
+        done: set[ItemKey] = set()
+        next_attempt: dict[ItemKey, int] = {}
+        rows = self.conn.execute(
+            "SELECT target, suite, item_id, judged_target, MAX(attempt), MAX(final AND error_class IS NOT 'cancelled') "
+            "FROM records WHERE run_id = ? GROUP BY target, suite, item_id, judged_target",
+            (run_id,),
+        )
+        for target, suite, item, judged, max_attempt, finished in rows:
+            key = (target, suite, item, judged)
             next_attempt[key] = max_attempt + 1
             if finished:
                 done.add(key)
@@ -236,45 +276,72 @@ class RecordWriter:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue()
+        # Rows with their annotation rows; a threading.Event asks for a flush; None stops the thread.
+        self._queue: queue.Queue[tuple[tuple[Any, ...], list[tuple[Any, ...]]] | threading.Event | None] = queue.Queue()
         self._error: BaseException | None = None
         self._conn = connect(path)
         self._thread = threading.Thread(target=self._loop, name="assay-record-writer", daemon=True)
         self._thread.start()
 
-    def put(self, record: Record) -> None:
+    def flush(self) -> None:
+        """Block until everything queued so far is committed (blocking; see `aflush`)."""
+        done = threading.Event()
+        self._queue.put(done)
+        while not done.wait(0.05):
+            if not self._thread.is_alive():
+                break
         if self._error is not None:
             raise AssayError(f"record writer failed: {self._error}")
-        self._queue.put(_row(record))
+
+    async def aflush(self) -> None:
+        await asyncio.to_thread(self.flush)
+
+    def put(self, record: Record, annotations: Iterable[Annotation] = ()) -> None:
+        """Queue a Record and the annotations it is born with; they are committed in the same transaction."""
+        if self._error is not None:
+            raise AssayError(f"record writer failed: {self._error}")
+        notes = [annotation_row(record, a, record.wall_start_s) for a in annotations]
+        self._queue.put((_row(record), notes))
 
     def _loop(self) -> None:
-        batch: list[tuple[Any, ...]] = []
+        batch: list[tuple[tuple[Any, ...], list[tuple[Any, ...]]]] = []
+        flushes: list[threading.Event] = []
         stop = False
         while not stop:
             item = self._queue.get()
             if item is None:
                 stop = True
+            elif isinstance(item, threading.Event):
+                flushes.append(item)
             else:
                 batch.append(item)
-            while len(batch) < self.BATCH:
+            while len(batch) < self.BATCH and not flushes:
                 try:
                     more = self._queue.get(timeout=0.05) if not stop else self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if more is None:
                     stop = True
+                elif isinstance(more, threading.Event):
+                    flushes.append(more)
                 else:
                     batch.append(more)
             if batch:
                 try:
                     self._conn.execute("BEGIN")
-                    self._conn.executemany(_INSERT, batch)
+                    self._conn.executemany(_INSERT, [row for row, _ in batch])
+                    notes = [n for _, ns in batch for n in ns]
+                    if notes:
+                        self._conn.executemany(_ANNOTATE, notes)
                     self._conn.execute("COMMIT")
                 except sqlite3.Error as e:  # keep the loop alive so close() still returns
                     self._error = e
                     if self._conn.in_transaction:
                         self._conn.execute("ROLLBACK")
                 batch = []
+            for done in flushes:
+                done.set()
+            flushes = []
         self._conn.close()
 
     def close(self) -> None:

@@ -2,8 +2,9 @@
 
 The judge must answer with a JSON verdict. A verdict that cannot be parsed is
 asked again (up to `retries` times); a judge that still cannot decide leaves the
-item *unscored*, never failed. Judge calls are Records of their own (suite
-`<suite>@judge`, item `<target>/<item>`), so their cost and latency are counted.
+item *unscored*, never failed. Judge calls are Records of their own (the judge's
+target, the suite and item judged, and `judged_target`), so their cost and latency
+are counted; the re-ask loop is the shared judge phase (runner/judge.py).
 """
 
 from __future__ import annotations
@@ -17,9 +18,7 @@ import orjson
 from assay.datasets import EvalItem
 from assay.model import ChatRequest, Message
 
-__all__ = ["JUDGE_SUFFIX", "json_objects", "judge_request", "parse_verdict"]
-
-JUDGE_SUFFIX = "@judge"
+__all__ = ["json_objects", "judge_request", "parse_verdict"]
 
 # The simulator's judge behaviour reads these section markers (simulator/answers.py); keep them in step.
 PROMPT = """You are grading a reply to a question against a reference answer.

@@ -5,6 +5,10 @@ offered load in one run. Prompts are synthetic with a controlled size (unique pe
 request when asked, to defeat prompt caches). Every attempt is a Record in the
 store with its intended start, so service time, response time and generator lag
 come out of the same Records as everything else.
+
+Resume: the schedule and the prompts are seeded, so a resumed run rebuilds them,
+skips what has a final attempt and sends the rest on the same schedule, shifted
+to start now (an open loop), or for what is left of the duration (a closed loop).
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ import asyncio
 import contextlib
 import gc
 import itertools
+import logging
 import random
 import secrets
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,23 +27,28 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from assay.clients import Timeouts, make_client, open_session
-from assay.clock import Clock, SystemClock
-from assay.config import ProjectConfig, missing_key_envs, state_dir
+from assay.clients import open_session
+from assay.clock import Clock
+from assay.config import SLO, ProjectConfig, state_dir
 from assay.datasets import data_dir, load_items
 from assay.errors import ConfigError
-from assay.model import ChatRequest, Message, Record, StrictModel
-from assay.runner import RetryPolicy, Runner, WorkItem
+from assay.model import ChatRequest, Message, StrictModel
+from assay.records import Record, WorkItem
+from assay.runner import Runner
 from assay.runner.arrivals import Arrivals, schedule
-from assay.stats import LoadSummary, summarize_load, timeline
-from assay.store import RecordWriter, Store
-from assay.suites.probe import config_hash, price_book, stored_config, versions
+from assay.runner.runs import Run, open_run
+from assay.stats import TargetSummary, summarize_by_target, timeline
+from assay.store import Store
 
 __all__ = [
+    "KIND",
+    "LAG_WARN_MS",
     "LoadOptions",
     "LoadResult",
     "SweepPoint",
     "SweepResult",
+    "behind_schedule",
+    "load_summaries",
     "read_trace",
     "run_load",
     "run_sweep",
@@ -47,8 +56,11 @@ __all__ = [
     "synthetic_prompt",
 ]
 
+log = logging.getLogger("assay")
+
 KIND = "load"
 SUITE = "load"
+LAG_WARN_MS = 10.0  # a generator later than this (p99) is not keeping its schedule
 _WORDS = (  # noqa: SIM905 - a line of words reads better than thirty strings
     "latency throughput request token stream model vendor queue budget error retry window second minute "
     "answer question context prompt cache limit rate burst steady user session traffic service region"
@@ -75,8 +87,10 @@ class LoadOptions(StrictModel):
     prompts: str | None = Field(
         default=None, description="Prompts from a dataset (gsm8k, demo-qa, ...) or a golden-set file, cycled."
     )
-    timeout_s: float = Field(default=60.0, gt=0)
-    slo: dict[str, float] = Field(default_factory=dict)
+    timeout_s: float | None = Field(
+        default=None, gt=0, description="--timeout: the total for every target of this run, over any config."
+    )
+    slo: SLO = Field(default_factory=SLO, description="Goodput objectives (default: the config's `slo:`).")
     seed: int = 0
     retries: int = Field(default=0, ge=0, le=10, description="Client retries (Retry-After honoured, else backoff).")
     retry_budget: float | None = Field(default=None, gt=0, le=10, description="Retries per first attempt, at most.")
@@ -91,9 +105,6 @@ class LoadOptions(StrictModel):
             raise ValueError("give --rate (open loop) or --concurrency (closed loop)")
         if self.rate is not None and self.concurrency is not None:
             raise ValueError("--rate (open loop) and --concurrency (closed loop) exclude each other")
-        unknown = set(self.slo) - {"ttft_ms", "e2e_ms", "tpot_ms"}
-        if unknown:
-            raise ValueError(f"unknown SLO key(s) {', '.join(sorted(unknown))}; use ttft_ms, e2e_ms, tpot_ms")
         return self
 
 
@@ -111,8 +122,7 @@ def synthetic_prompt(tokens: int, rng: random.Random, unique: bool) -> str:
 @dataclass
 class LoadResult:
     run_id: str
-    summaries: dict[str, LoadSummary]
-
+    summaries: dict[str, TargetSummary]
     timelines: dict[str, list[dict[str, Any]]] | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -136,94 +146,119 @@ def _plan(opts: LoadOptions) -> tuple[list[float] | None, int]:
             times=tuple(t for t, _ in opts.trace),
             seed=opts.seed,
         )
+        times = schedule(arrivals, opts.duration_s, opts.requests)
     except ValueError as e:
         raise ConfigError(f"arrivals: {e}") from None
-    times = schedule(arrivals, opts.duration_s, opts.requests)
     return times, len(times)
 
 
+def load_summaries(store: Store, run_id: str, with_timelines: bool = False) -> LoadResult:
+    """The summaries of a stored load run, as `assay load` printed them and the report shows them."""
+    info = store.run(run_id, kind=KIND)
+    if info.kind != KIND:
+        raise ConfigError(f"run {info.run_id} is a {info.kind} run, not a load run")
+    opts = LoadOptions.model_validate(info.params)
+    times, planned = _plan(opts)
+    offered = planned if times is not None else None
+    schedule_s = opts.duration_s or (times[-1] if times else None)
+    summaries = summarize_by_target(
+        store.iter_records(info.run_id), info.targets, slo=opts.slo, offered=offered, schedule_s=schedule_s
+    )
+    timelines = None
+    if with_timelines:
+        timelines = {}
+        for n in summaries:
+            t0 = store.conn.execute(
+                "SELECT MIN(CASE WHEN intended_ns > 0 THEN intended_ns ELSE sent_ns END) FROM records "
+                "WHERE run_id = ? AND target = ? AND (intended_ns > 0 OR sent_ns > 0)",
+                (info.run_id, n),
+            ).fetchone()[0]
+            timelines[n] = timeline(store.iter_records(info.run_id, n), 1.0, t0) if t0 else []
+    return LoadResult(info.run_id, summaries, timelines)
+
+
+def behind_schedule(s: TargetSummary) -> str | None:
+    """A warning when the generator could not keep its schedule, else None."""
+    lag = s.latency["generator_lag_ms"].p["p99"]
+    offered = s.offered_rate_rps
+    behind = offered is not None and offered > 0 and s.achieved_rate_rps < 0.95 * offered
+    if (lag is not None and lag > LAG_WARN_MS) or behind:
+        return (
+            f"{s.target}: the generator could not keep its schedule (lag p99 {lag or 0:,.0f} ms, sent "
+            f"{s.achieved_rate_rps:.1f} of {offered or 0:.1f}/s); response times include that wait, "
+            "service times do not"
+        )
+    return None
+
+
 async def run_load(
-    config: ProjectConfig,
+    config: ProjectConfig | None,
     opts: LoadOptions,
     db: Path,
     *,
+    resume: str | None = None,
     clock: Clock | None = None,
     on_record: Callable[[Record], None] | None = None,
     on_start: Callable[[str, dict[str, int]], None] | None = None,
     on_send: Callable[[WorkItem], None] | None = None,
 ) -> LoadResult:
-    clock = clock or SystemClock()
-    names = list(opts.targets) or [t.name for t in config.targets]
-    targets = [config.target(n) for n in names]
-    missing = missing_key_envs(config, set(names))
-    if missing:
-        raise ConfigError("cannot load-test: API keys missing", missing)
-    prices = price_book(config)
-    times, planned = _plan(opts)
-    run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime(clock.wall_s())) + "-" + secrets.token_hex(3)
-    store = Store(db)
+    """Run (or resume) a load run; every attempt is a Record, summaries stream through sketches."""
+    if resume is None:
+        if config is None:
+            raise ValueError("a new load run needs a config")
+        names = list(opts.targets) or [t.name for t in config.targets]
+        opts = opts.model_copy(update={"targets": tuple(names)})
+        _plan(opts)  # refuse a bad schedule before anything is written
+    run = open_run(db, KIND, config, opts, opts.targets, resume=resume, clock=clock)
     try:
-        params = opts.model_dump(mode="json")
-        store.create_run(run_id, KIND, clock.wall_s(), config_hash(config), stored_config(config), params, versions())
-        if on_start:
-            on_start(run_id, {n: planned if times is not None else (opts.requests or 0) for n in names})
-        writer = RecordWriter(db)
-        status = "interrupted"
-        started = clock.now_ns()
-        try:
-            timeouts = Timeouts(10.0, opts.timeout_s, opts.timeout_s, opts.timeout_s)
-            async with open_session() as session:
-                jobs = []
-                for t in targets:
-                    runner = Runner(
-                        run_id,
-                        {t.name: make_client(t, session, timeouts, clock)},
-                        writer,
-                        opts.concurrency or 1,
-                        # No retries by default: load measures the API. With them, what they cost is reported.
-                        RetryPolicy(max_retries=opts.retries),
-                        clock=clock,
-                        on_record=on_record,
-                        price=prices.cost,
-                        keep_text=False,
-                        retry_budget=opts.retry_budget,
-                        on_send=on_send,
-                    )
-                    jobs.append(_drive(runner, t.name, opts, times))
-                # Everything built so far (modules, config, schedules) lives for the whole run: move it out
-                # of the collector's reach, so a full collection mid-run does not stall the event loop for
-                # tens of milliseconds while requests wait to be sent (vLLM's bench does the same).
-                gc.collect()
-                gc.freeze()
-                try:
-                    await asyncio.gather(*jobs)
-                finally:
-                    gc.unfreeze()
-            status = "complete"
-        finally:
-            await writer.aclose()
-            store.set_status(run_id, status, clock.wall_s())
-        elapsed_s = (clock.now_ns() - started) / 1e9
-        schedule_s = opts.duration_s or (times[-1] if times else elapsed_s) or elapsed_s
-        summaries, timelines = {}, {}
-        for n in names:
-            finals = store.conn.execute(
-                "SELECT COUNT(*) FROM records WHERE run_id = ? AND target = ? AND final", (run_id, n)
-            ).fetchone()[0]
-            offered = planned if times is not None else finals
-            summaries[n] = summarize_load(n, store.iter_records(run_id, n), offered, schedule_s, opts.slo)
-            t0 = store.conn.execute(
-                "SELECT MIN(CASE WHEN intended_ns > 0 THEN intended_ns ELSE sent_ns END) FROM records "
-                "WHERE run_id = ? AND target = ? AND (intended_ns > 0 OR sent_ns > 0)",
-                (run_id, n),
-            ).fetchone()[0]
-            timelines[n] = timeline(store.iter_records(run_id, n), 1.0, t0) if t0 else []
-        return LoadResult(run_id, summaries, timelines)
+        if run.resumed:
+            opts = LoadOptions.model_validate(run.params)
+        await _execute(run, opts, on_record, on_start, on_send)
+        result = load_summaries(run.store, run.run_id, with_timelines=True)
+        for s in result.summaries.values():
+            if (warning := behind_schedule(s)) is not None:
+                log.warning(warning)
+        return result
     finally:
-        store.close()
+        run.close()
 
 
-async def _drive(runner: Runner, target: str, opts: LoadOptions, times: list[float] | None) -> None:
+async def _execute(
+    run: Run,
+    opts: LoadOptions,
+    on_record: Callable[[Record], None] | None,
+    on_start: Callable[[str, dict[str, int]], None] | None,
+    on_send: Callable[[WorkItem], None] | None,
+) -> None:
+    times, planned = _plan(opts)
+    if on_start:
+        on_start(run.run_id, {n: planned if times is not None else (opts.requests or 0) for n in opts.targets})
+    async with run.active() as _, open_session() as session:
+        jobs = []
+        for name in opts.targets:
+            runner = run.runner(
+                run.clients(session, [name], total_s=opts.timeout_s),
+                concurrency=opts.concurrency or 1,
+                # No retries by default: load measures the API. With them, what they cost is reported.
+                retries=opts.retries,
+                on_record=on_record,
+                keep_text=False,
+                retry_budget=opts.retry_budget,
+                on_send=on_send,
+            )
+            jobs.append(_drive(runner, run, name, opts, times))
+        # Everything built so far (modules, config, schedules) lives for the whole run: move it out
+        # of the collector's reach, so a full collection mid-run does not stall the event loop for
+        # tens of milliseconds while requests wait to be sent (vLLM's bench does the same).
+        gc.collect()
+        gc.freeze()
+        try:
+            await asyncio.gather(*jobs)
+        finally:
+            gc.unfreeze()
+
+
+async def _drive(runner: Runner, run: Run, target: str, opts: LoadOptions, times: list[float] | None) -> None:
     rng = random.Random(f"{opts.seed}/{target}")
     texts = prompt_pool(opts)
 
@@ -242,36 +277,56 @@ async def _drive(runner: Runner, target: str, opts: LoadOptions, times: list[flo
             yield WorkItem(target, SUITE, f"{k:07d}", request)
             k += 1
 
+    done = run.done
     if times is not None:
-        await runner.run_open_loop(zip(times, items(), strict=False), opts.max_in_flight)
+        pending = ((t, w) for t, w in zip(times, items(), strict=False) if w.key not in done)
+        if done:  # a resumed schedule starts now, at its first pending send
+            first = next(pending, None)
+            if first is None:
+                return
+            shift = first[0]
+            pending = ((t - shift, w) for t, w in itertools.chain([first], pending))
+        await runner.run_open_loop(pending, opts.max_in_flight, next_attempt=run.next_attempt)
         return
     # Closed loop: `concurrency` workers until the requests run out or the duration ends.
-    work = runner.run_closed_loop(items(), opts.concurrency or 1)
+    work = runner.run_closed_loop(
+        (w for w in items() if w.key not in done), opts.concurrency or 1, next_attempt=run.next_attempt
+    )
     if opts.duration_s is None:
         await work
         return
+    remaining = opts.duration_s - _elapsed_s(run, target) if done else opts.duration_s
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(work, timeout=opts.duration_s)
+        await asyncio.wait_for(work, timeout=max(0.0, remaining))
+
+
+def _elapsed_s(run: Run, target: str) -> float:
+    """How much of a closed loop's duration an earlier try of this run already used."""
+    row = run.store.conn.execute(
+        "SELECT MIN(wall_start_s), MAX(wall_start_s) FROM records WHERE run_id = ? AND target = ?",
+        (run.run_id, target),
+    ).fetchone()
+    return float(row[1] - row[0]) if row and row[0] is not None else 0.0
 
 
 @dataclass
 class SweepPoint:
     rate_rps: float
     run_id: str
-    summary: LoadSummary
+    summary: TargetSummary
     ok: bool
 
     def to_json(self) -> dict[str, Any]:
         s = self.summary
         return {
-            "rate_rps": round(self.rate_rps, 3),
+            "rate_rps": self.rate_rps,
             "run_id": self.run_id,
             "meets_slo": self.ok,
-            "goodput_rps": round(s.goodput_rps, 3),
-            "throughput_rps": round(s.throughput_rps, 3),
-            "error_rate": round(sum(s.errors.values()) / s.requests, 4) if s.requests else None,
-            "ttft_ms": s.latency["ttft_ms"],
-            "e2e_ms": s.latency["e2e_ms"],
+            "goodput_rps": s.goodput_rps,
+            "throughput_rps": s.throughput_rps,
+            "error_rate": s.error_rate,
+            "ttft_ms": s.ttft.to_json(),
+            "e2e_ms": s.e2e.to_json(),
             "rate_limit": s.rate_limit.behavior,
         }
 
@@ -290,12 +345,12 @@ class SweepResult:
         }
 
 
-def sustains(s: LoadSummary, goodput_share: float = 0.9, max_error_rate: float = 0.05) -> bool:
+def sustains(s: TargetSummary, goodput_share: float = 0.9, max_error_rate: float = 0.05) -> bool:
     """A rate is sustained when goodput keeps up with the offered rate and errors stay rare."""
-    if not s.requests or s.offered_rate_rps <= 0:
+    offered = s.offered_rate_rps
+    if not s.requests or not offered:
         return False
-    errors = sum(s.errors.values()) / s.requests
-    return s.goodput_rps >= goodput_share * s.offered_rate_rps and errors <= max_error_rate
+    return s.goodput_rps >= goodput_share * offered and (s.error_rate or 0.0) <= max_error_rate
 
 
 async def run_sweep(

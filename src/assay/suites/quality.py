@@ -1,18 +1,20 @@
 """Quality evaluation: every target answers the same dataset items; replies are scored and compared.
 
 A run is planned as (target x suite x item) WorkItems that go through the same
-Runner as the probe, so every attempt is a Record with its timings, tokens,
-cost, the exact prompt, the reply and its score. Replies can be reused from a
-response cache keyed by the exact request; reused ones are Records too, marked
-`cached` and without timings. Interrupted runs resume where they stopped.
+run lifecycle and Runner as every command, so every attempt is a Record with its
+timings, tokens, cost, the exact prompt and the reply; its score and the item's
+tags are annotations appended with it. Replies can be reused from a response
+cache keyed by the exact request; reused ones are Records too, marked `cached`
+and without timings. Embedding scores are appended after the requests, in one
+batch; an LLM judge's verdicts come from the shared judge phase (runner/judge.py).
+Interrupted runs resume where they stopped, phase by phase.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import secrets
-import time
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,22 +23,24 @@ from typing import Any
 import jinja2
 import orjson
 
-from assay.catalog import PriceBook
-from assay.clients import Timeouts, make_client, open_session
-from assay.clock import Clock, SystemClock
-from assay.config import ProjectConfig, SuiteConfig, missing_key_envs, state_dir
+from assay.clients import open_session
+from assay.clock import Clock
+from assay.config import ProjectConfig, SuiteConfig, state_dir
 from assay.datasets import EvalItem, data_dir, load_items, select
 from assay.errors import ConfigError
-from assay.model import ChatRequest, Message, Record, StrictModel, Target
-from assay.runner import RetryPolicy, Runner, WorkItem
-from assay.store import RecordWriter, Store
+from assay.model import ChatRequest, Message, StrictModel, Target
+from assay.records import Annotation, Annotations, ItemFacts, JudgeVerdict, Record, Score, WorkItem
+from assay.runner.judge import JudgeAsk, judge_phase
+from assay.runner.runs import Run, open_run
+from assay.store import Store
 from assay.suites.embedding import similarities
-from assay.suites.judge import JUDGE_SUFFIX, judge_request, parse_verdict
-from assay.suites.probe import config_hash, price_book, stored_config, versions
+from assay.suites.judge import judge_request, parse_verdict
 from assay.suites.quality_summary import EvalSummary, summarize_eval
-from assay.suites.scorers import GRADED, SCORERS, Verdict, hallucinated
+from assay.suites.scorers import BATCH_SCORERS, GRADED, SCORERS, Verdict, hallucinated, reference_problems
 
-__all__ = ["EvalOptions", "EvalPlan", "plan_eval", "render_prompt", "request_key", "run_eval", "summarize_run"]
+__all__ = ["KIND", "EvalOptions", "EvalPlan", "plan_eval", "render_prompt", "request_key", "run_eval", "summarize_run"]
+
+log = logging.getLogger("assay")
 
 KIND = "eval"
 
@@ -66,7 +70,7 @@ class EvalOptions(StrictModel):
     suites: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
     concurrency: int = 8
-    timeout_s: float = 120.0
+    timeout_s: float | None = None  # --timeout: the total for every target of this run, over any config
     retries: int = 3
     data_dir: str | None = None
     cache: bool = True
@@ -153,10 +157,18 @@ class EvalPlan:
     opts: EvalOptions
     suites: dict[str, SuitePlan]
     work: list[WorkItem]
-    keys: dict[tuple[str, str, str], str]  # work key -> response-cache key
+    keys: dict[tuple[str, str, str, str], str]  # work key -> response-cache key
 
     def item(self, suite: str, item_id: str) -> EvalItem:
         return self.suites[suite].by_id[item_id]
+
+    @property
+    def targets(self) -> list[str]:
+        return list(dict.fromkeys(w.target for w in self.work))
+
+    @property
+    def judges(self) -> list[str]:
+        return list(dict.fromkeys(sp.suite.judge.target for sp in self.suites.values() if sp.suite.judge))
 
 
 def plan_eval(config: ProjectConfig, opts: EvalOptions) -> EvalPlan:
@@ -165,15 +177,11 @@ def plan_eval(config: ProjectConfig, opts: EvalOptions) -> EvalPlan:
         raise ConfigError("the config has no `suites:`; add one, e.g. {name: math, dataset: gsm8k, scorer: numeric}")
     suites = [config.suite(n) for n in opts.suites] if opts.suites else config.quality_suites
     targets = [config.target(n) for n in opts.targets] if opts.targets else list(config.targets)
-    judges = {s.judge.target for s in suites if s.judge}
-    missing = missing_key_envs(config, {t.name for t in targets} | judges)
-    if missing:
-        raise ConfigError("cannot evaluate: API keys missing", missing)
     root = data_dir(Path(opts.data_dir) if opts.data_dir else None)
     cache_dir = state_dir() / "datasets"
     plans: dict[str, SuitePlan] = {}
     work: list[WorkItem] = []
-    keys: dict[tuple[str, str, str], str] = {}
+    keys: dict[tuple[str, str, str, str], str] = {}
     for suite in suites:
         everything = load_items(suite.dataset, root, cache_dir, include_flagged=suite.include_flagged)
         # Few-shot examples come from the end of the dataset and are never evaluated.
@@ -181,9 +189,14 @@ def plan_eval(config: ProjectConfig, opts: EvalOptions) -> EvalPlan:
         pool = everything[: len(everything) - suite.few_shot] if suite.few_shot else everything
         seed = opts.seed if opts.seed is not None else suite.seed
         items = select(pool, opts.limit or suite.limit, opts.sample or suite.sample, seed)
-        if suite.scorer == "numeric":
-            for it in items:
-                SCORERS["numeric"](it, "", {})  # a non-numeric reference is a dataset error: say so now
+        bad = reference_problems(suite.scorer, items)
+        if bad:  # a reference the scorer cannot read is the dataset's error: say so before sending anything
+            more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
+            raise ConfigError(
+                f"suite {suite.name!r}: scorer {suite.scorer} cannot use {len(bad)} of {len(items)} reference "
+                f"answers{more}; pick a scorer that fits the dataset (exact, contains, f1...)",
+                bad[:5],
+            )
         plans[suite.name] = SuitePlan(suite, items, examples)
         for it in items:
             request, prompt = render_prompt(suite, it, examples)
@@ -194,33 +207,26 @@ def plan_eval(config: ProjectConfig, opts: EvalOptions) -> EvalPlan:
     return EvalPlan(config, opts, plans, work, keys)
 
 
-def make_annotator(plan: EvalPlan) -> Callable[[Record], None]:
-    """Scores each successful reply as its Record is written (judged suites are scored later)."""
+def make_annotator(plan: EvalPlan) -> Callable[[Record], list[Annotation]]:
+    """The annotations of each reply as its Record is written: the item's tags, and its score
+    (batch-scored suites are scored after the requests)."""
 
-    def annotate(r: Record) -> None:
+    def annotate(r: Record) -> list[Annotation]:
         sp = plan.suites.get(r.suite)
-        if sp is None:
-            return
+        if sp is None or r.judged_target:
+            return []
         item = plan.item(r.suite, r.item_id)
-        if item.tags:
-            r.scores = {**r.scores, "tags": list(item.tags)}  # slices are read back from Records alone
-        if not r.ok or sp.suite.scorer in BATCH_SCORED:
-            return
+        out: list[Annotation] = [ItemFacts(tags=item.tags)] if item.tags else []
+        if not r.ok or sp.suite.scorer in BATCH_SCORERS:
+            return out
         opts: dict[str, Any] = {"pattern": sp.suite.pattern, "schema": sp.suite.json_schema}
         opts["threshold"] = sp.suite.threshold
         verdict: Verdict = SCORERS[sp.suite.scorer](item, r.response_text or "", opts)
-        r.scores = {**r.scores, "value": verdict.value, "passed": verdict.passed}
-        if verdict.extracted is not None:
-            r.scores["extracted"] = verdict.extracted
         h = hallucinated(r.response_text or "", item)
-        if h is not None:
-            r.scores["hallucinated"] = h
+        out.append(Score(sp.suite.scorer, verdict.value, verdict.passed, verdict.extracted, h))
+        return out
 
     return annotate
-
-
-def _run_id(clock: Clock) -> str:
-    return time.strftime("%Y%m%d-%H%M%S", time.gmtime(clock.wall_s())) + "-" + secrets.token_hex(3)
 
 
 @dataclass
@@ -240,148 +246,128 @@ async def run_eval(
     on_record: Callable[[Record], None] | None = None,
     on_start: Callable[[str, dict[str, int]], None] | None = None,
 ) -> EvalRun:
-    """Run (or resume) an evaluation; Records carry prompt, reply, score, latency and cost."""
-    clock = clock or SystemClock()
-    store = Store(db)
+    """Run (or resume) an evaluation; Records carry prompt, reply, latency and cost, annotations the scores."""
+    plan: EvalPlan | None = None
+    if resume is None:
+        if config is None:
+            raise ValueError("a new eval needs a config")
+        plan = plan_eval(config, opts)  # refuse bad input before anything is written
+        opts = opts.model_copy(update={"targets": tuple(plan.targets)})
+        names = plan.targets + plan.judges
+    run = open_run(db, KIND, config, opts, names if plan else (), resume=resume, clock=clock)
     try:
-        if resume is not None:
-            info = store.run(resume)
-            if info.kind != KIND:
-                raise ConfigError(f"run {info.run_id} is a {info.kind} run, not an eval")
-            config = ProjectConfig.model_validate(info.config)
-            opts = EvalOptions.model_validate(info.params)
-            plan = plan_eval(config, opts)
-            prices = price_book(config)
-            run_id = info.run_id
-            done, next_attempt = store.attempts_so_far(run_id)
-            store.set_status(run_id, "running")
-        else:
-            if config is None:
-                raise ConfigError("a new eval needs a config")
-            plan = plan_eval(config, opts)
-            prices = price_book(config)
-            run_id = _run_id(clock)
-            params = opts.model_dump(mode="json")
-            stored = stored_config(config)
-            store.create_run(run_id, KIND, clock.wall_s(), config_hash(config), stored, params, versions())
-            done, next_attempt = set(), {}
-        annotate = make_annotator(plan)
-        status = "interrupted"
-        try:
-            writer = RecordWriter(db)
-            out = _Out(run_id, prices, writer, clock, on_record)
-            try:
-                pending = [w for w in plan.work if w.key not in done]
-                if plan.opts.cache:
-                    pending = _serve_from_cache(store, plan, pending, out, annotate)
-                if on_start:
-                    counts: dict[str, int] = {}
-                    for w in pending:
-                        counts[w.target] = counts.get(w.target, 0) + 1
-                    on_start(run_id, counts)
-                await _send(plan, pending, out, annotate, next_attempt)
-            finally:
-                await writer.aclose()
-            _embed(store, plan, run_id)
-            await _judge(store, plan, run_id, prices, db, clock, on_record)
-            status = "complete"
-        finally:
-            store.set_status(run_id, status, clock.wall_s())
+        if plan is None:
+            plan = plan_eval(run.config, EvalOptions.model_validate(run.params))
+        await _execute(run, plan, on_record, on_start)
         if plan.opts.cache:
-            fresh = [(plan.keys.get((r.target, r.suite, r.item_id)), r) for r in store.iter_records(run_id)]
-            keep = [(k, r) for k, r in fresh if k is not None and r.ok and r.request_id != "cache"]
-            store.cache_replies(keep, clock.wall_s())
-        return EvalRun(run_id, plan)
+            fresh = [(plan.keys.get(r.item_key), r) for r in run.store.iter_records(run.run_id)]
+            keep = [(k, r) for k, r in fresh if k is not None and r.ok and not r.cached]
+            run.store.cache_replies(keep, run.clock.wall_s())
+        _warn_if_unreadable(run.store, run.run_id)
+        return EvalRun(run.run_id, plan)
     finally:
-        store.close()
+        run.close()
 
 
-BATCH_SCORED = frozenset({"judge", "embedding"})  # scored after the requests, not as each Record is written
+async def _execute(
+    run: Run,
+    plan: EvalPlan,
+    on_record: Callable[[Record], None] | None,
+    on_start: Callable[[str, dict[str, int]], None] | None,
+) -> None:
+    annotate = make_annotator(plan)
+    async with run.active() as writer, open_session() as session:
+        pending = [w for w in plan.work if w.key not in run.done]
+        if plan.opts.cache:
+            pending = _serve_from_cache(run, plan, pending, annotate, on_record)
+        if on_start:
+            counts: dict[str, int] = {}
+            for w in pending:
+                counts[w.target] = counts.get(w.target, 0) + 1
+            on_start(run.run_id, counts)
+        if pending:
+            clients = run.clients(session, {w.target for w in pending}, total_s=plan.opts.timeout_s)
+            runner = run.runner(
+                clients,
+                concurrency=plan.opts.concurrency,
+                retries=plan.opts.retries,
+                annotate=annotate,
+                on_record=on_record,
+                keep_text=True,
+            )
+            await runner.run(pending, next_attempt=run.next_attempt)
+        await writer.aflush()
+        _embed(run, plan)
+        for sp in plan.suites.values():
+            judge = sp.suite.judge
+            if judge is None:
+                continue
+            await judge_phase(
+                run,
+                session,
+                judge.target,
+                _judge_asks(plan, sp),
+                lambda text: JudgeVerdict(_verdict_word(parse_verdict(text))),
+                judge.retries,
+                plan.opts.concurrency,
+                transport_retries=plan.opts.retries,
+                total_s=plan.opts.timeout_s,
+                on_record=on_record,
+            )
 
 
-def _embed(store: Store, plan: EvalPlan, run_id: str) -> None:
-    """Score the replies of embedding suites in one batch and write the scores onto their Records."""
+def _verdict_word(v: bool | None) -> str | None:
+    return None if v is None else ("correct" if v else "incorrect")
+
+
+def _judge_asks(plan: EvalPlan, sp: SuitePlan) -> Callable[[list[tuple[Record, Annotations]]], list[JudgeAsk]]:
+    """Every successful final reply of a judged suite goes to the judge."""
+    judge = sp.suite.judge
+    assert judge is not None
+
+    def asks(rows: list[tuple[Record, Annotations]]) -> list[JudgeAsk]:
+        out = []
+        for r, _ in rows:
+            if r.suite != sp.suite.name or r.judged_target or not (r.final and r.ok):
+                continue
+            request, prompt = judge_request(
+                plan.item(r.suite, r.item_id), r.response_text or "", judge.rubric, judge.max_tokens
+            )
+            out.append(JudgeAsk(r, request, prompt))
+        return out
+
+    return asks
+
+
+def _embed(run: Run, plan: EvalPlan) -> None:
+    """Score the replies of embedding suites in one batch, appending the scores as annotations."""
     for name, sp in plan.suites.items():
         if sp.suite.scorer != "embedding":
             continue
         todo = [
             r
-            for r in store.iter_records(run_id)
-            if r.suite == name and r.final and r.ok and r.scores.get("value") is None
+            for r, a in run.store.iter_annotated(run.run_id)
+            if r.suite == name and not r.judged_target and r.final and r.ok and a.score is None
         ]
         items = [plan.item(name, r.item_id) for r in todo]
         model = Path(sp.suite.embedding_model) if sp.suite.embedding_model else None
         sims = similarities([r.response_text or "" for r in todo], [it.expected for it in items], model)
-        for r, sim in zip(todo, sims, strict=True):
-            r.scores = {**r.scores, "value": sim, "passed": sim >= sp.suite.threshold}
-        store.set_scores(run_id, todo)
-
-
-def _judge_annotate(r: Record) -> None:
-    r.scores = {**r.scores, "verdict": parse_verdict(r.response_text or "") if r.ok else None}
-
-
-async def _judge(
-    store: Store,
-    plan: EvalPlan,
-    run_id: str,
-    prices: PriceBook,
-    db: Path,
-    clock: Clock,
-    on_record: Callable[[Record], None] | None,
-) -> None:
-    """Ask the judge about every successful reply of judged suites; re-ask unparseable verdicts."""
-    judged = {name: sp.suite for name, sp in plan.suites.items() if sp.suite.judge is not None}
-    if not judged:
-        return
-    rounds = 1 + max(s.judge.retries for s in judged.values() if s.judge)
-    for _ in range(rounds):
-        records = list(store.iter_records(run_id))
-        verdicts: dict[tuple[str, str], list[Record]] = {}
-        for r in records:
-            if r.suite.endswith(JUDGE_SUFFIX) and r.error_class != "cancelled":
-                verdicts.setdefault((r.suite, r.item_id), []).append(r)
-        todo = []
-        for r in records:
-            suite = judged.get(r.suite)
-            if suite is None or suite.judge is None or not (r.final and r.ok):
-                continue
-            key = (r.suite + JUDGE_SUFFIX, f"{r.target}/{r.item_id}")
-            tries = verdicts.get(key, [])
-            if any(t.scores.get("verdict") is not None for t in tries):
-                continue  # decided
-            if any(t.final and not t.ok for t in tries) or sum(t.ok for t in tries) > suite.judge.retries:
-                continue  # the judge failed or kept rambling: the item stays unscored
-            request, prompt = judge_request(
-                plan.item(r.suite, r.item_id), r.response_text or "", suite.judge.rubric, suite.judge.max_tokens
-            )
-            todo.append(WorkItem(suite.judge.target, key[0], key[1], request, prompt))
-        if not todo:
-            return
-        _, next_attempt = store.attempts_so_far(run_id)
-        writer = RecordWriter(db)
-        try:
-            await _send(plan, todo, _Out(run_id, prices, writer, clock, on_record), _judge_annotate, next_attempt)
-        finally:
-            await writer.aclose()
-
-
-@dataclass
-class _Out:
-    """Where a phase's Records go, and what prices them on the way."""
-
-    run_id: str
-    prices: PriceBook
-    writer: RecordWriter
-    clock: Clock
-    on_record: Callable[[Record], None] | None
+        run.store.annotate(
+            [(r, Score("embedding", sim, sim >= sp.suite.threshold)) for r, sim in zip(todo, sims, strict=True)],
+            run.clock.wall_s(),
+        )
 
 
 def _serve_from_cache(
-    store: Store, plan: EvalPlan, pending: list[WorkItem], out: _Out, annotate: Callable[[Record], None]
+    run: Run,
+    plan: EvalPlan,
+    pending: list[WorkItem],
+    annotate: Callable[[Record], list[Annotation]],
+    on_record: Callable[[Record], None] | None,
 ) -> list[WorkItem]:
     """Write Records for requests answered before; return the ones still to send."""
-    hits = store.cached([plan.keys[w.key] for w in pending])
+    assert run.writer is not None
+    hits = run.store.cached([plan.keys[w.key] for w in pending])
     rest = []
     for w in pending:
         row = hits.get(plan.keys[w.key])
@@ -389,56 +375,49 @@ def _serve_from_cache(
             rest.append(w)
             continue
         r = Record(
-            out.run_id, w.target, w.suite, w.item_id, 0, "ok", out.clock.wall_s(),
+            run.run_id, w.target, w.suite, w.item_id, run.next_attempt.get(w.key, 0), "ok", run.clock.wall_s(),
             input_tokens=row["input_tokens"], output_tokens=row["output_tokens"],
             cached_tokens=row["cached_tokens"], reasoning_tokens=row["reasoning_tokens"],
             token_source=row["token_source"], finish_reason=row["finish_reason"], request_id="cache",
-            response_text=row["response_text"], prompt=w.prompt, scores={"cached": True},
+            response_text=row["response_text"], prompt=w.prompt, cached=True,
         )  # fmt: skip
-        r.cost_usd = out.prices.cost(r)
-        annotate(r)
-        out.writer.put(r)
-        if out.on_record:
-            out.on_record(r)
+        r.cost_usd = run.prices.cost(r)
+        run.writer.put(r, annotate(r))
+        if on_record:
+            on_record(r)
     return rest
 
 
-async def _send(
-    plan: EvalPlan,
-    pending: list[WorkItem],
-    out: _Out,
-    annotate: Callable[[Record], None],
-    next_attempt: dict[tuple[str, str, str], int],
-) -> None:
-    if not pending:
-        return
-    t = plan.opts.timeout_s
-    timeouts = Timeouts(10.0, t, t, t)
-    async with open_session() as session:
-        names = {w.target for w in pending}
-        clients = {x.name: make_client(x, session, timeouts, out.clock) for x in plan.config.targets if x.name in names}
-        runner = Runner(
-            out.run_id,
-            clients,
-            out.writer,
-            plan.opts.concurrency,
-            RetryPolicy(max_retries=plan.opts.retries),
-            clock=out.clock,
-            on_record=out.on_record,
-            price=out.prices.cost,
-            annotate=annotate,
-            keep_text=True,
-        )
-        await runner.run(pending, next_attempt=next_attempt)
+def _warn_if_unreadable(store: Store, run_id: str, share: float = 0.5) -> None:
+    """Say so loudly when most replies of a target could not be scored: a score of 0 that is not a score."""
+    seen: dict[tuple[str, str], list[int]] = {}
+    for r, a in store.iter_annotated(run_id):
+        if r.judged_target or not r.final or not r.ok:
+            continue
+        tally = seen.setdefault((r.target, r.suite), [0, 0])
+        tally[0] += 1
+        s = a.score
+        unreadable = s is None or s.value is None or (s.scorer in ("numeric", "choice") and s.extracted is None)
+        tally[1] += unreadable
+    for (target, suite), (n, bad) in seen.items():
+        if n and bad / n > share:
+            log.warning(
+                "%s on %s: %d of %d replies held no answer the scorer could read; the score says nothing about "
+                "quality (is the simulator or server answering these items? see `assay eval --json` disagreements)",
+                target,
+                suite,
+                bad,
+                n,
+            )
 
 
 def summarize_run(store: Store, run_id: str) -> EvalSummary:
-    """The summary of a stored eval run, from its Records and its stored config alone."""
-    info = store.run(run_id)
+    """The summary of a stored eval run, from its Records, annotations and stored config alone."""
+    info = store.run(run_id, kind=KIND)
     if info.kind != KIND:
         raise ConfigError(f"run {info.run_id} is a {info.kind} run, not an eval")
     config = ProjectConfig.model_validate(info.config)
     graded = {s.name: s.scorer in GRADED for s in config.quality_suites}
-    records = list(store.iter_records(info.run_id))
-    tags = {(r.suite, r.item_id): tuple(r.scores.get("tags", ())) for r in records}
-    return summarize_eval(info.run_id, records, graded, tags, [t.name for t in config.targets])
+    rows = list(store.iter_annotated(info.run_id))
+    targets = list(info.params.get("targets") or [t.name for t in config.targets])
+    return summarize_eval(info.run_id, rows, graded, targets)

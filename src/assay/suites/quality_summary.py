@@ -14,9 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from assay.model import Record
-from assay.stats import Comparison, holm, mcnemar_exact, mean_ci, paired_bootstrap, wilson
-from assay.suites.judge import JUDGE_SUFFIX
+from assay.records import Annotations, Record
+from assay.stats import Comparison, Distribution, compare_pair, holm_adjusted, mean_ci, wilson
 
 __all__ = ["EvalSummary", "Score", "Slice", "summarize_eval"]
 
@@ -32,14 +31,17 @@ class Score:
     ci95: tuple[float, float] | None
     graded: bool
     cost_usd: float
-    latency_p50_ms: float | None
-    latency_p90_ms: float | None
+    latency: Distribution  # E2E of the replies (cache hits have none)
     hallucinated: int = 0
     checked: int = 0  # items the hallucination check could judge
     cached: int = 0
     judge_calls: int = 0  # LLM-judge attempts spent on this target's replies
     judge_cost_usd: float = 0.0
-    judge_latency_p50_ms: float | None = None
+    judge_latency: Distribution | None = None
+
+    @property
+    def latency_p50_ms(self) -> float | None:
+        return self.latency.p["p50"]
 
     @property
     def hallucination_rate(self) -> float | None:
@@ -49,23 +51,18 @@ class Score:
         h = self.hallucination_rate
         return {
             "n": self.n,
-            "score": None if self.score is None else round(self.score, 6),
-            "ci95": None if self.ci95 is None else [round(self.ci95[0], 6), round(self.ci95[1], 6)],
+            "score": self.score,
+            "ci95": None if self.ci95 is None else list(self.ci95),
             "unscored": self.unscored,
-            "cost_usd": round(self.cost_usd, 8),
-            "latency_ms": {
-                "p50": None if self.latency_p50_ms is None else round(self.latency_p50_ms, 1),
-                "p90": None if self.latency_p90_ms is None else round(self.latency_p90_ms, 1),
-            },
-            "hallucination_rate": None if h is None else round(h, 6),
-            "hallucination_ci95": None if h is None else [round(x, 6) for x in wilson(self.hallucinated, self.checked)],
+            "cost_usd": self.cost_usd,
+            "latency_ms": self.latency.to_json(),
+            "hallucination_rate": h,
+            "hallucination_ci95": None if h is None else list(wilson(self.hallucinated, self.checked)),
             "cached": self.cached,
             "judge": {
                 "calls": self.judge_calls,
-                "cost_usd": round(self.judge_cost_usd, 8),
-                "latency_ms": {
-                    "p50": None if self.judge_latency_p50_ms is None else round(self.judge_latency_p50_ms, 1)
-                },
+                "cost_usd": self.judge_cost_usd,
+                "latency_ms": (self.judge_latency or Distribution()).to_json(),
             }
             if self.judge_calls
             else None,
@@ -135,46 +132,50 @@ def _score_of(values: list[float], graded: bool) -> tuple[float | None, tuple[fl
 
 def summarize_eval(
     run_id: str,
-    records: Iterable[Record],
+    rows: Iterable[tuple[Record, Annotations]],
     graded: dict[str, bool],
-    tags: dict[tuple[str, str], tuple[str, ...]],
     order: list[str] | None = None,
     max_disagreements: int = 20,
 ) -> EvalSummary:
-    """`graded[suite]`: continuous scores; `tags[(suite, item)]`: the item's tags for slicing."""
-    finals: dict[tuple[str, str, str], Record] = {}
+    """`rows`: every Record of the run with its annotations; `graded[suite]`: continuous scores."""
+    finals: dict[tuple[str, str, str], tuple[Record, Annotations]] = {}
     cost: dict[tuple[str, str], float] = {}
     judge_calls: dict[tuple[str, str], list[Record]] = {}  # (judged target, suite) -> the judge's attempts
     verdicts: dict[tuple[str, str, str], bool] = {}  # (target, suite, item) -> the judge's decided verdict
-    for r in records:
+    tags: dict[tuple[str, str], tuple[str, ...]] = {}
+    for r, a in rows:
         if r.error_class == "cancelled":
             continue
-        if r.suite.endswith(JUDGE_SUFFIX):
-            suite, (target, item) = r.suite.removesuffix(JUDGE_SUFFIX), r.item_id.split("/", 1)
-            judge_calls.setdefault((target, suite), []).append(r)
-            if r.scores.get("verdict") is not None:
-                verdicts[(target, suite, item)] = bool(r.scores["verdict"])
+        if r.judged_target:
+            judge_calls.setdefault((r.judged_target, r.suite), []).append(r)
+            if a.verdict is not None and a.verdict.verdict is not None:
+                verdicts[(r.judged_target, r.suite, r.item_id)] = a.verdict.verdict == "correct"
             continue
         cost[(r.target, r.suite)] = cost.get((r.target, r.suite), 0.0) + (r.cost_usd or 0.0)
+        if a.tags:
+            tags[(r.suite, r.item_id)] = a.tags
         if r.final:
-            finals[(r.target, r.suite, r.item_id)] = r
-    for key, verdict in verdicts.items():  # a judged reply's score is the judge's verdict
-        if (rec := finals.get(key)) is not None and rec.ok:
-            rec.scores = {**rec.scores, "value": 1.0 if verdict else 0.0, "passed": verdict}
+            finals[(r.target, r.suite, r.item_id)] = (r, a)
     targets = list(dict.fromkeys(order or [])) + sorted({k[0] for k in finals} - set(order or []))
     targets = [t for t in targets if any(k[0] == t for k in finals)]
     suites = sorted({k[1] for k in finals} & set(graded))
     values: dict[tuple[str, str], dict[str, float]] = {}  # (target, suite) -> item -> value
     scores: dict[str, dict[str, Score]] = {t: {} for t in targets}
     for t, s in itertools.product(targets, suites):
-        recs = [r for (tt, ss, _), r in finals.items() if tt == t and ss == s]
-        vals = {r.item_id: float(r.scores["value"]) for r in recs if r.ok and r.scores.get("value") is not None}
+        recs = [(r, a) for (tt, ss, _), (r, a) in finals.items() if tt == t and ss == s]
+        vals: dict[str, float] = {}
+        for r, a in recs:
+            if not r.ok:
+                continue
+            judged = verdicts.get((t, s, r.item_id))
+            if judged is not None:  # a judged reply's score is the judge's verdict
+                vals[r.item_id] = 1.0 if judged else 0.0
+            elif a.score is not None and a.score.value is not None:
+                vals[r.item_id] = float(a.score.value)
         values[(t, s)] = vals
         score, ci = _score_of(list(vals.values()), graded[s])
-        e2e = [x for r in recs if (x := r.e2e_ms) is not None]
-        checked = [r for r in recs if "hallucinated" in r.scores]
+        checked = [a.score for _, a in recs if a.score is not None and a.score.hallucinated is not None]
         judging = judge_calls.get((t, s), [])
-        judge_e2e = [x for r in judging if (x := r.e2e_ms) is not None]
         scores[t][s] = Score(
             n=len(recs),
             scored=len(vals),
@@ -183,18 +184,17 @@ def summarize_eval(
             ci95=ci,
             graded=graded[s],
             cost_usd=cost.get((t, s), 0.0),
-            latency_p50_ms=float(np.percentile(e2e, 50)) if e2e else None,
-            latency_p90_ms=float(np.percentile(e2e, 90)) if e2e else None,
-            hallucinated=sum(1 for r in checked if r.scores["hallucinated"]),
+            latency=Distribution(x for r, _ in recs if (x := r.e2e_ms) is not None),
+            hallucinated=sum(1 for c in checked if c.hallucinated),
             checked=len(checked),
-            cached=sum(1 for r in recs if r.scores.get("cached")),
+            cached=sum(1 for r, _ in recs if r.cached),
             judge_calls=len(judging),
             judge_cost_usd=sum(r.cost_usd or 0.0 for r in judging),
-            judge_latency_p50_ms=float(np.percentile(judge_e2e, 50)) if judge_e2e else None,
+            judge_latency=Distribution(x for r in judging if (x := r.e2e_ms) is not None),
         )
     comparisons = _compare(targets, suites, values, graded)
     slices = _slices(targets, suites, values, graded, tags)
-    disagreements = _disagreements(targets, suites, values, finals, max_disagreements)
+    disagreements = _disagreements(targets, suites, values, {k: r for k, (r, _) in finals.items()}, max_disagreements)
     return EvalSummary(run_id, targets, suites, scores, comparisons, slices, disagreements)
 
 
@@ -203,24 +203,9 @@ def _compare(
 ) -> list[Comparison]:
     out: list[Comparison] = []
     for s in suites:
-        mine: list[Comparison] = []
-        for a, b in itertools.combinations(targets, 2):
-            va, vb = values[(a, s)], values[(b, s)]
-            common = sorted(set(va) & set(vb))
-            if not common:
-                continue
-            xa, xb = [va[i] for i in common], [vb[i] for i in common]
-            if graded[s]:
-                diff, p, _ = paired_bootstrap(xa, xb)
-                mine.append(Comparison(s, a, b, len(common), diff, "paired_bootstrap", p))
-            else:
-                a_only = sum(1 for x, y in zip(xa, xb, strict=True) if x >= 1.0 > y)
-                b_only = sum(1 for x, y in zip(xa, xb, strict=True) if y >= 1.0 > x)
-                diff = (sum(xa) - sum(xb)) / len(common)
-                p = mcnemar_exact(a_only, b_only)
-                mine.append(Comparison(s, a, b, len(common), diff, "mcnemar_exact", p, 1.0, a_only, b_only))
-        adjusted = holm([c.p_value for c in mine])  # Holm across the pairs of one suite
-        out += [Comparison(**{**c.__dict__, "p_holm": p}) for c, p in zip(mine, adjusted, strict=True)]
+        pairs = [compare_pair(s, a, b, values[(a, s)], values[(b, s)], graded[s])
+                 for a, b in itertools.combinations(targets, 2)]  # fmt: skip
+        out += holm_adjusted([c for c in pairs if c is not None])  # Holm across the pairs of one suite
     return out
 
 

@@ -16,17 +16,23 @@ from typing import Any
 
 import orjson
 
+from assay.config import Problem, ProjectConfig, SuiteConfig
 from assay.datasets import LETTERS, EvalItem
 
 __all__ = [
+    "BATCH_SCORERS",
     "GRADED",
+    "REFERENCE_CHECKS",
     "SCORERS",
+    "SCORER_NAMES",
     "Verdict",
     "extract_choice",
     "extract_number",
     "hallucinated",
     "normalize",
+    "reference_problems",
     "rouge_l",
+    "scorer_problems",
     "token_f1",
 ]
 
@@ -141,9 +147,7 @@ def _numeric(item: EvalItem, reply: str, opts: dict[str, Any]) -> Verdict:
     got = extract_number(reply)
     want = _as_number(item.expected)
     if want is None:
-        raise ValueError(
-            f"item {item.id}: the numeric scorer needs a number as the expected answer, got {item.expected!r}"
-        )
+        raise ValueError(_not_a_number(item))
     value = _as_number(got) if got is not None else None
     return _binary(value is not None and abs(value - want) <= 1e-6 * max(1.0, abs(want)), got)
 
@@ -182,6 +186,15 @@ def _json(item: EvalItem, reply: str, opts: dict[str, Any]) -> Verdict:
     return _binary(jsonschema.Draft202012Validator(schema).is_valid(doc))
 
 
+def _not_a_number(item: EvalItem) -> str:
+    where = f"{item.where}: " if item.where else ""
+    return f"{where}item {item.id}: expected answer {item.expected!r} is not a number"
+
+
+def _numeric_reference(item: EvalItem) -> str | None:
+    return _not_a_number(item) if _as_number(item.expected) is None else None
+
+
 SCORERS: dict[str, Scorer] = {
     "exact": _exact,
     "contains": _contains,
@@ -192,4 +205,26 @@ SCORERS: dict[str, Scorer] = {
     "rouge_l": _graded(rouge_l),
     "json": _json,
 }
+# Scored after the requests: a batch of embeddings, or another target's verdicts (suites/quality.py).
+BATCH_SCORERS: tuple[str, ...] = ("embedding", "judge")
+# The registry of names a suite's `scorer:` may take; docs and config checks read it, not a copy.
+SCORER_NAMES: tuple[str, ...] = (*SCORERS, *BATCH_SCORERS)
 GRADED = frozenset({"f1", "rouge_l", "embedding"})  # values in [0, 1]: bootstrap CIs and paired bootstrap tests
+# What a scorer needs of an item's reference answer, checked before any request is sent.
+REFERENCE_CHECKS: dict[str, Callable[[EvalItem], str | None]] = {"numeric": _numeric_reference}
+
+
+def scorer_problems(config: ProjectConfig) -> list[Problem]:
+    """Config check: every quality suite names a registered scorer (reported at the `scorer:` line)."""
+    known = ", ".join(SCORER_NAMES)
+    return [
+        (("suites", i, "scorer"), f"unknown scorer {s.scorer!r}; one of {known}")
+        for i, s in enumerate(config.suites)
+        if isinstance(s, SuiteConfig) and s.scorer not in SCORER_NAMES
+    ]
+
+
+def reference_problems(scorer: str, items: list[EvalItem]) -> list[str]:
+    """Items whose reference answer the scorer cannot use, one line each."""
+    check = REFERENCE_CHECKS.get(scorer)
+    return [p for it in items if check is not None and (p := check(it)) is not None]
