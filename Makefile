@@ -39,12 +39,12 @@ browser:
 	  else echo "note: chromium not found; the browser tests skip locally and fail under CI=true"; fi; }
 
 test: install-test browser
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 4
 
 check: install-test browser
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 4
 
 bench: install
 	$(BIN)/python benchmarks/timing_fidelity.py

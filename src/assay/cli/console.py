@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Mapping
@@ -12,6 +14,8 @@ from typing import Any, Protocol, TypeVar
 from rich import box
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
+from rich.padding import Padding
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -31,13 +35,24 @@ __all__ = [
     "refuse_with_resume",
     "run_async",
     "run_with_bars",
+    "show_table",
     "show_warnings",
 ]
 
 T = TypeVar("T")
 
-# Logs and pipes get a wide table rather than rich's 80-column fallback.
-out = Console(width=None if sys.stdout.isatty() else 120)
+
+
+def _pipe_width() -> int | None:
+    """A terminal sets its own width. Logs and pipes get at least 120 columns (not rich's 80-column
+    fallback), or COLUMNS when it asks for more."""
+    if sys.stdout.isatty():
+        return None
+    given = os.environ.get("COLUMNS", "")
+    return max(120, int(given)) if given.isdigit() else 120
+
+
+out = Console(width=_pipe_width())
 err = Console(stderr=True)
 
 _SHORT = {
@@ -145,6 +160,31 @@ def new_table(title: str | None = None, caption: str | None = None) -> Table:
         caption=caption,
         caption_justify="left",
     )
+
+
+def show_table(table: Table, console: Console | None = None) -> None:
+    """Print a result table; when the terminal is too narrow for it, one block per row instead, so a
+    figure is never cropped."""
+    console = console or out
+    bare = copy.copy(table)  # titles and captions wrap; only the columns must fit
+    bare.title = bare.caption = None
+    needed = Measurement.get(console, console.options.update_width(10_000), bare).maximum  # its natural width
+    if needed <= console.width:
+        console.print(table)
+        return
+    if table.title:
+        console.print(Text(str(table.title), style="bold"))
+    headers = [str(c.header) for c in table.columns]
+    cells = [list(c.cells) for c in table.columns]
+    for i in range(table.row_count):
+        first, rest = cells[0][i], [(h, col[i]) for h, col in zip(headers[1:], cells[1:], strict=True)]
+        parts = [Text.assemble(f"{h} ", v if isinstance(v, Text) else str(v)) for h, v in rest if str(v).strip()]
+        if str(first).strip():
+            console.print(Text(str(first), style="bold"))
+        if parts:
+            console.print(Padding(Text(" · ").join(parts), (0, 0, 0, 4)))
+    if table.caption:
+        console.print(Text(str(table.caption), style="dim"))
 
 
 def probe_table(summaries: dict[str, TargetSummary], title: str) -> Table:

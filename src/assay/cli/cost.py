@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from assay.catalog import PriceBook, load_catalog
-from assay.cli.console import new_table, out
+from assay.cli.console import new_table, out, show_table
 from assay.cli.project import load_project
 from assay.config import ProjectConfig, state_dir
 from assay.economics import (
@@ -85,11 +85,12 @@ def cost_table(report: CostReport) -> Table:
         ("≤ $/interaction", "right"),
         ("p95 latency", "right"),
     ):
+        # Never wrapped: a terminal too narrow for the table gets one block per target (show_table).
         table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
+    measured = [name for name, t in report.targets.items() if t.declared is not None and t.workload != t.declared]
     for name, t in report.targets.items():
-        source = " [dim](measured tokens)[/]" if t.declared is not None and t.workload != t.declared else ""
         table.add_row(
-            name + source,
+            name + (" *" if name in measured else ""),
             t.architecture.replace("_", "-"),
             usd_text(float(t.cost_per_interaction)),
             usd_text(float(t.cost_per_conversation)),
@@ -105,6 +106,8 @@ def cost_table(report: CostReport) -> Table:
     }
     c = [names[k](v.limit) for k, v in _limits(report).items()]
     table.caption = "constraints: " + ("; ".join(c) if c else "none set (add `constraints:` to the config)")
+    if measured:
+        table.caption += f"\n* tokens per turn measured in run {report.run_id}, not declared"
     table.caption_justify = "left"
     return table
 
@@ -132,7 +135,7 @@ def cost(
             data["run_id"] = run_id
         sys.stdout.write(orjson.dumps(data).decode() + "\n")
         return
-    out.print(cost_table(report))
+    show_table(cost_table(report))
     for name, t in report.targets.items():
         alt = {a: c for a, c in t.by_architecture.items() if a != t.architecture}
         others = [f"{a.replace('_', '-')} {usd_text(float(c))}" for a, c in alt.items()]
@@ -232,7 +235,7 @@ def tco_cmd(
             data["run_id"] = run_id
         sys.stdout.write(orjson.dumps(data).decode() + "\n")
         return
-    out.print(tco_table(lines, horizon))
+    show_table(tco_table(lines, horizon))
     if evens:
         out.print("[bold]break-even volumes[/] (a steady month)")
         for line in break_even_lines(evens):

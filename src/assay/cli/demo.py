@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from assay.catalog import PriceBook, load_catalog
-from assay.cli.console import failure_lines, out, probe_table
+from assay.cli.console import failure_lines, out, probe_table, show_table
 from assay.cli.cost import cost_table
 from assay.cli.eval import comparison_lines, eval_table
 from assay.cli.eval import run_with_progress as run_eval_with_progress
@@ -152,7 +152,7 @@ def demo(
         out.print(f"probing: {requests} streaming requests per vendor, {concurrency} in flight each…")
         db = state_dir() / "assay.db"
         result = run_with_progress(cfg, opts, db, resume=None)
-        out.print(probe_table(result.summaries, f"probe {result.run_id}"))
+        show_table(probe_table(result.summaries, f"probe {result.run_id}"))
         for line in failure_lines(result.summaries):
             out.print(line, highlight=False, soft_wrap=True)
         names = ", ".join(s.name for s in cfg.quality_suites)
@@ -167,11 +167,11 @@ def demo(
 
     with Store(db) as store:
         summary = summarize_eval_run(store, evaluated.run_id)
-        out.print(eval_table(summary))
+        show_table(eval_table(summary))
         for line in comparison_lines(summary):
             out.print(line, highlight=False)
         safety = summarize_redteam_run(store, attacked.run_id)
-        out.print(redteam_table(safety))
+        show_table(redteam_table(safety))
         for line in summary_lines(safety):
             out.print(line, highlight=False)
         measured = measure(store.iter_records(result.run_id), cfg.slo)
@@ -179,7 +179,7 @@ def demo(
             store, result.run_id, out_dir, result.summaries, quality_run=evaluated.run_id, safety_run=attacked.run_id
         )
     book = PriceBook.for_targets(cfg.targets, load_catalog(state_dir()))
-    out.print(cost_table(cost_report(cfg, book, measured, result.run_id, measured_tokens=False)))
+    show_table(cost_table(cost_report(cfg, book, measured, result.run_id, measured_tokens=False)))
     out.print(f"[dim]over years, with break-even volumes:[/] assay tco -c {config_path}")
     out.print(f"\nscorecard: [bold green]{paths['html'].resolve()}[/]")
     out.print(f"markdown:  {paths['markdown'].resolve()}")

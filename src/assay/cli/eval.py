@@ -10,11 +10,12 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from assay.cli.console import new_table, out, refuse_with_resume, run_with_bars
+from assay.cli.console import new_table, out, refuse_with_resume, run_with_bars, show_table
 from assay.cli.project import load_project
 from assay.config import ProjectConfig, state_dir
 from assay.errors import ConfigError
 from assay.report.formats import ms, pct, usd_text
+from assay.stats import summarize_stored
 from assay.store import Store
 from assay.suites.quality import EvalOptions, EvalRun, run_eval, summarize_run
 from assay.suites.quality_summary import EvalSummary
@@ -107,10 +108,13 @@ def eval_cmd(
     result = run_with_progress(cfg, opts, db, resume, quiet=as_json)
     with Store(db) as store:
         summary = summarize_run(store, result.run_id)
+        traffic = summarize_stored(store, result.run_id)
     if as_json:
-        sys.stdout.write(orjson.dumps(summary.to_json()).decode() + "\n")
+        doc = summary.to_json()
+        doc["summaries"] = {n: s.to_json() for n, s in traffic.items()}  # its traffic, as a probe reports it
+        sys.stdout.write(orjson.dumps(doc).decode() + "\n")
         return
-    out.print(eval_table(summary))
+    show_table(eval_table(summary))
     if summary.comparisons:
         out.print("[bold]paired comparisons[/] on the same items (✓: significant at 5% after Holm's correction)")
         for line in comparison_lines(summary):

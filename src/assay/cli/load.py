@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from rich.table import Table
 from rich.text import Text
 
-from assay.cli.console import err, new_table, out, refuse_with_resume, run_async, run_with_bars
+from assay.cli.console import err, new_table, out, refuse_with_resume, run_async, run_with_bars, show_table
 from assay.cli.project import load_project
 from assay.config import LATENCY_KEYS, SLO, ProjectConfig, state_dir
 from assay.errors import ConfigError
@@ -184,7 +184,7 @@ def _show(result: LoadResult, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(orjson.dumps(result.to_json()).decode() + "\n")
         return
-    out.print(load_table(result))
+    show_table(load_table(result))
     for name, s in result.summaries.items():
         if s.retries:
             r = s.retries

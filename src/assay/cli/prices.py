@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from assay.catalog import LITELLM_URL, ModelPrice, load_catalog, update_catalog
-from assay.cli.console import new_table, out
+from assay.cli.console import new_table, out, show_table
 from assay.config import state_dir
 
 app = typer.Typer(help="Model list prices (USD per million tokens): show, search, update.", no_args_is_help=True)
@@ -60,7 +60,7 @@ def show(
     if as_json:
         sys.stdout.write(orjson.dumps({p.name: p.to_json() for p in prices}).decode() + "\n")
         return
-    out.print(price_table(prices))
+    show_table(price_table(prices))
     out.print(f"[dim]catalog: {catalog.source}, built {catalog.built}[/]")
 
 
@@ -72,7 +72,7 @@ def search(text: str = typer.Argument(..., help="Part of a model name.")) -> Non
     if not names:
         out.print(f"no catalog entry contains {text!r}")
         raise typer.Exit(1)
-    out.print(price_table([catalog.models[n] for n in names]))
+    show_table(price_table([catalog.models[n] for n in names]))
 
 
 @app.command("update")

@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import typer
 
-from assay.cli.console import failure_lines, out, probe_table, refuse_with_resume, run_with_bars
+from assay.cli.console import failure_lines, out, probe_table, refuse_with_resume, run_with_bars, show_table
 from assay.cli.project import load_project
 from assay.config import ProjectConfig, state_dir
 from assay.suites.probe import ProbeOptions, ProbeResult, run_probe
@@ -69,7 +69,7 @@ def probe(
     if as_json:
         sys.stdout.write(orjson.dumps(result.to_json()).decode() + "\n")
         return
-    out.print(probe_table(result.summaries, f"probe {result.run_id}"))
+    show_table(probe_table(result.summaries, f"probe {result.run_id}"))
     for line in failure_lines(result.summaries):
         out.print(line, highlight=False, soft_wrap=True)
     out.print(f"[dim]full scorecard:[/] assay report {result.run_id}")

@@ -13,12 +13,13 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from assay.cli.console import new_table, out, refuse_with_resume, run_with_bars
+from assay.cli.console import new_table, out, refuse_with_resume, run_with_bars, show_table
 from assay.cli.project import load_project
 from assay.config import ProjectConfig, state_dir
 from assay.datasets.loaders import read_jsonl
 from assay.errors import ConfigError
 from assay.report.formats import pct
+from assay.stats import summarize_stored
 from assay.store import Store
 from assay.suites.safety import RedteamOptions, RedteamRun, run_redteam, summarize_run
 from assay.suites.safety_summary import SafetySummary
@@ -139,10 +140,13 @@ def redteam(
 def _show(db: Path, result: RedteamRun, as_json: bool) -> None:
     with Store(db) as store:
         summary = summarize_run(store, result.run_id)
+        traffic = summarize_stored(store, result.run_id)
     if as_json:
-        sys.stdout.write(orjson.dumps(summary.to_json()).decode() + "\n")
+        doc = summary.to_json()
+        doc["summaries"] = {n: s.to_json() for n, s in traffic.items()}  # its traffic, as a probe reports it
+        sys.stdout.write(orjson.dumps(doc).decode() + "\n")
         return
-    out.print(redteam_table(summary))
+    show_table(redteam_table(summary))
     for line in summary_lines(summary):
         out.print(line, highlight=False)
     out.print(f"[dim]risk matrix and details:[/] assay report {result.run_id}")

@@ -312,8 +312,8 @@ def quality_cost_svg(summary: Any, colours: dict[str, str]) -> str:
         fig, ax = plt.subplots(figsize=(3.9, 2.3))
         for t in summary.targets:
             scs = [sc for sc in summary.scores[t].values() if sc.score is not None and sc.scored]
-            if not scs:
-                continue
+            if not scs or any(sc.cost_usd is None for sc in scs) or not sum(sc.cost_usd for sc in scs):
+                continue  # an unpriced (or free) target has no place on a log axis of cost
             score = sum(sc.score for sc in scs) / len(scs) * 100
             per_item = sum(sc.cost_usd for sc in scs) / sum(sc.scored for sc in scs)
             ax.scatter([per_item], [score], s=46, color=colours.get(t, "#64748b"), zorder=3)

@@ -23,6 +23,7 @@ from assay.stats.summary import (
     latency_tier,
     summarize,
     summarize_by_target,
+    summarize_stored,
 )
 from assay.stats.timeline import timeline
 
@@ -52,6 +53,7 @@ __all__ = [
     "percentiles",
     "summarize",
     "summarize_by_target",
+    "summarize_stored",
     "timeline",
     "uptime",
     "wilson",

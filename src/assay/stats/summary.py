@@ -25,12 +25,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from assay.config import SLO
+from assay.config import SLO, ProjectConfig
 from assay.errors import ERROR_CLASSES
 from assay.records import Record
 from assay.stats.distribution import Distribution
 from assay.stats.ratelimit import RateLimitTracker, RateLimitVerdict
 from assay.stats.reliability import UPTIME_THRESHOLD, Bucket
+from assay.store import Store
 
 __all__ = [
     "LATENCY_METRICS",
@@ -40,6 +41,7 @@ __all__ = [
     "latency_tier",
     "summarize",
     "summarize_by_target",
+    "summarize_stored",
 ]
 
 # Tier by TTFT p90 (ms): how the reply feels to a person waiting for it.
@@ -451,3 +453,13 @@ def summarize_by_target(
             fold = folds[r.target] = Summarizer(slo)
         fold.add(r)
     return {n: f.summary(n, bucket_s, offered, schedule_s) for n, f in folds.items() if f.attempts or f.cancelled}
+
+
+def summarize_stored(store: Store, run_id: str) -> dict[str, TargetSummary]:
+    """The per-target summaries of any stored run's traffic, by its stored config and options alone.
+
+    (A load run's offered rate comes from its schedule: `suites.load.load_summaries` adds it.)
+    """
+    info = store.run(run_id)
+    config = ProjectConfig.model_validate(info.config)
+    return summarize_by_target(store.iter_records(info.run_id), info.targets, info.params.get("bucket_s"), config.slo)

@@ -222,24 +222,43 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the database up to SCHEMA_VERSION; refuse one written by a newer assay."""
+    """Bring the database up to SCHEMA_VERSION; refuse one written by a newer assay.
+
+    Safe when several processes open a new store at once (a command and a viewer, two gateway
+    replicas): each step takes the write lock first and re-reads the version under it.
+    """
     current = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if current > SCHEMA_VERSION:
         raise AssayError(
             f"the store has schema version {current}, newer than this assay understands "
             f"({SCHEMA_VERSION}); upgrade assay"
         )
-    for version in range(current, SCHEMA_VERSION):
-        step = MIGRATIONS[version]
-        if isinstance(step, str):
-            conn.executescript(f"BEGIN;\n{step}\nPRAGMA user_version = {version + 1};\nCOMMIT;")
-            continue
-        conn.execute("BEGIN")
+    while current < SCHEMA_VERSION:
+        conn.execute("BEGIN IMMEDIATE")
         try:
-            step(conn)
-            conn.execute(f"PRAGMA user_version = {version + 1}")
+            current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if current < SCHEMA_VERSION:
+                step = MIGRATIONS[current]
+                if isinstance(step, str):
+                    for statement in _statements(step):
+                        conn.execute(statement)
+                else:
+                    step(conn)
+                current += 1
+                conn.execute(f"PRAGMA user_version = {current}")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
     return SCHEMA_VERSION
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of a migration script, one by one (executescript would commit the transaction)."""
+    out, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    return [s for s in out if s.strip(" ;\n")]

@@ -19,7 +19,7 @@ from assay.config import ProbeSettings, ProjectConfig
 from assay.model import ChatRequest, Message
 from assay.records import Record, WorkItem
 from assay.runner.runs import Run, open_run
-from assay.stats import TargetSummary, summarize_by_target
+from assay.stats import TargetSummary, summarize_stored
 from assay.store import Store
 
 __all__ = ["KIND", "ProbeOptions", "ProbeResult", "probe_items", "run_probe", "summarize_run"]
@@ -62,10 +62,8 @@ def probe_items(config: ProjectConfig, opts: ProbeOptions) -> list[WorkItem]:
 
 
 def summarize_run(store: Store, run_id: str) -> dict[str, TargetSummary]:
-    """Per-target summaries of any stored run's traffic, by its stored config and options alone."""
-    info = store.run(run_id)
-    config = ProjectConfig.model_validate(info.config)
-    return summarize_by_target(store.iter_records(info.run_id), info.targets, info.params.get("bucket_s"), config.slo)
+    """Per-target summaries of a stored probe (or any run's traffic)."""
+    return summarize_stored(store, run_id)
 
 
 async def run_probe(

@@ -30,7 +30,7 @@ class Score:
     score: float | None
     ci95: tuple[float, float] | None
     graded: bool
-    cost_usd: float
+    cost_usd: float | None  # None: no price known for the target
     latency: Distribution  # E2E of the replies (cache hits have none)
     hallucinated: int = 0
     checked: int = 0  # items the hallucination check could judge
@@ -139,7 +139,7 @@ def summarize_eval(
 ) -> EvalSummary:
     """`rows`: every Record of the run with its annotations; `graded[suite]`: continuous scores."""
     finals: dict[tuple[str, str, str], tuple[Record, Annotations]] = {}
-    cost: dict[tuple[str, str], float] = {}
+    cost: dict[tuple[str, str], float | None] = {}
     judge_calls: dict[tuple[str, str], list[Record]] = {}  # (judged target, suite) -> the judge's attempts
     verdicts: dict[tuple[str, str, str], bool] = {}  # (target, suite, item) -> the judge's decided verdict
     tags: dict[tuple[str, str], tuple[str, ...]] = {}
@@ -151,7 +151,8 @@ def summarize_eval(
             if a.verdict is not None and a.verdict.verdict is not None:
                 verdicts[(r.judged_target, r.suite, r.item_id)] = a.verdict.verdict == "correct"
             continue
-        cost[(r.target, r.suite)] = cost.get((r.target, r.suite), 0.0) + (r.cost_usd or 0.0)
+        so_far = cost.get((r.target, r.suite))
+        cost[(r.target, r.suite)] = so_far if r.cost_usd is None else (so_far or 0.0) + r.cost_usd
         if a.tags:
             tags[(r.suite, r.item_id)] = a.tags
         if r.final:
@@ -183,7 +184,7 @@ def summarize_eval(
             score=score,
             ci95=ci,
             graded=graded[s],
-            cost_usd=cost.get((t, s), 0.0),
+            cost_usd=cost.get((t, s)),
             latency=Distribution(x for r, _ in recs if (x := r.e2e_ms) is not None),
             hallucinated=sum(1 for c in checked if c.hallucinated),
             checked=len(checked),
