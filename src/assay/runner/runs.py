@@ -32,7 +32,7 @@ from assay.clients import ProviderClient, Timeouts, make_client
 from assay.clock import Clock, SystemClock
 from assay.config import ProjectConfig, TimeoutSettings, missing_key_envs, state_dir
 from assay.errors import ConfigError
-from assay.records import ItemKey
+from assay.records import ItemKey, WorkItem
 from assay.runner.execute import Annotator, Runner
 from assay.runner.retry import RetryPolicy
 from assay.store import RecordWriter, Store
@@ -121,6 +121,14 @@ class Run:
 
     def close(self) -> None:
         self.store.close()
+
+    def pending(self, items: Iterable[WorkItem]) -> dict[str, int]:
+        """Items still to send, per target (for progress bars: what a resumed run has left)."""
+        out: dict[str, int] = {}
+        for item in items:
+            if item.key not in self.done:
+                out[item.target] = out.get(item.target, 0) + 1
+        return out
 
     def refresh_progress(self) -> None:
         """Re-read what is finished (after a phase, before the next one resumes its own items)."""

@@ -67,7 +67,7 @@ def mcnemar_exact(b: int, c: int) -> float:
         return 1.0
     # Exact in integers (no SciPy import, which costs ~0.8 s of every command's start-up): P(X <= min) at p = 1/2.
     tail = sum(math.comb(n, i) for i in range(min(b, c) + 1))
-    return min(1.0, 2 * tail / 2**n)
+    return min(1.0, 2 * tail / (1 << n))  # int / int: exact rounding even past float range
 
 
 def paired_bootstrap(

@@ -104,10 +104,7 @@ async def _execute(
 ) -> None:
     items = probe_items(run.config, opts)
     if on_start:
-        pending: dict[str, int] = {}
-        for item in items:
-            pending[item.target] = pending.get(item.target, 0) + (item.key not in run.done)
-        on_start(run.run_id, pending)
+        on_start(run.run_id, {t: 0 for t in opts.targets} | run.pending(items))
     async with run.active(), open_session() as session:
         clients = run.clients(session, opts.targets, section=opts, total_s=opts.timeout_override_s)
         runner = run.runner(

@@ -281,10 +281,7 @@ async def _execute(
         if plan.opts.cache:
             pending = _serve_from_cache(run, plan, pending, annotate, on_record)
         if on_start:
-            counts: dict[str, int] = {}
-            for w in pending:
-                counts[w.target] = counts.get(w.target, 0) + 1
-            on_start(run.run_id, counts)
+            on_start(run.run_id, run.pending(pending))
         if pending:
             clients = run.clients(session, {w.target for w in pending}, total_s=plan.opts.timeout_s)
             runner = run.runner(

@@ -238,10 +238,7 @@ async def _execute(
     opts = plan.opts
     pending = [w for w in plan.work if w.key not in run.done]
     if on_start:
-        counts: dict[str, int] = {}
-        for w in pending:
-            counts[w.target] = counts.get(w.target, 0) + 1
-        on_start(run.run_id, counts)
+        on_start(run.run_id, run.pending(pending))
     async with run.active() as writer, open_session() as session:
         if pending:
             runner = run.runner(
