@@ -5,9 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import pytest
-
 import orjson
+import pytest
 
 from assay.errors import AssayError
 from assay.records import Annotations, ItemFacts, JudgeVerdict, Record, SafetyClass, Score
