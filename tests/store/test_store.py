@@ -111,7 +111,7 @@ def test_a_store_written_before_annotations_is_upgraded(tmp_path: Path) -> None:
         assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         got = {r.item_key: (r, a) for r, a in store.iter_annotated("r1")}
         assert store.run("r1").targets == ["t", "j"]
-    r, a = got[("t", "math", "q1", "")]
+    _, a = got[("t", "math", "q1", "")]
     assert a.score == Score("numeric", 1.0, True, "42") and a.item == ItemFacts(tags=("easy",))
     assert got[("t", "math", "q2", "")][0].cached
     judge, verdict = got[("j", "math", "q1", "t")]
