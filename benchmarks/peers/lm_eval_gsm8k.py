@@ -123,8 +123,8 @@ suites:
     wall = time.perf_counter() - t0
     run_id = json.loads(out.stdout)["run_id"]
     with Store(home / "assay.db") as store:
-        recs = [r for r in store.records(run_id) if r.final and r.ok]
-    return wall, {int(r.item_id.removeprefix("gsm8k-")): bool(r.scores["passed"]) for r in recs}
+        rows = [(r, a) for r, a in store.iter_annotated(run_id) if r.final and r.ok and a.score is not None]
+    return wall, {int(r.item_id.removeprefix("gsm8k-")): bool(a.score and a.score.passed) for r, a in rows}
 
 
 def main() -> None:
