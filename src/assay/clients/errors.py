@@ -1,4 +1,9 @@
-"""Map HTTP failures to the error taxonomy, and read Retry-After and rate-limit headers."""
+"""Map HTTP failures to the error taxonomy, and read Retry-After and rate-limit headers.
+
+Behind LiteLLM's proxy the provider's own headers arrive prefixed (`llm_provider-retry-after`,
+`llm_provider-x-ratelimit-remaining-requests`, ...); they are read, and kept, under their plain
+names, and a plain header the proxy set itself wins over a prefixed one.
+"""
 
 from __future__ import annotations
 
@@ -15,12 +20,28 @@ from assay.errors import ClientError, Overloaded, ProviderError, RateLimited, Se
 __all__ = ["error_for_status", "parse_duration_s", "rate_limit_headers", "retry_after_s"]
 
 _RATE_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-", "retry-after")
+_PROXIED = "llm_provider-"  # LiteLLM's prefix for the headers of the provider behind it
+
+
+def _plain(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers lower-cased, proxied ones under their plain names (a plain header wins)."""
+    out: dict[str, str] = {}
+    proxied: list[tuple[str, str]] = []
+    for k, v in headers.items():
+        key = k.lower()
+        if key.startswith(_PROXIED):
+            proxied.append((key[len(_PROXIED) :], v))
+        else:
+            out[key] = v
+    for key, v in proxied:
+        out.setdefault(key, v)
+    return out
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 
 
 def rate_limit_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """The headers a provider uses to describe its limits, lower-cased."""
-    return {k.lower(): v for k, v in headers.items() if k.lower().startswith(_RATE_PREFIXES)}
+    """The headers a provider uses to describe its limits, lower-cased, under their plain names."""
+    return {k: v for k, v in _plain(headers).items() if k.startswith(_RATE_PREFIXES)}
 
 
 def parse_duration_s(text: str) -> float | None:
@@ -39,7 +60,7 @@ def parse_duration_s(text: str) -> float | None:
 
 def retry_after_s(headers: Mapping[str, str], now_wall_s: float | None = None) -> float | None:
     """How long the provider asked us to wait, from the most precise header it sent."""
-    h = {k.lower(): v for k, v in headers.items()}
+    h = _plain(headers)
     if "retry-after-ms" in h:
         try:
             return float(h["retry-after-ms"]) / 1000.0
