@@ -46,7 +46,7 @@ def test_status_mapping_and_kept_headers() -> None:
 
 
 def test_proxies_come_from_the_environment_once_per_target(monkeypatch: pytest.MonkeyPatch) -> None:
-    from assay.clients.base import proxy_for
+    from assay.clients.transport import proxy_for
 
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp:3128")
     monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1,.internal")
