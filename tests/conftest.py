@@ -9,6 +9,11 @@ from typing import Any
 
 import pytest
 
+# Tests run on several xdist workers on a small machine: one PyTorch thread each (the embedding detector),
+# or their thread pools oversubscribe the cores and a 10 s batch takes minutes.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
 from assay.model import Pricing, Target
 from assay.simulator import (
     Faults,

@@ -11,6 +11,7 @@ PACKAGES = [
     "assay",
     "assay.clients",
     "assay.simulator",
+    "assay.wire",
     "assay.store",
     "assay.runner",
     "assay.stats",
@@ -35,7 +36,7 @@ def test_all_is_sorted_and_importable(name: str) -> None:
         assert hasattr(module, item), f"{name}.{item} is in __all__ but missing"
 
 
-@pytest.mark.parametrize("name", ["assay.errors", "assay.model", "assay.clients", "assay.simulator"])
+@pytest.mark.parametrize("name", ["assay.errors", "assay.model", "assay.clients", "assay.simulator", "assay.wire"])
 def test_public_classes_are_exported(name: str) -> None:
     module = importlib.import_module(name)
     public = {

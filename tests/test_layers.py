@@ -8,7 +8,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parent.parent / "src" / "assay"
 LAYERS = {
     "core": {"config", "model", "records", "errors", "clock"},
-    "access": {"clients", "store", "simulator", "catalog", "datasets"},
+    "access": {"clients", "wire", "store", "simulator", "catalog", "datasets"},
     "engine": {"runner", "stats", "routing"},
     "work": {"suites", "economics", "decide", "experiments", "whatif"},
     "edges": {"report", "cli", "gateway", "__main__"},

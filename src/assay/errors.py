@@ -2,6 +2,8 @@
 
     AssayError
     ├── ConfigError                 input the user must fix (file, line, field)
+    ├── WireError                   a request body a protocol's server half refuses:
+    │                               `status`, and `body` in that protocol's error format
     └── ProviderError               a request attempt failed; `error_class` names it
         ├── RateLimited             429, with retry-after and rate-limit headers
         ├── Overloaded              503 / 529: the provider sheds load
@@ -37,6 +39,7 @@ __all__ = [
     "ServerError",
     "StreamBroken",
     "Timeout",
+    "WireError",
 ]
 
 
@@ -51,6 +54,16 @@ class ConfigError(AssayError):
         self.problems = problems or []
         full = message if not self.problems else message + "\n" + "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(full)
+
+
+class WireError(AssayError):
+    """A request a server refuses before doing anything with it (the gateway's and the simulator's edge)."""
+
+    def __init__(self, status: int, message: str, body: bytes = b"") -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.body = body
 
 
 class ProviderError(AssayError):

@@ -46,10 +46,35 @@ def test_status_mapping_and_kept_headers() -> None:
 
 
 def test_proxies_come_from_the_environment_once_per_target(monkeypatch: pytest.MonkeyPatch) -> None:
-    from assay.clients.base import proxy_for
+    from assay.clients.transport import proxy_for
 
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp:3128")
     monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1,.internal")
     assert proxy_for("https://api.openai.com/v1") == "http://proxy.corp:3128"
     assert proxy_for("http://127.0.0.1:8000/v1") is None
     assert proxy_for("https://llm.internal/v1") is None
+
+
+def test_litellm_prefixed_headers_are_read_under_their_plain_names() -> None:
+    """LiteLLM's proxy forwards the provider's headers as `llm_provider-<name>`; the plain name wins if both came."""
+    assert retry_after_s({"llm_provider-retry-after": "7"}) == 7.0
+    assert retry_after_s({"llm_provider-retry-after-ms": "1500", "llm_provider-retry-after": "2"}) == 1.5
+    assert retry_after_s({"llm_provider-x-ratelimit-reset-requests": "6m0s"}) == 360.0
+    assert retry_after_s({"LLM_Provider-Anthropic-RateLimit-Requests-Reset": "2023-11-14T22:13:35Z"}, NOW) == 15.0
+    assert retry_after_s({"retry-after": "3", "llm_provider-retry-after": "9"}) == 3.0
+    headers = {
+        "llm_provider-x-ratelimit-remaining-requests": "0",
+        "llm_provider-anthropic-ratelimit-tokens-limit": "9",
+        "x-ratelimit-limit-requests": "60",
+        "llm_provider-x-ratelimit-limit-requests": "50",
+        "llm_provider-content-type": "application/json",
+        "llm_provider-retry-after": "4",
+    }
+    assert rate_limit_headers(headers) == {
+        "x-ratelimit-remaining-requests": "0",
+        "anthropic-ratelimit-tokens-limit": "9",
+        "x-ratelimit-limit-requests": "60",
+        "retry-after": "4",
+    }
+    e = error_for_status(429, headers, b'{"error": {"message": "slow down", "type": "rate_limit_exceeded"}}')
+    assert e.retry_after_s == 4.0 and e.headers["x-ratelimit-remaining-requests"] == "0"

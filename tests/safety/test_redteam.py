@@ -45,8 +45,11 @@ async def truths(url: str) -> dict[str, str]:
     return {row["id"]: row["safety"] for row in rows if "safety" in row and "id" in row}
 
 
-async def test_every_verdict_matches_what_the_simulated_model_did(tmp_path: Path) -> None:
+async def test_every_verdict_matches_what_the_simulated_model_did(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Bundled attacks (no data folder): each Record's verdict equals the simulator's own decision."""
+    monkeypatch.delenv("ASSAY_DATA_DIR", raising=False)  # the public sets have their own sweep (test_safety_key.py)
     sim = await start_simulator(spec(3, m=TRUE))
     try:
         cfg = parse_config(config(sim.urls["v"], ["m"]))

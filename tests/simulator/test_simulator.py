@@ -139,3 +139,19 @@ def test_shipped_chaos_profile_loads() -> None:
     spec = load_spec(Path(__file__).parents[2] / "examples" / "chaos-vendor.yaml")
     (model,) = spec.vendors[0].models
     assert model.incidents and model.rate_limit.rpm == 120
+
+
+async def test_a_knowledge_dataset_that_cannot_load_is_announced(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without its local copy the simulator cannot know GSM8K; evals against it would score 0 without a word."""
+    from assay.simulator import SimulatorSpec, start_simulator
+
+    monkeypatch.delenv("ASSAY_DATA_DIR", raising=False)
+    spec = one_model_spec().model_copy(update={"knowledge": ["demo-qa", "gsm8k"]})
+    assert isinstance(spec, SimulatorSpec)
+    sim = await start_simulator(spec)
+    await sim.stop()
+    err = capsys.readouterr().err
+    assert "warning: not loading answers for 'gsm8k'" in err and "ASSAY_DATA_DIR" in err
+    assert "demo-qa" not in err

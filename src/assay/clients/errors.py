@@ -1,26 +1,61 @@
-"""Map HTTP failures to the error taxonomy, and read Retry-After and rate-limit headers."""
+"""Map HTTP failures to the error taxonomy, and read Retry-After and rate-limit headers.
+
+Behind LiteLLM's proxy the provider's own headers arrive prefixed (`llm_provider-retry-after`,
+`llm_provider-x-ratelimit-remaining-requests`, ...); they are read, and kept, under their plain
+names, and a plain header the proxy set itself wins over a prefixed one.
+"""
 
 from __future__ import annotations
 
 import email.utils
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
-import orjson
+from assay.clients.deadlines import Deadlines
+from assay.clients.transport import TransportError
+from assay.errors import (
+    BadResponse,
+    ClientError,
+    ConnectionFailed,
+    Overloaded,
+    ProviderError,
+    RateLimited,
+    ServerError,
+    StreamBroken,
+    Timeout,
+)
+from assay.model import Timing
+from assay.wire import decode_error
 
-from assay.errors import ClientError, Overloaded, ProviderError, RateLimited, ServerError
-
-__all__ = ["error_for_status", "parse_duration_s", "rate_limit_headers", "retry_after_s"]
+__all__ = ["classify", "error_for_status", "parse_duration_s", "rate_limit_headers", "retry_after_s"]
 
 _RATE_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-", "retry-after")
+_PROXIED = "llm_provider-"  # LiteLLM's prefix for the headers of the provider behind it
+
+
+def _plain(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers lower-cased, proxied ones under their plain names (a plain header wins)."""
+    out: dict[str, str] = {}
+    proxied: list[tuple[str, str]] = []
+    for k, v in headers.items():
+        key = k.lower()
+        if key.startswith(_PROXIED):
+            proxied.append((key[len(_PROXIED) :], v))
+        else:
+            out[key] = v
+    for key, v in proxied:
+        out.setdefault(key, v)
+    return out
+
+
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 
 
 def rate_limit_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """The headers a provider uses to describe its limits, lower-cased."""
-    return {k.lower(): v for k, v in headers.items() if k.lower().startswith(_RATE_PREFIXES)}
+    """The headers a provider uses to describe its limits, lower-cased, under their plain names."""
+    return {k: v for k, v in _plain(headers).items() if k.startswith(_RATE_PREFIXES)}
 
 
 def parse_duration_s(text: str) -> float | None:
@@ -39,7 +74,7 @@ def parse_duration_s(text: str) -> float | None:
 
 def retry_after_s(headers: Mapping[str, str], now_wall_s: float | None = None) -> float | None:
     """How long the provider asked us to wait, from the most precise header it sent."""
-    h = {k.lower(): v for k, v in headers.items()}
+    h = _plain(headers)
     if "retry-after-ms" in h:
         try:
             return float(h["retry-after-ms"]) / 1000.0
@@ -70,23 +105,14 @@ def retry_after_s(headers: Mapping[str, str], now_wall_s: float | None = None) -
     return None
 
 
-def _provider_message(body: bytes) -> tuple[str, str | None]:
-    """The human message and error type inside an OpenAI- or Anthropic-style error body."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return body[:200].decode("utf-8", "replace").strip(), None
-    err = data.get("error") if isinstance(data, dict) else None
-    if isinstance(err, dict):
-        return str(err.get("message", ""))[:300], err.get("type") or err.get("code")
-    if isinstance(err, str):
-        return err[:300], None
-    return body[:200].decode("utf-8", "replace"), None
-
-
-def error_for_status(status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
-    """The taxonomy class for a non-2xx response."""
-    message, err_type = _provider_message(body)
+def error_for_status(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    describe: Callable[[bytes], tuple[str, str | None]] = decode_error,
+) -> ProviderError:
+    """The taxonomy class for a non-2xx response; `describe` reads the protocol's error body."""
+    message, err_type = describe(body)
     text = f"HTTP {status}" + (f" {err_type}" if err_type else "") + (f": {message}" if message else "")
     kwargs: dict[str, object] = {"http_status": status, "headers": rate_limit_headers(headers)}
     if status == 429:
@@ -96,3 +122,27 @@ def error_for_status(status: int, headers: Mapping[str, str], body: bytes) -> Pr
     if status >= 500:
         return ServerError(text, **kwargs)  # type: ignore[arg-type]
     return ClientError(text, **kwargs)  # type: ignore[arg-type]
+
+
+def classify(e: Exception, timing: Timing, deadlines: Deadlines, url: str, status: int) -> ProviderError | None:
+    """The taxonomy class of a failure below HTTP status; None for what is not one (a bug: let it raise)."""
+    t, http_status = deadlines.timeouts, status or None
+    if isinstance(e, TransportError):
+        if e.kind == "connect_timeout":
+            return Timeout(f"connect timed out after {t.connect_s:g}s", phase="connect")
+        if e.kind == "connect":
+            return ConnectionFailed(f"cannot connect to {url}: {e.detail}")
+        if e.kind == "malformed":
+            return BadResponse(f"malformed HTTP response: {e.detail}")
+        if timing.first_byte_ns:
+            n = len(timing.content_ns)
+            return StreamBroken(
+                f"connection lost mid-stream after {n} content events ({e.detail})", http_status=http_status
+            )
+        return ConnectionFailed(f"connection closed before any response ({e.detail})")
+    if isinstance(e, TimeoutError):
+        if not deadlines.expired():  # not our deadline: a connect timeout below us
+            return Timeout(f"connect timed out after {t.connect_s:g}s", phase="connect")
+        phase = deadlines.phase
+        return Timeout(f"{phase} timeout after {t.limit_s(phase):g}s", phase=phase, http_status=http_status)
+    return None

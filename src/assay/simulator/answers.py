@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from assay.datasets import LETTERS, EvalItem, data_dir, load_items
+from assay.datasets import BUILTIN, LETTERS, EvalItem, data_dir, load_items
 from assay.datasets.safety import SAFETY_SOURCES
 from assay.errors import AssayError
 from assay.simulator.profiles import Answers
@@ -118,11 +118,18 @@ def load_answer_key(names: Iterable[str], root: Path | None = None) -> AnswerKey
     for name in names:
         if name == "safety" or name in SAFETY_SOURCES:
             continue  # red-team items: simulator/safety.py knows those
+        if root is None and name in BUILTIN and name != "demo-qa":
+            # Not downloaded at start: a simulator must come up offline. Say so, or evals silently score 0.
+            print(
+                f"simulator: warning: not loading answers for {name!r}: no local copy (set ASSAY_DATA_DIR); "
+                f"its items will be answered with filler text and score 0",
+                file=sys.stderr,
+            )
+            continue
         try:
-            if name == "demo-qa" or root is not None or Path(name).is_file():
-                items += load_items(name, root, root or Path("."))
+            items += load_items(name, root, root or Path("."))
         except AssayError as e:  # a missing dataset only means the simulator does not know it
-            print(f"simulator: not loading answers for {name!r}: {e}", file=sys.stderr)
+            print(f"simulator: warning: not loading answers for {name!r}: {e}", file=sys.stderr)
     return AnswerKey(items)
 
 

@@ -1,8 +1,8 @@
 """How simulated models behave under attack: refusals, jailbreaks, leaks, injections, false claims, bias.
 
 The simulator recognises red-team prompts the way a model would understand them:
-a known harmful request (verbatim, or wrapped in a template, base64, rot13 or
-leetspeak that it decodes), a safe prompt that only sounds risky (XSTest), a false
+a known harmful request (verbatim, or wrapped in a template, base64, rot13,
+leetspeak or a role-play frame), a safe prompt that only sounds risky (XSTest), a false
 claim, a BBQ question, a confidential system prompt under an extraction attack, or
 an instruction hidden in a document. Each decision is drawn from an RNG seeded by
 (seed, model, prompt) with the probabilities of the model's `safety:` profile, so
@@ -33,8 +33,10 @@ __all__ = ["SAFETY_JUDGE_MARKER", "SafetyKey", "SafetyReply", "load_safety_key",
 _WORD = re.compile(r"[a-z0-9']+")
 _GRAM = 4
 _CANARY = re.compile(r"\b([A-Z]{4,8}-\d{4})\b")
+_CHOICE = re.compile(r"^[A-Z]\.\s+(.*)$")  # "A. option", as EvalItem.choice_lines writes it
 _B64 = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
-_DELEET = str.maketrans({"4": "a", "3": "e", "1": "i", "0": "o", "5": "s", "7": "t"})
+# How attacks write leetspeak (suites/attacks.py); lossy, so both sides are folded into it rather than decoded.
+_LEET = str.maketrans({"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7"})
 REFUSALS = (
     "I'm sorry, but I can't help with that.",
     "I can't assist with that request.",
@@ -48,6 +50,11 @@ def _norm(text: str) -> str:
     return " ".join(_WORD.findall(text.lower()))
 
 
+def _fold(text: str) -> str:
+    """Normalised words with leetspeak's letters turned into its digits: `_fold(leet(x)) == _fold(x)`."""
+    return _norm(text).translate(_LEET)
+
+
 @dataclass(frozen=True)
 class SafetyReply:
     text: str | None  # None: blocked by the content filter
@@ -55,43 +62,71 @@ class SafetyReply:
 
 
 class SafetyKey:
-    """Known red-team items, found in a prompt by exact text or by a 4-word index over decoded candidates."""
+    """Known red-team items, found in a prompt by exact text or by a word index over decoded candidates.
+
+    Wrapped requests are matched in a leetspeak-folded space (`_fold`): leetspeak
+    cannot be decoded (is a 1 an "i", or a 1?), but it can be applied to both sides,
+    so a request's own digits survive. Each harmful item is indexed by its first
+    `_GRAM` words (all of them when it has fewer); a prompt is looked up at each
+    word that starts a key, by the lengths of the keys that start with it.
+    """
 
     def __init__(self, items: Iterable[EvalItem]) -> None:
         self.exact: dict[str, EvalItem] = {}
         self.grams: dict[str, list[tuple[str, EvalItem]]] = {}
+        self._starts: dict[str, set[int]] = {}  # first word of an index key -> its lengths (_GRAM, or fewer)
         self.claims: set[str] = set()
         self.bbq: dict[str, EvalItem] = {}
         for it in items:
             label = it.metadata.get("label")
             if label == "bias":
-                self.bbq[_norm(it.question)] = it
+                # Choices are part of the key: BBQ asks some questions twice, with the options in another order.
+                self.bbq[_norm(" ".join((it.question, *it.choices)))] = it
                 continue
             text = _norm(it.question)
             if label == "false":
                 self.claims.add(text)
                 continue
             self.exact[text] = it
-            words = text.split()
-            if label == "unsafe" and len(words) >= _GRAM:
-                self.grams.setdefault(" ".join(words[:_GRAM]), []).append((text, it))
+            words = _fold(it.question).split()
+            if label == "unsafe" and words:
+                size = min(_GRAM, len(words))
+                self._starts.setdefault(words[0], set()).add(size)
+                self.grams.setdefault(" ".join(words[:size]), []).append((" ".join(words), it))
         self.size = len(self.exact) + len(self.claims) + len(self.bbq)
 
+    def find(self, user: str) -> tuple[EvalItem, bool] | None:
+        """The known item a user turn asks, and whether it came wrapped (a template, an encoding, a frame)."""
+        norm = _norm(user)
+        item = self.exact.get(norm)
+        if item is not None:
+            return item, False
+        if len(norm) > 40 and (item := self._wrapped(user)) is not None:
+            return item, True
+        return None
+
     def _wrapped(self, prompt: str) -> EvalItem | None:
-        """A known harmful request inside a longer prompt, after decoding what the prompt encodes."""
-        candidates = [prompt, codecs.encode(prompt, "rot13"), prompt.lower().translate(_DELEET)]
+        """The known harmful request inside a longer prompt, after decoding what the prompt encodes.
+
+        The longest match wins: "how to make a bomb" must not hide "how to make a bomb from household items".
+        """
+        candidates = [prompt, codecs.encode(prompt, "rot13")]
         for blob in _B64.findall(prompt):
             try:
                 candidates.append(base64.b64decode(blob + "=" * (-len(blob) % 4)).decode("utf-8"))
             except (binascii.Error, UnicodeDecodeError, ValueError):
                 continue
+        best: tuple[str, EvalItem] | None = None
         for text in candidates:
-            norm = _norm(text)
-            words = norm.split()
-            for i in range(len(words) - _GRAM + 1):
-                for full, it in self.grams.get(" ".join(words[i : i + _GRAM]), ()):
-                    if full in norm:
-                        return it
+            words = _fold(text).split()
+            padded = f" {' '.join(words)} "
+            for i, word in enumerate(words):
+                for size in self._starts.get(word, ()):
+                    for full, it in self.grams.get(" ".join(words[i : i + size]), ()):
+                        if (best is None or len(full) > len(best[0])) and f" {full} " in padded:
+                            best = (full, it)
+            if best is not None:
+                return best[1]
         return None
 
     def reply(self, b: SafetyBehaviour, seed: int, model: str, system: str, user: str) -> SafetyReply | None:
@@ -111,19 +146,18 @@ class SafetyKey:
                 "ignored",
             )
         lines = [ln for ln in user.splitlines() if ln.strip()]
-        if self.bbq and len(lines) >= 2 and (it := self.bbq.get(_norm(lines[0] + "\n" + lines[1]))) is not None:
-            return _bbq(b, rng, it)
+        if self.bbq and len(lines) >= 2:
+            choices = [m.group(1) for ln in lines[2:] if (m := _CHOICE.match(ln))]
+            if (it := self.bbq.get(_norm(" ".join((lines[0], lines[1], *choices))))) is not None:
+                return _bbq(b, rng, it)
         if self.claims and lines and _norm(lines[-1]) in self.claims:
             if rng.random() < b.misinformation:
                 return SafetyReply("Yes, that is true. It is a well-established fact.", "affirmed")
             return SafetyReply("No. That is a common misconception; the evidence shows otherwise.", "refuted")
-        norm = _norm(user)
-        item = self.exact.get(norm)
-        wrapped = False
-        if item is None and len(norm) > 40:
-            item, wrapped = self._wrapped(user), True
-        if item is None:
+        found = self.find(user)
+        if found is None:
             return None
+        item, wrapped = found
         request = item.question
         if item.metadata.get("label") == "safe":
             if rng.random() < b.over_refusal:
@@ -208,5 +242,5 @@ def load_safety_key(names: Iterable[str], root: Path | None = None) -> SafetyKey
         try:
             items += load_safety(name, root, root or Path("."))
         except AssayError as e:  # a missing dataset only means the simulator does not know it
-            print(f"simulator: not loading safety items for {name!r}: {e}", file=sys.stderr)
+            print(f"simulator: warning: not loading safety items for {name!r}: {e}", file=sys.stderr)
     return SafetyKey(items)

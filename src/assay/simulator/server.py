@@ -21,12 +21,14 @@ import orjson
 from aiohttp import web
 
 from assay.clock import Clock, SystemClock
+from assay.errors import WireError
+from assay.model import Usage
 from assay.simulator.answers import JUDGE_MARKER, AnswerKey, judge_reply
 from assay.simulator.profiles import ModelProfile, Vendor
 from assay.simulator.ratelimit import Decision, RateLimiter
 from assay.simulator.safety import SAFETY_JUDGE_MARKER, SafetyKey, safety_judge_reply
 from assay.simulator.text import words
-from assay.simulator.wire import AnthropicWire, OpenAIWire, Wire
+from assay.wire import ANTHROPIC, OPENAI, Finish, Wire
 
 __all__ = ["Plan", "VendorServer"]
 
@@ -114,8 +116,8 @@ class VendorServer:
         app.router.add_get("/health", self._health)
         app.router.add_get("/v1/models", self._list_models)
         app.router.add_get("/_assay/requests", self._requests)
-        app.router.add_post("/v1/chat/completions", self._openai)
-        app.router.add_post("/v1/messages", self._anthropic)
+        app.router.add_post(OPENAI.route, self._openai)
+        app.router.add_post(ANTHROPIC.route, self._anthropic)
         return app
 
     # -- plans -------------------------------------------------------------------------
@@ -148,10 +150,10 @@ class VendorServer:
         return web.Response(body=orjson.dumps({"requests": rows}), content_type="application/json")
 
     async def _openai(self, request: web.Request) -> web.StreamResponse:
-        return await self._serve(request, OpenAIWire())
+        return await self._serve(request, OPENAI)
 
     async def _anthropic(self, request: web.Request) -> web.StreamResponse:
-        return await self._serve(request, AnthropicWire())
+        return await self._serve(request, ANTHROPIC)
 
     async def _serve(self, request: web.Request, wire: Wire) -> web.StreamResponse:
         entry: dict[str, Any] = {"n": self._n, "api": wire.api}
@@ -233,34 +235,28 @@ class VendorServer:
 
     async def _parse(self, request: web.Request, wire: Wire) -> _Call | web.Response:
         try:
-            body = orjson.loads(await request.read())
-        except orjson.JSONDecodeError:
-            return self._reply(wire, 400, "Request body is not valid JSON.")
-        if not isinstance(body, dict):
-            return self._reply(wire, 400, "Request body must be a JSON object.")
-        model = body.get("model")
-        if model not in self.models:
+            incoming = wire.parse_request(await request.read())
+        except WireError as e:
+            return web.Response(status=e.status, body=e.body, content_type="application/json")
+        if incoming.model not in self.models:
             known = ", ".join(self.models)
-            return self._reply(wire, 404, f"The model {model!r} does not exist on {self.vendor.name}; known: {known}.")
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
-            return self._reply(wire, 400, "'messages' must be a non-empty list.")
-        max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
-        if wire.api == "anthropic" and not isinstance(max_tokens, int):
-            return self._reply(wire, 400, "max_tokens: field required")
-        texts = [str(body.get("system", ""))] + [str(m.get("content", "")) for m in messages if isinstance(m, dict)]
-        chars = sum(len(t) for t in texts)
-        stream = bool(body.get("stream"))
-        include_usage = wire.api == "anthropic" or bool((body.get("stream_options") or {}).get("include_usage"))
-        prompt = "\n".join(texts)
-        system = "\n".join(
-            [str(body.get("system") or "")]
-            + [str(m.get("content", "")) for m in messages if isinstance(m, dict) and m.get("role") == "system"]
-        ).strip()
-        users = [str(m.get("content", "")) for m in messages if isinstance(m, dict) and m.get("role") == "user"]
-        n_in = max(1, (chars + 3) // 4)
+            msg = f"The model {incoming.model!r} does not exist on {self.vendor.name}; known: {known}."
+            return self._reply(wire, 404, msg)
+        req = incoming.request
+        system = req.system or ""
+        texts = [system] + [m.content for m in req.messages]
+        users = [m.content for m in req.messages if m.role == "user"]
+        n_in = max(1, (sum(map(len, texts)) + 3) // 4)
         return _Call(
-            model, int(max_tokens or 4096), stream, include_usage, n_in, prompt, system, users[-1] if users else ""
+            incoming.model,
+            req.max_tokens,
+            req.stream,
+            incoming.include_usage,
+            n_in,
+            "\n".join(texts),
+            system.strip(),
+            users[-1] if users else "",
+            req.extra,
         )
 
     def _reply(self, wire: Wire, status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -301,9 +297,9 @@ class VendorServer:
         resp = web.StreamResponse(headers={**headers, "content-type": "text/event-stream", "cache-control": "no-cache"})
         await resp.prepare(request)
         entry.update(status=200, headers_ns=self.clock.now_ns())
-        rid, model = entry["id"], call.model
+        encoder = wire.stream_encoder(entry["id"], call.model, call.include_usage)
         try:
-            await resp.write(wire.stream_open(rid, model, call.input_tokens))
+            await resp.write(encoder.start(call.input_tokens))
             when = entry["started_ns"] + int(plan.ttft_ms * 1e6)
             for i, tok in enumerate(plan.tokens):
                 await self._sleep_until(when)
@@ -311,7 +307,7 @@ class VendorServer:
                     entry["output_tokens"] = i
                     return self._abort(request, entry)
                 if i == plan.break_at and plan.fault == "error_event":
-                    await resp.write(wire.error_event("Overloaded (injected mid-stream)."))
+                    await resp.write(encoder.error("Overloaded (injected mid-stream).", "overloaded_error"))
                     entry.update(output_tokens=i, done_ns=self.clock.now_ns())
                     await resp.write_eof()
                     return resp
@@ -319,13 +315,11 @@ class VendorServer:
                     await resp.write(b'data: {"choices": [{"delta": {"content": "tr\n\n')
                 if i == 0:  # stamped as the bytes are handed over: write() may return after delivery
                     entry["first_token_ns"] = self.clock.now_ns()
-                await resp.write(wire.token(rid, model, tok))
+                await resp.write(encoder.text(tok))
                 if i < len(plan.itl_ms):
                     when += int(plan.itl_ms[i] * 1e6)
-            finish = "length" if len(plan.tokens) >= call.max_tokens else "stop"
-            usage = (call.input_tokens, len(plan.tokens))
             entry.update(done_ns=self.clock.now_ns(), output_tokens=len(plan.tokens))
-            await resp.write(wire.stream_close(rid, model, finish, usage, call.include_usage))
+            await resp.write(encoder.close(_finish(plan, call), Usage(call.input_tokens, len(plan.tokens))))
             await resp.write_eof()
         except ConnectionError:
             entry.update(client_gone=True, done_ns=self.clock.now_ns())
@@ -336,11 +330,15 @@ class VendorServer:
     ) -> web.Response:
         total_ms = plan.ttft_ms + sum(plan.itl_ms)
         await self._sleep_until(entry["started_ns"] + int(total_ms * 1e6))
-        finish = "length" if len(plan.tokens) >= call.max_tokens else "stop"
-        body = wire.body(entry["id"], call.model, "".join(plan.tokens), finish, (call.input_tokens, len(plan.tokens)))
+        usage = Usage(call.input_tokens, len(plan.tokens))
+        body = wire.encode_body(entry["id"], call.model, "".join(plan.tokens), _finish(plan, call), usage)
         now = self.clock.now_ns()
         entry.update(status=200, headers_ns=now, first_token_ns=now, done_ns=now, output_tokens=len(plan.tokens))
         return web.Response(body=body, headers=headers, content_type="application/json")
+
+
+def _finish(plan: Plan, call: _Call) -> Finish:
+    return Finish("length") if len(plan.tokens) >= call.max_tokens else Finish("stop")
 
 
 def _limit_headers(d: Decision, api: str) -> dict[str, str]:
