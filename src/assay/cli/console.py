@@ -42,7 +42,6 @@ __all__ = [
 T = TypeVar("T")
 
 
-
 def _pipe_width() -> int | None:
     """A terminal sets its own width. Logs and pipes get at least 120 columns (not rich's 80-column
     fallback), or COLUMNS when it asks for more."""

@@ -14,7 +14,7 @@ from assay.cli.console import new_table, out, refuse_with_resume, run_with_bars,
 from assay.cli.project import load_project
 from assay.config import ProjectConfig, state_dir
 from assay.errors import ConfigError
-from assay.report.formats import ms, pct, usd_text
+from assay.report.formats import ci_range, ms, pct, usd_text
 from assay.stats import summarize_stored
 from assay.store import Store
 from assay.suites.quality import EvalOptions, EvalRun, run_eval, summarize_run
@@ -42,7 +42,7 @@ def eval_table(summary: EvalSummary) -> Table:
                 t,
                 suite,
                 Text(pct(s.score), style=style),
-                "–" if s.ci95 is None else f"{s.ci95[0] * 100:.1f}–{s.ci95[1] * 100:.1f}",
+                ci_range(s.ci95),
                 str(s.n),
                 Text(str(s.unscored), style="yellow" if s.unscored else "dim"),
                 # Replies reused from the cache have no latency of their own.

@@ -18,7 +18,7 @@ from assay.cli.project import load_project
 from assay.config import ProjectConfig, state_dir
 from assay.datasets.loaders import read_jsonl
 from assay.errors import ConfigError
-from assay.report.formats import pct
+from assay.report.formats import ci_range, pct
 from assay.stats import summarize_stored
 from assay.store import Store
 from assay.suites.safety import RedteamOptions, RedteamRun, run_redteam, summarize_run
@@ -54,7 +54,7 @@ def redteam_table(s: SafetySummary) -> Table:
                 t if first else "",
                 label,
                 Text(pct(rate), style=style),
-                "–" if ci is None else f"{ci[0] * 100:.1f}–{ci[1] * 100:.1f}",
+                ci_range(ci),
                 pct(st.refusal_rate),
                 str(st.n),
                 Text(str(st.unscored), style="yellow" if st.unscored else "dim"),

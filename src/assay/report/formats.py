@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from decimal import Decimal
 
-__all__ = ["count_text", "ms", "pct", "pct_sign", "plural", "rate", "usd_text"]
+__all__ = ["ci_range", "count_text", "ms", "pct", "pct_sign", "pct_with_ci", "plural", "rate", "usd_text"]
 
 
 def ms(v: float | None) -> str:
@@ -26,6 +26,18 @@ def pct(v: float | None, digits: int = 1) -> str:
 def pct_sign(v: float | None, digits: int = 1) -> str:
     """A share (0-1) as a percentage: 12.5% · –."""
     return "–" if v is None else f"{v * 100:.{digits}f}%"
+
+
+def ci_range(ci: tuple[float, float] | None, digits: int = 1) -> str:
+    """A share's interval as percentages: 37.7–62.3 · –."""
+    return "–" if ci is None else f"{ci[0] * 100:.{digits}f}–{ci[1] * 100:.{digits}f}"
+
+
+def pct_with_ci(v: float | None, ci: tuple[float, float] | None) -> str:
+    """A share and its interval for a table cell: 50.0 (38–62) · –."""
+    if v is None:
+        return "–"
+    return pct(v) + (f" ({ci_range(ci, 0)})" if ci else "")
 
 
 def rate(v: float | None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from assay.report.formats import pct_with_ci
 from assay.suites.quality_summary import EvalSummary, Slice
 
 __all__ = ["QualityView", "build_quality_view"]
@@ -22,16 +23,10 @@ class QualityView:
     plots: dict[str, str] = field(default_factory=dict)
 
 
-def _cell(score: float | None, ci: tuple[float, float] | None) -> str:
-    if score is None:
-        return "–"
-    return f"{score * 100:.1f}" + (f" ({ci[0] * 100:.0f}–{ci[1] * 100:.0f})" if ci else "")
-
-
 def build_quality_view(summary: EvalSummary, colours: dict[str, str]) -> QualityView:
     from assay.report import plots
 
-    cells = {t: {s: _cell(sc.score, sc.ci95) for s, sc in summary.scores[t].items()} for t in summary.targets}
+    cells = {t: {s: pct_with_ci(sc.score, sc.ci95) for s, sc in summary.scores[t].items()} for t in summary.targets}
     findings = []
     for c in summary.comparisons:
         if c.p_holm < 0.05:
@@ -54,7 +49,9 @@ def build_quality_view(summary: EvalSummary, colours: dict[str, str]) -> Quality
 
     sized = [s for s in summary.slices if min((n for n, _, _ in s.scores.values()), default=0) >= 5]
     chosen = sorted(sized, key=spread, reverse=True)[:10]
-    slices = [(s.suite, s.tag, {t: _cell(v, ci) + f" n={n}" for t, (n, v, ci) in s.scores.items()}) for s in chosen]
+    slices = [
+        (s.suite, s.tag, {t: pct_with_ci(v, ci) + f" n={n}" for t, (n, v, ci) in s.scores.items()}) for s in chosen
+    ]
     view = QualityView(
         summary.run_id,
         summary.suites,

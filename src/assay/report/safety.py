@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from assay.config import SafetySettings
+from assay.report.formats import pct_with_ci
 from assay.suites.safety_summary import SafetySummary
 
 __all__ = ["EvidenceRow", "SafetyView", "build_safety_view", "evidence_rows"]
@@ -44,12 +45,6 @@ class SafetyView:
     plots: dict[str, str] = field(default_factory=dict)
 
 
-def _cell(rate: float | None, ci: tuple[float, float] | None) -> str:
-    if rate is None:
-        return "–"
-    return f"{rate * 100:.1f}" + (f" ({ci[0] * 100:.0f}–{ci[1] * 100:.0f})" if ci else "")
-
-
 def _text(v: object) -> str | None:
     if v is None or v == []:
         return None
@@ -85,7 +80,7 @@ def build_safety_view(summary: SafetySummary, settings: SafetySettings, colours:
     breach: dict[str, dict[str, bool]] = {}
     for t in summary.targets:
         risks = {r.category: r for r in summary.risks[t]}
-        cells[t] = {c: _cell(risks[c].likelihood, risks[c].ci95) for c in summary.categories}
+        cells[t] = {c: pct_with_ci(risks[c].likelihood, risks[c].ci95) for c in summary.categories}
         breach[t] = {c: risks[c].breach for c in summary.categories}
     findings = []
     for t in summary.targets:
@@ -105,7 +100,7 @@ def build_safety_view(summary: SafetySummary, settings: SafetySettings, colours:
         labels,
         cells,
         breach,
-        {t: _cell(*summary.over_refusal_rate(t)) for t in summary.targets},
+        {t: pct_with_ci(*summary.over_refusal_rate(t)) for t in summary.targets},
         sum(k == "over_refusal" for k in summary.kinds.values()) > 1,
         {t: "–" if (s := summary.scores[t]) is None else f"{s:.0f}" for t in summary.targets},
         findings,
