@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 
 import pytest
@@ -76,3 +78,22 @@ async def test_the_simulator_in_process(api: str, monkeypatch: pytest.MonkeyPatc
     assert limited.error_class == "rate_limited" and limited.retry_after_s is not None
     assert {"x-ratelimit-limit-requests", "anthropic-ratelimit-requests-limit"} & set(limited.headers)
     assert [row["status"] for row in server.log if row.get("model") == "m"] == [200, 200, 200]
+
+
+async def test_a_slow_caller_of_stream_is_not_the_providers_timeout_and_may_stop_early() -> None:
+    """The idle and total deadlines time the provider: time the caller spends with an event does not count."""
+    server = _vendor()
+    async with InProcessTransport(server.app()) as transport:
+        client = make_client(_target("m", "openai"), transport, Timeouts(1, 0.3, 0.3, 0.9))
+        request = ChatRequest([Message("user", "hi")], max_tokens=6)
+        texts = []
+        async for event in client.stream(request):
+            if isinstance(event, TextDelta):
+                texts.append(event.text)
+            await asyncio.sleep(0.2)  # seven events: 1.4 s with the caller, far past every deadline
+        assert len(texts) == 6
+        async with contextlib.aclosing(client.stream(request)) as events:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    break  # the connection is dropped, not left half-read in the pool
+        assert len((await client.send(request)).text.split()) == 6

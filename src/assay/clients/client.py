@@ -15,10 +15,8 @@ error inside a 200 stream, passed on as data); `send()` turns the latter into
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Sequence
 from typing import ClassVar
 
 import aiohttp
@@ -30,22 +28,28 @@ from assay.clients.transport import AiohttpTransport, HttpRequest, Response, Tra
 from assay.clock import Clock, SystemClock
 from assay.errors import BadResponse, ConfigError, ProviderError, StreamBroken
 from assay.model import ChatRequest, Completion, Target, Timing, Usage
-from assay.wire import ANTHROPIC, OPENAI, PROTOCOLS, Collector, Done, ErrorEvent, Event, SSEDecoder, TextDelta, Wire
+from assay.wire import (
+    ANTHROPIC,
+    OPENAI,
+    PROTOCOLS,
+    Collector,
+    Done,
+    ErrorEvent,
+    Event,
+    SSEDecoder,
+    SSEEvent,
+    TextDelta,
+    Wire,
+)
 
 __all__ = ["AnthropicClient", "OpenAIClient", "ProviderClient", "estimate_tokens"]
+
+_NOTHING: tuple[Event, ...] = ()
 
 
 def estimate_tokens(text: str) -> int:
     """~4 characters a token: a rough fallback used only when the server reports no usage."""
     return (len(text) + 3) // 4 if text else 0
-
-
-@dataclass(slots=True)
-class _Exchange:
-    """What one attempt learned beyond its events: status and the provider's request id."""
-
-    status: int = 0
-    request_id: str | None = None
 
 
 class ProviderClient:
@@ -83,13 +87,29 @@ class ProviderClient:
         Pass `timing` to keep the stamps of a failed or cancelled attempt.
         """
         timing = timing if timing is not None else Timing()
-        got, exchange = Collector(), _Exchange()
-        async with contextlib.aclosing(self._exchange(request, timing, exchange)) as events:
-            async for event in events:
-                got.add(event)
+        attempt, got = _Attempt(self, request, timing, handing_over=False), Collector()
+        parts = got.parts
+        try:
+            async with asyncio.timeout(None) as attempt.deadlines.timer:
+                await attempt.open()
+                while (events := await attempt.next()) is not None:
+                    for event in events:
+                        if type(event) is TextDelta:
+                            parts.append(event.text)
+                        else:
+                            got.add(event)
+        except ProviderError as e:
+            attempt.own(e)
+            raise
+        except Exception as e:
+            if (failure := attempt.classify(e)) is None:
+                raise
+            raise failure from None
+        finally:
+            attempt.close()
         if got.error is not None:
             said = " ".join(x for x in (got.error.type, got.error.message) if x)
-            raise StreamBroken(f"provider error mid-stream: {said}", http_status=exchange.status or None)
+            raise StreamBroken(f"provider error mid-stream: {said}", http_status=attempt.status or None)
         usage = got.usage or Usage()
         text = got.text
         if usage.source == "none":
@@ -102,119 +122,166 @@ class ProviderClient:
             finish_reason=got.finish.raw if got.finish is not None else None,
             usage=usage,
             timing=timing,
-            http_status=exchange.status,
-            request_id=exchange.request_id,
+            http_status=attempt.status,
+            request_id=attempt.request_id,
             model=got.model,
         )
 
-    def stream(self, request: ChatRequest, timing: Timing | None = None) -> AsyncGenerator[Event, None]:
+    async def stream(self, request: ChatRequest, timing: Timing | None = None) -> AsyncGenerator[Event, None]:
         """The answer's neutral events as they arrive, `timing` stamped on arrival. Raises ProviderError."""
-        return self._exchange(request, timing if timing is not None else Timing(), _Exchange())
-
-    async def _exchange(self, request: ChatRequest, timing: Timing, exchange: _Exchange) -> AsyncGenerator[Event, None]:
-        deadlines = Deadlines(asyncio.get_running_loop(), self.timeouts, timing)
-        body = orjson.dumps(self.wire.request_body(request, self.target.model))
-        http = HttpRequest(self.url, self._headers, body, connect_timeout_s=self.timeouts.connect_s, proxy=self.proxy)
-        timing.sent_ns = self.clock.now_ns()  # re-stamped when the body reaches the socket
-        resp: Response | None = None
+        attempt = _Attempt(self, request, timing if timing is not None else Timing(), handing_over=True)
         try:
-            async with asyncio.timeout(None) as deadlines.timer:
-                deadlines.arm(idle=False)
-                resp = await self.transport.send(http)
-                self._restamp_sent(timing, http)
-                timing.headers_ns = resp.headers_ns if self._same_clock else self.clock.now_ns()
-                exchange.status = status = resp.status
-                exchange.request_id = resp.headers.get("x-request-id") or resp.headers.get("request-id")
-                if status >= 300:
-                    raw = await self._read_all(resp, timing, deadlines)
-                    raise error_for_status(status, resp.headers, raw, self.wire.decode_error)
-                if not request.stream:
-                    raw = await self._read_all(resp, timing, deadlines)
-                    deadlines.disarm()
-                    try:
-                        events = self.wire.decode_body(raw)
-                    except ValueError as e:
-                        raise BadResponse(f"unparseable response: {e}", http_status=status) from None
-                    if any(isinstance(e, TextDelta) for e in events):
-                        timing.content_ns.append(timing.done_ns)
+            async with asyncio.timeout(None) as attempt.deadlines.timer:
+                await attempt.open()
+                while (events := await attempt.next()) is not None:
                     for event in events:
-                        yield event
-                    return
-                async with contextlib.aclosing(self._events(resp, timing, deadlines)) as stream:
-                    async for event in stream:
-                        yield event
+                        yield event  # the timer is disarmed: the caller's time is not the provider's
         except ProviderError as e:
-            if e.http_status is None and exchange.status:
-                e.http_status = exchange.status  # errors found inside a 200 stream
+            attempt.own(e)
             raise
         except Exception as e:
-            failure = classify(e, timing, deadlines, self.target.base_url, exchange.status)
-            if failure is None:
+            if (failure := attempt.classify(e)) is None:
                 raise
             raise failure from None
         finally:
-            self._restamp_sent(timing, http)
-            if resp is not None:
-                resp.close()
+            attempt.close()
 
-    async def _events(self, resp: Response, timing: Timing, deadlines: Deadlines) -> AsyncGenerator[Event, None]:
-        """Read the stream; each event is stamped with the arrival of the bytes that completed it."""
-        sse, decoder, content, status = SSEDecoder(), self.wire.stream_decoder(), timing.content_ns, resp.status
-        arrivals = self._same_clock
-        while True:
-            deadlines.arm(idle=True)
-            chunk = await resp.read()
-            read_ns = self.clock.now_ns()
-            deadlines.disarm()
-            if chunk:
-                if not timing.first_byte_ns:
-                    timing.first_byte_ns = resp.arrival_ns(1) if arrivals else read_ns
-                completed = sse.feed(chunk)
-            else:
-                completed = sse.close()
-                if not completed:
-                    timing.done_ns = read_ns
-                    raise StreamBroken("stream ended before the completion was finished", http_status=status)
-            for item in completed:
-                stamp = resp.arrival_ns(item.end) if arrivals else read_ns
-                try:
-                    events = decoder.decode(item)
-                except ValueError:
-                    raise BadResponse(f"malformed stream event: {item.data[:80]!r}", http_status=status) from None
-                for event in events:
-                    if isinstance(event, TextDelta):
-                        content.append(stamp)
-                    elif isinstance(event, Done):
-                        timing.done_ns = stamp
-                        yield event
-                        return
-                    elif isinstance(event, ErrorEvent):
-                        yield event
-                        return  # a provider error ends the stream
-                    yield event
 
-    async def _read_all(self, resp: Response, timing: Timing, deadlines: Deadlines) -> bytes:
+class _Attempt:
+    """One request and its response, read into neutral events, each stamped with the arrival of the bytes
+    that completed it. The caller wraps `open` and `next` in the deadlines' timer and `own`s or
+    `classify`s what they raise."""
+
+    __slots__ = ("_client", "_decoder", "_handing_over", "_http", "_request", "_resp", "_sse", "_timing", "deadlines",
+                 "done", "request_id", "status")  # fmt: skip
+
+    def __init__(self, client: ProviderClient, request: ChatRequest, timing: Timing, handing_over: bool) -> None:
+        self._client, self._request, self._timing = client, request, timing
+        self._handing_over = handing_over  # events go to someone else's code: disarm the timer meanwhile
+        self.deadlines = Deadlines(asyncio.get_running_loop(), client.timeouts, timing)
+        body = orjson.dumps(client.wire.request_body(request, client.target.model))
+        self._http = HttpRequest(client.url, client._headers, body, connect_timeout_s=client.timeouts.connect_s,
+                                 proxy=client.proxy)  # fmt: skip
+        self._resp: Response | None = None
+        self._sse = SSEDecoder()
+        self._decoder = client.wire.stream_decoder()
+        self.status = 0
+        self.request_id: str | None = None
+        self.done = False
+        timing.sent_ns = client.clock.now_ns()  # re-stamped when the body reaches the socket
+
+    async def open(self) -> None:
+        """Send; raise the taxonomy's error for a non-2xx answer."""
+        client, timing = self._client, self._timing
+        self.deadlines.arm(idle=False)
+        self._resp = resp = await client.transport.send(self._http)
+        self._restamp_sent()
+        timing.headers_ns = resp.headers_ns if client._same_clock else client.clock.now_ns()
+        self.status = resp.status
+        self.request_id = resp.headers.get("x-request-id") or resp.headers.get("request-id")
+        if self.status >= 300:
+            raw = await self._read_all()
+            raise error_for_status(self.status, resp.headers, raw, client.wire.decode_error)
+
+    async def next(self) -> Sequence[Event] | None:
+        """The events the next chunk completed (maybe none); None once the answer is over."""
+        if self.done:
+            return None
+        resp, timing = self._resp, self._timing
+        assert resp is not None
+        if not self._request.stream:
+            return await self._whole(resp)
+        self.deadlines.arm(idle=True)
+        chunk = await resp.read()
+        if self._handing_over:
+            self.deadlines.disarm()
+        stamped = self._client._same_clock
+        read_ns = 0 if stamped else self._client.clock.now_ns()
+        if chunk:
+            if not timing.first_byte_ns:
+                timing.first_byte_ns = resp.arrival_ns(1) if stamped else read_ns
+            completed = self._sse.feed(chunk)
+        else:
+            completed = self._sse.close()
+            if not completed:
+                timing.done_ns = self._client.clock.now_ns()
+                raise StreamBroken("stream ended before the completion was finished", http_status=self.status)
+        if not completed:
+            return _NOTHING
+        if len(completed) == 1:  # the usual chunk: one event, its decoded events handed over as they are
+            return self._decode(completed[0], resp.arrival_ns(completed[0].end) if stamped else read_ns)
+        out: list[Event] = []
+        for item in completed:
+            out += self._decode(item, resp.arrival_ns(item.end) if stamped else read_ns)
+            if self.done:
+                break
+        return out
+
+    def _decode(self, item: SSEEvent, stamp: int) -> Sequence[Event]:
+        """One SSE event's neutral events, stamped; `done` once one of them ends the answer."""
+        try:
+            events = self._decoder.decode(item)
+        except ValueError:
+            raise BadResponse(f"malformed stream event: {item.data[:80]!r}", http_status=self.status) from None
+        for event in events:
+            kind = type(event)
+            if kind is TextDelta:
+                self._timing.content_ns.append(stamp)
+            elif kind is Done or kind is ErrorEvent:  # a provider error ends the stream too; nothing follows
+                self.done = True
+                if kind is Done:
+                    self._timing.done_ns = stamp
+        return events
+
+    async def _whole(self, resp: Response) -> Sequence[Event]:
+        raw = await self._read_all()
+        if self._handing_over:
+            self.deadlines.disarm()
+        self.done = True
+        try:
+            events = self._client.wire.decode_body(raw)
+        except ValueError as e:
+            raise BadResponse(f"unparseable response: {e}", http_status=self.status) from None
+        if any(type(e) is TextDelta for e in events):
+            self._timing.content_ns.append(self._timing.done_ns)
+        return events
+
+    async def _read_all(self) -> bytes:
         """A whole body; first byte and done are when its first and last bytes arrived."""
+        resp, timing, clock, stamped = self._resp, self._timing, self._client.clock, self._client._same_clock
+        assert resp is not None
         chunks: list[bytes] = []
         size = 0
         while True:
-            deadlines.arm(idle=True)
+            self.deadlines.arm(idle=True)
             chunk = await resp.read()
-            read_ns = self.clock.now_ns()
             if not chunk:
                 break
             if not size:
-                timing.first_byte_ns = resp.arrival_ns(1) if self._same_clock else read_ns
+                timing.first_byte_ns = resp.arrival_ns(1) if stamped else clock.now_ns()
             chunks.append(chunk)
             size += len(chunk)
-        timing.done_ns = resp.arrival_ns(size) if self._same_clock and size else read_ns
+        timing.done_ns = resp.arrival_ns(size) if stamped and size else clock.now_ns()
         if not size:
             timing.first_byte_ns = timing.done_ns
         return b"".join(chunks)
 
-    def _restamp_sent(self, timing: Timing, http: HttpRequest) -> None:
-        if http.sent_ns and self._same_clock:
-            timing.sent_ns = http.sent_ns
+    def own(self, e: ProviderError) -> None:
+        """An error found inside a 200 answer carries its status."""
+        if e.http_status is None and self.status:
+            e.http_status = self.status
+
+    def classify(self, e: Exception) -> ProviderError | None:
+        return classify(e, self._timing, self.deadlines, self._client.target.base_url, self.status)
+
+    def close(self) -> None:
+        self._restamp_sent()
+        if self._resp is not None:
+            self._resp.close()
+
+    def _restamp_sent(self) -> None:
+        if self._http.sent_ns and self._client._same_clock:
+            self._timing.sent_ns = self._http.sent_ns
 
 
 class OpenAIClient(ProviderClient):

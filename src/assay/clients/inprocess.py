@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from aiohttp import web
 from aiohttp.client_proto import ResponseHandler
 
 from assay.clients.transport import AiohttpTransport, HttpRequest, Response
 from assay.clock import Clock
 
+if TYPE_CHECKING:  # aiohttp's server half is imported when an in-process transport is made, not with assay.clients
+    from aiohttp import web
+
 __all__ = ["InProcessTransport"]
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Handler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
 
 
 class _Pipe(asyncio.Transport):
@@ -119,6 +121,8 @@ class InProcessTransport(AiohttpTransport):
     uses_proxies = False
 
     def __init__(self, app: web.Application | Handler, *, clock: Clock | None = None) -> None:
+        from aiohttp import web
+
         if not isinstance(app, web.Application):
             handler, app = app, web.Application()
             app.router.add_route("*", "/{path:.*}", handler)

@@ -159,11 +159,18 @@ class _Decoder(StreamDecoder):
                 kind = err.get("type") or err.get("code")
                 return (ErrorEvent(str(err.get("message", err)), str(kind) if kind else None),)
             return (ErrorEvent(str(err)),)
+        choices = data.get("choices")
+        if self._started and choices and len(choices) == 1 and not data.get("usage"):  # the usual chunk: a token
+            choice = choices[0]
+            delta = choice.get("delta")
+            piece = delta.get("content") if delta else None
+            if piece and not choice.get("finish_reason"):
+                return (TextDelta(piece),)
         out: list[Event] = []
         if not self._started and data.get("model"):  # Azure's first chunk has an empty model: wait for one
             self._started = True
             out.append(Start(data.get("id"), data["model"]))
-        for choice in data.get("choices") or ():
+        for choice in choices or ():
             piece = (choice.get("delta") or {}).get("content")
             if piece:
                 out.append(TextDelta(piece))

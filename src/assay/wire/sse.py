@@ -60,10 +60,19 @@ class SSEDecoder:
             if not ends_here and last[-1:] != b"\r":
                 return _NOTHING
             buf = b"".join(self._pending)
+            self._pending.clear()
         else:
             buf = chunk
-        events, used = _split(buf, start)
-        self._pending.clear()
+        if b"\r" in buf:
+            events, used = _split_any(buf, start)
+        else:  # the usual stream: events end with "\n\n"; inlined, as this runs for every chunk
+            events, used = [], 0
+            while (i := buf.find(b"\n\n", used)) >= 0:
+                if buf.startswith(b"data: ", used) and buf.find(b"\n", used, i) < 0:  # one data line
+                    events.append(SSEEvent(None, buf[used + 6 : i], start + i + 2))
+                elif (event := _parse(buf[used:i], start + i + 2)) is not None:
+                    events.append(event)
+                used = i + 2
         self._pending_len = len(buf) - used
         if self._pending_len:
             self._pending.append(buf[used:] if used else buf)
@@ -81,16 +90,10 @@ class SSEDecoder:
         return [event] if event is not None else _NOTHING
 
 
-def _split(buf: bytes, start: int) -> tuple[list[SSEEvent], int]:
-    """The complete events in `buf` (which begins at stream offset `start`) and how many bytes they used."""
+def _split_any(buf: bytes, start: int) -> tuple[list[SSEEvent], int]:
+    """The complete events in `buf` (at stream offset `start`), with any of SSE's line endings, and the bytes used."""
     events: list[SSEEvent] = []
     pos = 0
-    if b"\r" not in buf:
-        while (i := buf.find(b"\n\n", pos)) >= 0:
-            if (event := _parse(buf[pos:i], start + i + 2)) is not None:
-                events.append(event)
-            pos = i + 2
-        return events, pos
     if buf.endswith(b"\r"):
         buf = buf[:-1]  # a "\r" may be the first half of a "\r\n" still on its way
     for m in _BLANK_LINE.finditer(buf):
