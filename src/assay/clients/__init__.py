@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from assay.clients.client import AnthropicClient, OpenAIClient, ProviderClient, estimate_tokens
+from assay.clients.client import AnthropicClient, OpenAIClient, ProviderClient
 from assay.clients.deadlines import Timeouts
 from assay.clients.inprocess import InProcessTransport
 from assay.clients.transport import AiohttpTransport, HttpRequest, Response, Transport, TransportError, open_session
@@ -32,7 +32,6 @@ __all__ = [
     "Timeouts",
     "Transport",
     "TransportError",
-    "estimate_tokens",
     "make_client",
     "open_session",
 ]

@@ -23,11 +23,11 @@ import aiohttp
 import orjson
 
 from assay.clients.deadlines import Deadlines, Timeouts
-from assay.clients.errors import classify, error_for_status
+from assay.clients.errors import classify, error_for_status, rate_limit_headers
 from assay.clients.transport import AiohttpTransport, HttpRequest, Response, Transport, proxy_for, same_time_base
 from assay.clock import Clock, SystemClock
 from assay.errors import BadResponse, ConfigError, ProviderError, StreamBroken
-from assay.model import ChatRequest, Completion, Target, Timing, Usage
+from assay.model import ChatRequest, Completion, Target, Timing, Usage, estimate_tokens
 from assay.wire import (
     ANTHROPIC,
     OPENAI,
@@ -42,14 +42,9 @@ from assay.wire import (
     Wire,
 )
 
-__all__ = ["AnthropicClient", "OpenAIClient", "ProviderClient", "estimate_tokens"]
+__all__ = ["AnthropicClient", "OpenAIClient", "ProviderClient"]
 
 _NOTHING: tuple[Event, ...] = ()
-
-
-def estimate_tokens(text: str) -> int:
-    """~4 characters a token: a rough fallback used only when the server reports no usage."""
-    return (len(text) + 3) // 4 if text else 0
 
 
 class ProviderClient:
@@ -125,6 +120,7 @@ class ProviderClient:
             http_status=attempt.status,
             request_id=attempt.request_id,
             model=got.model,
+            rate_limit_headers=attempt.limits,
         )
 
     async def stream(self, request: ChatRequest, timing: Timing | None = None) -> AsyncGenerator[Event, None]:
@@ -153,7 +149,7 @@ class _Attempt:
     `classify`s what they raise."""
 
     __slots__ = ("_client", "_decoder", "_handing_over", "_http", "_request", "_resp", "_sse", "_timing", "deadlines",
-                 "done", "request_id", "status")  # fmt: skip
+                 "done", "limits", "request_id", "status")  # fmt: skip
 
     def __init__(self, client: ProviderClient, request: ChatRequest, timing: Timing, handing_over: bool) -> None:
         self._client, self._request, self._timing = client, request, timing
@@ -167,6 +163,7 @@ class _Attempt:
         self._decoder = client.wire.stream_decoder()
         self.status = 0
         self.request_id: str | None = None
+        self.limits: dict[str, str] = {}  # what the provider said of its rate limits, on a success too
         self.done = False
         timing.sent_ns = client.clock.now_ns()  # re-stamped when the body reaches the socket
 
@@ -179,6 +176,7 @@ class _Attempt:
         timing.headers_ns = resp.headers_ns if client._same_clock else client.clock.now_ns()
         self.status = resp.status
         self.request_id = resp.headers.get("x-request-id") or resp.headers.get("request-id")
+        self.limits = rate_limit_headers(resp.headers)
         if self.status >= 300:
             raw = await self._read_all()
             raise error_for_status(self.status, resp.headers, raw, client.wire.decode_error)
