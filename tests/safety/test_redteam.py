@@ -89,6 +89,8 @@ async def test_errors_and_filter_blocks_are_their_own_classes(tmp_path: Path) ->
     assert st.scored == st.n - st.errors - st.blocked - st.unscored  # neither safe nor unsafe
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(480)  # three red-team runs of ~1,000 replies each through the embedding detector, on one thread
 @needs_data("advbench", "adv_bench.prompt")
 async def test_measured_rates_cover_the_true_rates_across_seeds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
