@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -32,6 +32,24 @@ __all__ = [
     "parse_config",
     "state_dir",
 ]
+
+_Named = TypeVar("_Named", bound=SuiteConfig | SafetySuite | Target)
+
+
+def _unique(items: list[_Named], field: str) -> list[_Named]:
+    """Names must be unique; the error points at the second use's line (`at` is below the field's own)."""
+    first: dict[str, int] = {}
+    for i, item in enumerate(items):
+        if item.name in first:
+            raise PydanticCustomError(
+                "duplicate_name",
+                "'{name}' is already the name of {field}[{first}]; {what} names must be unique",
+                {"name": item.name, "field": field, "first": first[item.name], "what": field.rstrip("s"),
+                 "at": (i, "name")},
+            )  # fmt: skip
+        first[item.name] = i
+    return items
+
 
 # A check beyond the schema (e.g. "every target has a price"), run after validation.
 Check = Callable[["ProjectConfig"], list[Problem]]
@@ -64,16 +82,7 @@ class ProjectConfig(StrictModel):
     @field_validator("suites")
     @classmethod
     def _unique_suites(cls, suites: list[SuiteConfig | SafetySuite]) -> list[SuiteConfig | SafetySuite]:
-        seen: dict[str, int] = {}
-        for i, s in enumerate(suites):
-            if s.name in seen:
-                raise PydanticCustomError(
-                    "duplicate_name",
-                    "'{name}' is already the name of suites[{first}]; suite names must be unique",
-                    {"name": s.name, "first": seen[s.name], "at": (i, "name")},
-                )
-            seen[s.name] = i
-        return suites
+        return _unique(suites, "suites")
 
     @model_validator(mode="after")
     def _judges_are_targets(self) -> ProjectConfig:
@@ -122,17 +131,7 @@ class ProjectConfig(StrictModel):
     @field_validator("targets")
     @classmethod
     def _unique_names(cls, targets: list[Target]) -> list[Target]:
-        first: dict[str, int] = {}
-        for i, t in enumerate(targets):
-            if t.name in first:
-                # `at` points below this field's own location, so the error names the second use's line.
-                raise PydanticCustomError(
-                    "duplicate_name",
-                    "'{name}' is already the name of targets[{first}]; target names must be unique",
-                    {"name": t.name, "first": first[t.name], "at": (i, "name")},
-                )
-            first[t.name] = i
-        return targets
+        return _unique(targets, "targets")
 
     def timeouts_for(self, name: str, section: object = None, total_s: float | None = None) -> TimeoutSettings:
         """A target's effective timeouts: `timeouts:`, then a command's own section (e.g. `probe:`), then
