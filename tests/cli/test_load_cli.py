@@ -47,6 +47,12 @@ def test_load_json_contract_open_and_closed_loop(tmp_path: Path) -> None:
         shape = {"p50", "p90", "p95", "p99", "mean", "n", "ci95"}  # the one latency shape
         assert set(t["generator_lag_ms"]) == shape and set(t["ttft_ms"]) == shape
         run_id = orjson.loads(run.stdout)["run_id"]
+        from assay.store import Store
+        from assay.suites.load import load_summaries
+
+        with Store(tmp_path / ".assay" / "assay.db") as store:  # what the report reads is what the command printed
+            again = orjson.loads(orjson.dumps(load_summaries(store, run_id, with_timelines=True).to_json()))
+        assert again == orjson.loads(run.stdout)
         rep = subprocess.run(
             [ASSAY, "report", run_id, "-o", "rep"], cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, timeout=60
         )
