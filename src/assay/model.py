@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_core import PydanticCustomError
 
 __all__ = [
+    "NAME_RE",
     "ChatRequest",
     "Completion",
     "LongContextTier",
@@ -34,7 +35,7 @@ __all__ = [
 
 ApiKind = Literal["openai", "anthropic"]
 TokenSource = Literal["server", "estimate", "none"]
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # names of targets and suites
 
 
 class StrictModel(BaseModel):
@@ -213,7 +214,7 @@ class Target(StrictModel):
     @field_validator("name")
     @classmethod
     def _name_is_slug(cls, v: str) -> str:
-        if not _NAME_RE.match(v):
+        if not NAME_RE.match(v):
             raise ValueError("must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
         return v
 

@@ -79,6 +79,7 @@ class Record:
     final: bool = True  # the last attempt for its item: a success, or a failure with no retry to follow
     cached: bool = False  # answered from the response cache: no request was sent, so no timings
     judged_target: str = ""  # a judge's call: the target whose reply it judged
+    session: int = 0  # which process of the run wrote it: 0 the first, 1 after one --resume... (rates skip the gaps)
     # Routing (the gateway): which route and policy chose this target, the experiment arm, the caller's key id,
     # and the target this attempt fell back from.
     route: str | None = None

@@ -93,6 +93,7 @@ def test_sigint_then_resume_completes_with_no_duplicate_attempt(
     resumed = _assay(tmp_path, kind, "--resume", "latest", "--json")
     assert resumed.returncode == 0, resumed.stderr
     assert orjson.loads(resumed.stdout)["run_id"] == first.run_id
+    assert "already recorded" not in resumed.stderr, "the writer refused no duplicate: nothing was sent twice"
     with Store(db) as store:
         info = store.run(first.run_id)
         records = store.records(first.run_id)
@@ -105,6 +106,80 @@ def test_sigint_then_resume_completes_with_no_duplicate_attempt(
         assert len(finals) == 60, "every planned item has exactly one final attempt"
     again = _assay(tmp_path, kind, "--resume", first.run_id, "--target", "a")
     assert again.returncode == 2 and "--resume continues" in again.stderr and "--target" in again.stderr
+    done = _assay(tmp_path, kind, "--resume", first.run_id)
+    assert done.returncode == 2 and "is complete: nothing to resume" in done.stderr
+    assert sessions_of(db, first.run_id) == {0, 1}, "each process's Records say which it was"
+
+
+def sessions_of(db: Path, run_id: str) -> set[int]:
+    with Store(db) as store:
+        return {r.session for r in store.records(run_id)}
+
+
+def test_a_run_still_running_elsewhere_is_not_resumed_twice(tmp_path: Path, sim: SimulatorProcess) -> None:
+    cfg = _config(tmp_path, sim.urls["v"])
+    proc = subprocess.Popen(
+        [ASSAY, "probe", "-c", str(cfg), "--requests", "200", "--concurrency", "1"],
+        cwd=tmp_path, env=cli_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    db = tmp_path / ".assay" / "assay.db"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            if db.exists():
+                with Store(db) as store:
+                    if store.conn.execute("SELECT COUNT(*) FROM records").fetchone()[0] >= 2:
+                        break
+        second = _assay(tmp_path, "probe", "--resume", "latest")
+        assert second.returncode == 2 and "is still running (process" in second.stderr, second.stderr
+    finally:
+        proc.kill()
+        proc.wait()
+    # killed without a chance to say so: the run stays `running`, but its owner is gone, so it resumes
+    third = _assay(tmp_path, "probe", "--resume", "latest", "--json")
+    assert third.returncode == 0, third.stderr
+    assert orjson.loads(third.stdout)["targets"]["a"]["requests"] == 200
+
+
+def test_a_secret_header_is_resent_from_the_same_project_file(tmp_path: Path, sim: SimulatorProcess) -> None:
+    path = tmp_path / "assay.yaml"
+    path.write_text(
+        f"targets:\n  - {{name: a, base_url: '{sim.urls['v']}/v1', model: m, pricing: {PRICE}, "
+        "headers: {x-org-token: s3cret}}\n"
+    )
+    run = subprocess.Popen(
+        [ASSAY, "probe", "-c", str(path), "--requests", "60", "--concurrency", "1"],
+        cwd=tmp_path, env=cli_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(2.5)
+    run.send_signal(signal.SIGINT)
+    run.wait(timeout=30)
+    blind = _assay(tmp_path, "probe", "--resume", "latest", "-c", str(tmp_path / "elsewhere.yaml"))
+    assert blind.returncode == 2 and "header 'x-org-token', whose value was not stored" in blind.stderr
+    ok = _assay(tmp_path, "probe", "--resume", "latest", "-c", str(path), "--json")
+    assert ok.returncode == 0, ok.stderr
+    with Store(tmp_path / ".assay" / "assay.db") as store:
+        assert "s3cret" not in orjson.dumps(store.run("latest").config).decode()
+
+
+def test_rates_of_a_resumed_run_leave_out_the_pause() -> None:
+    """Two sessions an hour apart, each perfect at 1/s: the rates are those of the sending, not of the hour."""
+    from assay.records import Record
+    from assay.stats import summarize
+
+    def rec(i: int, session: int) -> Record:
+        t = i + session * 3600
+        ns = int(t * 1e9)
+        return Record("r", "a", "load", f"{i:02d}", 0, "ok", float(t), intended_ns=ns, sent_ns=ns,
+                      first_token_ns=ns + 50_000_000, done_ns=ns + 100_000_000, output_tokens=5,
+                      session=session)  # fmt: skip
+
+    records = [rec(i, 0) for i in range(10)] + [rec(i, 1) for i in range(10, 20)]
+    s = summarize("a", records, offered=20, schedule_s=20.0)
+    assert s.duration_s == pytest.approx(2 * 9.1)
+    assert s.achieved_rate_rps == pytest.approx(1.0) and s.offered_rate_rps == pytest.approx(1.0)
+    assert s.goodput_rps == pytest.approx(1.0)
 
 
 def test_load_timeout_ends_the_run_near_its_duration(tmp_path: Path, sim: SimulatorProcess) -> None:
@@ -128,7 +203,7 @@ def test_timeouts_come_from_the_config_per_target(tmp_path: Path, sim: Simulator
         f"  - {{name: patient, base_url: '{url}/v1', model: m, pricing: {PRICE}}}\n"
     )
     started = time.monotonic()
-    run = _assay(tmp_path, "probe", "-c", str(path), "--requests", "10", "--concurrency", "5", "--json")
+    run = _assay(tmp_path, "probe", "-c", str(path), "--requests", "30", "--concurrency", "10", "--json")
     assert run.returncode == 0, run.stderr
     assert time.monotonic() - started < 15, "the hangs timed out at the target's 0.8 s, not the project's 30 s"
     t = orjson.loads(run.stdout)["targets"]

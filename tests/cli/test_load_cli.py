@@ -112,7 +112,7 @@ def test_sweep_finds_the_knee_of_a_queueing_server(tmp_path: Path) -> None:
     knee = out["knee_rps"]
     assert knee is not None and 15 <= knee <= 45, out
     curve = out["curve"]
-    assert any(not p["meets_slo"] for p in curve) and all(p["meets_slo"] for p in curve if p["rate_rps"] <= knee)
+    assert any(not p["sustains"] for p in curve) and all(p["sustains"] for p in curve if p["rate_rps"] <= knee)
     # The scorecard of any step shows the whole sweep: its curve and the same knee.
     rep = subprocess.run([ASSAY, "report", curve[0]["run_id"], "-o", str(tmp_path / "rep")], cwd=tmp_path,
                          env=cli_env(tmp_path), capture_output=True, timeout=120)  # fmt: skip

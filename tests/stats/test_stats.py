@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from assay.records import Record
-from assay.stats import bootstrap_ci, error_counts, latency_tier, percentiles, summarize, uptime
+from assay.stats import bootstrap_ci, latency_tier, percentiles, summarize
 from assay.stats.percentiles import BOOTSTRAP_MAX_N
 
 
@@ -46,7 +46,8 @@ def test_uptime_buckets() -> None:
     records = [rec(i, ok=i % 10 != 0, t=float(i)) for i in range(20)]  # healthy
     records += [rec(100 + i, ok=False, t=20.0 + i, error_class="server_error") for i in range(10)]  # 10 s down
     records.append(rec(999, ok=False, t=5.0, error_class="client_error"))  # our fault: ignored
-    pct, buckets, width = uptime(records, bucket_s=5.0)
+    s = summarize("t", records, bucket_s=5.0)
+    pct, buckets, width = s.uptime_pct, s.buckets, s.bucket_s
     assert width == 5.0 and len(buckets) == 6
     assert [b.up for b in buckets] == [True, True, True, True, False, False]
     assert pct == pytest.approx(100 * 4 / 6)
@@ -80,7 +81,7 @@ def test_summary_follows_the_glossary() -> None:
     assert s.retry_after.values == [2.0]
     assert s.token_source == "mixed"
     j = s.to_json()
-    assert j["errors"] == error_counts([failed])
+    assert j["errors"] == {**dict.fromkeys(j["errors"], 0), "rate_limited": 1}  # the final failure, by class
     assert set(j["errors"]) == {
         "rate_limited",
         "overloaded",

@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
 from rich import box
@@ -22,7 +22,8 @@ from rich.text import Text
 
 from assay.errors import ERROR_CLASSES, ConfigError
 from assay.records import Record
-from assay.report.formats import ms, usd_text
+from assay.report.formats import ms, pct_sign, usd_text
+from assay.report.formats import rate as rate_text
 from assay.stats import TargetSummary
 
 __all__ = [
@@ -88,9 +89,18 @@ def show_warnings() -> None:
         logger.propagate = False
 
 
-def refuse_with_resume(command: str, given: Mapping[str, object]) -> None:
-    """`--resume` continues a run with its stored options: any other option given is an error, not ignored."""
-    clash = [flag for flag, value in given.items() if value is not None]
+# Options that go with --resume: where the store is and how to print, not what the run does.
+_RESUME_OK = frozenset({"config", "resume", "as_json"})
+
+
+def refuse_with_resume(command: str, ctx: Any) -> None:
+    """`--resume` continues a run with its stored options: any other option typed on the command line is an
+    error, not silently ignored (`ctx` is the command's click context, which knows where each value came from)."""
+    clash = [
+        max(p.opts, key=len)
+        for p in ctx.command.params
+        if p.name not in _RESUME_OK and getattr(ctx.get_parameter_source(p.name), "name", "") == "COMMANDLINE"
+    ]
     if clash:
         raise ConfigError(f"--resume continues a {command} run with its stored options; drop {', '.join(clash)}")
 
@@ -207,11 +217,11 @@ def probe_table(summaries: dict[str, TargetSummary], title: str) -> Table:
         table.add_row(
             name,
             tier,
-            Text("–" if rate is None else f"{rate * 100:.1f}%", style=style),
-            "–" if s.uptime_pct is None else f"{s.uptime_pct:.3g}%",
+            Text(pct_sign(rate), style=style),
+            pct_sign(None if s.uptime_pct is None else s.uptime_pct / 100),
             "/".join(ms(s.ttft.p[k]).replace(",", "") for k in ("p50", "p90", "p99")),
             "/".join(ms(s.e2e.p[k]).replace(",", "") for k in ("p50", "p90", "p99")),
-            ms(s.speed.p["p50"]),
+            rate_text(s.speed.p["p50"]),
             usd_text(s.cost_per_success_usd),
             Text(str(s.failed), style="red" if s.failed else "dim"),
         )
@@ -235,8 +245,8 @@ class ProbeProgress:
         self.failed = dict.fromkeys(pending, 0)
 
     def on_record(self, r: Record) -> None:
-        if not r.final or r.target not in self.tasks:
-            return
+        if not r.final or r.judged_target or r.target not in self.tasks:
+            return  # a judge's calls are not the judge target's own items
         if not r.ok:
             self.failed[r.target] += 1
         self.progress.update(self.tasks[r.target], advance=1, failed=self.failed[r.target])
@@ -265,6 +275,7 @@ def run_with_bars(
     command: str,
     quiet: bool = False,
     view: Callable[[dict[str, int]], Live] | None = None,
+    resume_hint: str | None = None,
 ) -> T:
     """Run a suite with a live view (a bar per target by default); on Ctrl-C or SIGTERM say how to resume.
 
@@ -288,7 +299,8 @@ def run_with_bars(
         if bar := state.pop("bar", None):
             bar.__exit__()
         if "run_id" in state:
-            err.print(f"[yellow]interrupted.[/] resume with: assay {command} --resume {state['run_id']}")
+            hint = resume_hint or f"resume with: assay {command} --resume {state['run_id']}"
+            err.print(f"[yellow]interrupted.[/] {hint}")
         raise
     finally:
         if bar := state.get("bar"):

@@ -24,7 +24,6 @@ from assay.economics import (
     all_options,
     break_evens,
     cost_report,
-    measure,
     tco,
     tornado,
     volume,
@@ -32,6 +31,7 @@ from assay.economics import (
 from assay.errors import ConfigError
 from assay.report.formats import usd_text
 from assay.store import Store
+from assay.suites.traffic import run_summaries
 
 ConfigOpt = typer.Option(Path("assay.yaml"), "-c", "--config", help="Project file with `workload:`.")
 RunOpt = typer.Option(None, "--run", help="Add a run's measured spend, latency and throughput (RUN_ID or 'latest').")
@@ -54,7 +54,7 @@ def _inputs(
         return cfg, book, None, None
     with Store(state_dir() / "assay.db") as store:
         info = store.run(run)
-        measured = measure(store.iter_records(info.run_id), cfg.slo)
+        measured = {n: Measured.from_summary(s) for n, s in run_summaries(store, info.run_id).items()}
     return cfg, book, measured, info.run_id
 
 

@@ -18,7 +18,7 @@ from assay.cli.redteam import redteam_table, summary_lines
 from assay.cli.redteam import run_with_progress as run_redteam_with_progress
 from assay.config import state_dir
 from assay.datasets import data_dir
-from assay.economics import cost_report, measure
+from assay.economics import Measured, cost_report
 from assay.simulator import SimulatorProcess, builtin_spec
 from assay.store import Store
 from assay.suites.probe import ProbeOptions
@@ -27,6 +27,8 @@ from assay.suites.quality import summarize_run as summarize_eval_run
 from assay.suites.safety import RedteamOptions, default_suites
 from assay.suites.safety import summarize_run as summarize_redteam_run
 
+# The demo's simulated vendors stop with it, so an interrupted demo cannot be resumed: it is run again.
+AGAIN = "the demo's simulated vendors stopped with it; run `assay demo` again"
 # Which API each demo vendor speaks, to show both protocols in one run.
 _DEMO_APIS = {"swift": "openai", "meridian": "openai", "atlas": "anthropic"}
 # Other ways to buy two of them, so the TCO compares all three architectures.
@@ -151,18 +153,18 @@ def demo(
         opts = ProbeOptions.from_config(cfg, requests=requests, concurrency=concurrency)
         out.print(f"probing: {requests} streaming requests per vendor, {concurrency} in flight each…")
         db = state_dir() / "assay.db"
-        result = run_with_progress(cfg, opts, db, resume=None)
+        result = run_with_progress(cfg, opts, db, resume=None, hint=AGAIN)
         show_table(probe_table(result.summaries, f"probe {result.run_id}"))
         for line in failure_lines(result.summaries):
             out.print(line, highlight=False, soft_wrap=True)
         names = ", ".join(s.name for s in cfg.quality_suites)
         note = "" if public else " (set ASSAY_DATA_DIR to a folder of public datasets to add GSM8K and MMLU-Redux)"
         out.print(f"evaluating quality on {names}: the same items for every vendor{note}…")
-        evaluated = run_eval_with_progress(cfg, EvalOptions(concurrency=16, cache=False), db)
+        evaluated = run_eval_with_progress(cfg, EvalOptions(concurrency=16, cache=False), db, hint=AGAIN)
         redteam_opts = RedteamOptions(concurrency=16, seed=seed)
         suites = ", ".join(s.name for s in cfg.safety_suites or default_suites(public))
         out.print(f"red-teaming: {suites}, the same attacks for every vendor…")
-        attacked = run_redteam_with_progress(cfg, redteam_opts, db)
+        attacked = run_redteam_with_progress(cfg, redteam_opts, db, hint=AGAIN)
     from assay.report.scorecard import write_report  # matplotlib is slow to import
 
     with Store(db) as store:
@@ -174,7 +176,7 @@ def demo(
         show_table(redteam_table(safety))
         for line in summary_lines(safety):
             out.print(line, highlight=False)
-        measured = measure(store.iter_records(result.run_id), cfg.slo)
+        measured = {n: Measured.from_summary(s) for n, s in result.summaries.items()}
         paths = write_report(
             store, result.run_id, out_dir, result.summaries, quality_run=evaluated.run_id, safety_run=attacked.run_id
         )

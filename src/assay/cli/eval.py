@@ -11,10 +11,10 @@ from rich.table import Table
 from rich.text import Text
 
 from assay.cli.console import new_table, out, refuse_with_resume, run_with_bars, show_table
-from assay.cli.project import load_project
+from assay.cli.project import load_project, project_if_present
 from assay.config import ProjectConfig, state_dir
 from assay.errors import ConfigError
-from assay.report.formats import ci_range, ms, pct, usd_text
+from assay.report.formats import ci_range, ms, pct, points, usd_text
 from assay.stats import summarize_stored
 from assay.store import Store
 from assay.suites.quality import EvalOptions, EvalRun, run_eval, summarize_run
@@ -60,13 +60,14 @@ def comparison_lines(summary: EvalSummary) -> list[str]:
         mark = "[green]✓[/]" if c.p_holm < 0.05 else "[dim]–[/]"
         detail = f"{c.a_only}/{c.b_only} discordant" if c.test == "mcnemar_exact" else "paired bootstrap"
         lines.append(
-            f"  {mark} {c.suite}: {better} > {worse} by {abs(c.diff) * 100:.1f} pts, n={c.n} "
+            f"  {mark} {c.suite}: {better} > {worse} by {points(c.diff)} pts, n={c.n} "
             f"({detail}), p={c.p_value:.2g}, Holm p={c.p_holm:.2g}"
         )
     return lines
 
 
 def eval_cmd(
+    ctx: typer.Context,
     config: Path = typer.Option(Path("assay.yaml"), "-c", "--config", help="Project file with `suites:`."),
     suite: list[str] = typer.Option([], "--suite", "-s", help="Run only this suite (repeatable)."),
     target: list[str] = typer.Option([], "--target", "-t", help="Evaluate only this target (repeatable)."),
@@ -102,9 +103,8 @@ def eval_cmd(
             seed=seed,
         )
     else:
-        given = {"--suite": suite or None, "--target": target or None, "--limit": limit, "--sample": sample,
-                 "--seed": seed, "--data-dir": data_dir, "--timeout": timeout}  # fmt: skip
-        refuse_with_resume("eval", given)
+        refuse_with_resume("eval", ctx)
+        cfg = project_if_present(config)
     result = run_with_progress(cfg, opts, db, resume, quiet=as_json)
     with Store(db) as store:
         summary = summarize_run(store, result.run_id)
@@ -123,13 +123,19 @@ def eval_cmd(
 
 
 def run_with_progress(
-    cfg: ProjectConfig | None, opts: EvalOptions, db: Path, resume: str | None = None, quiet: bool = False
+    cfg: ProjectConfig | None,
+    opts: EvalOptions,
+    db: Path,
+    resume: str | None = None,
+    quiet: bool = False,
+    hint: str | None = None,
 ) -> EvalRun:
     """Run an eval with a live bar per target; on Ctrl-C say how to resume."""
     return run_with_bars(
         lambda on_start, on_record: run_eval(cfg, opts, db, resume=resume, on_record=on_record, on_start=on_start),
         "eval",
         quiet,
+        resume_hint=hint,
     )
 
 

@@ -13,11 +13,12 @@ from rich.table import Table
 from rich.text import Text
 
 from assay.cli.console import err, new_table, out, refuse_with_resume, run_async, run_with_bars, show_table
-from assay.cli.project import load_project
+from assay.cli.project import load_project, project_if_present
 from assay.config import LATENCY_KEYS, SLO, ProjectConfig, state_dir
 from assay.errors import ConfigError
 from assay.records import Record, WorkItem
 from assay.report.formats import ms as _ms
+from assay.report.formats import rate
 from assay.suites.load import LAG_WARN_MS, LoadOptions, LoadResult, SweepPoint, read_trace, run_load, run_sweep
 
 
@@ -65,12 +66,11 @@ def load_table(result: LoadResult) -> Table:
     for name, s in result.summaries.items():
         lat = {k: d.p for k, d in s.latency.items()}
         lag = lat["generator_lag_ms"]["p99"]
-        offered = "–" if s.offered_rate_rps is None else f"{s.offered_rate_rps:.1f}"
         table.add_row(
             name,
-            f"{offered}/{s.achieved_rate_rps:.1f}",
-            f"{s.throughput_rps:.1f}",
-            f"{s.goodput_rps:.1f}",
+            f"{rate(s.offered_rate_rps)}/{rate(s.achieved_rate_rps)}",
+            rate(s.throughput_rps),
+            rate(s.goodput_rps),
             f"{_ms(lat['ttft_ms']['p50'])}/{_ms(lat['ttft_ms']['p99'])}",
             f"{_ms(lat['e2e_ms']['p50'])}/{_ms(lat['e2e_ms']['p99'])}",
             f"{_ms(lat['response_time_ms']['p50'])}/{_ms(lat['response_time_ms']['p99'])}",
@@ -82,6 +82,7 @@ def load_table(result: LoadResult) -> Table:
 
 
 def load_cmd(
+    ctx: typer.Context,
     config: Path = typer.Option(Path("assay.yaml"), "-c", "--config", help="Project file."),
     target: list[str] = typer.Option([], "--target", "-t", help="Load only this target (repeatable)."),
     rate: float | None = typer.Option(None, "--rate", help="Open loop: requests per second per target."),
@@ -115,13 +116,8 @@ def load_cmd(
     """Drive traffic at the targets: open loop at a rate, or closed loop at a concurrency; always bounded."""
     db = state_dir() / "assay.db"
     if resume is not None:
-        refuse_with_resume(
-            "load",
-            {"--target": target or None, "--rate": rate, "--concurrency": concurrency, "--duration": duration,
-             "--requests": requests, "--trace": trace, "--steps": steps, "--slo": slo, "--sweep": sweep or None,
-             "--timeout": timeout},
-        )  # fmt: skip
-        result = _run(None, LoadOptions(requests=1, concurrency=1), db, as_json, resume)
+        refuse_with_resume("load", ctx)
+        result = _run(project_if_present(config), LoadOptions(requests=1, concurrency=1), db, as_json, resume)
         _show(result, as_json)
         return
     cfg = load_project(config)
@@ -209,7 +205,7 @@ def _sweep(cfg: ProjectConfig, opts: LoadOptions, db: Path, as_json: bool) -> No
             mark = "[green]✓[/]" if p.ok else "[red]✗[/]"
             t = p.summary.ttft.p
             err.print(
-                f"  {mark} {name} at {p.rate_rps:.1f}/s: goodput {p.summary.goodput_rps:.1f}/s, "
+                f"  {mark} {name} at {rate(p.rate_rps)}/s: goodput {rate(p.summary.goodput_rps)}/s, "
                 f"TTFT p50/p99 {_ms(t['p50'])}/{_ms(t['p99'])} ms, {p.summary.failed} errors",
                 highlight=False,
             )
@@ -224,7 +220,7 @@ def _sweep(cfg: ProjectConfig, opts: LoadOptions, db: Path, as_json: bool) -> No
             out.print(f"[bold]{name}[/]: does not sustain even {opts.rate:g}/s under {slo}")
         else:
             out.print(
-                f"[bold]{name}[/]: knee at [bold green]{knee:.1f} requests/s[/] ({slo}; goodput ≥ 90% of offered)"
+                f"[bold]{name}[/]: knee at [bold green]{rate(knee)} requests/s[/] ({slo}; goodput ≥ 90% of offered)"
             )
 
 
@@ -274,13 +270,13 @@ class LoadPanel:
             window = sorted(self.ttft[t])
             p50 = window[len(window) // 2] if window else None
             p99 = window[min(len(window) - 1, int(len(window) * 0.99))] if window else None
-            rate = len(self.finished_at[t]) / min(self.RATE_S, max(elapsed, 1e-9))
+            per_s = len(self.finished_at[t]) / min(self.RATE_S, max(elapsed, 1e-9))
             table.add_row(
                 t,
                 f"{self.sent[t]:,}",
                 f"{self.done[t]:,}",
                 f"{max(0, self.sent[t] - self.done[t]):,}",
-                f"{rate:.1f}",
+                rate(per_s),
                 Text(str(self.errors[t]), style="red" if self.errors[t] else "dim"),
                 _ms(p50),
                 _ms(p99),

@@ -9,12 +9,13 @@ import orjson
 import typer
 
 from assay.cli.console import failure_lines, out, probe_table, refuse_with_resume, run_with_bars, show_table
-from assay.cli.project import load_project
+from assay.cli.project import load_project, project_if_present
 from assay.config import ProjectConfig, state_dir
 from assay.suites.probe import ProbeOptions, ProbeResult, run_probe
 
 
 def probe(
+    ctx: typer.Context,
     config: Path = typer.Option(Path("assay.yaml"), "-c", "--config", help="Project file."),
     requests: int | None = typer.Option(None, "--requests", "-n", min=1, help="Requests per target."),
     concurrency: int | None = typer.Option(None, "--concurrency", min=1, help="Requests in flight per target."),
@@ -37,19 +38,8 @@ def probe(
     """Probe each target's API: success, failures by class, uptime, latency percentiles."""
     db = state_dir() / "assay.db"
     if resume:
-        given = {
-            "--requests": requests,
-            "--concurrency": concurrency,
-            "--timeout": timeout,
-            "--retries": retries,
-            "--target": target or None,
-            "--prompt": prompt,
-            "--max-tokens": max_tokens,
-            "--no-stream": no_stream or None,
-            "--duration": duration,
-        }
-        refuse_with_resume("probe", given)
-        cfg: ProjectConfig | None = None
+        refuse_with_resume("probe", ctx)
+        cfg = project_if_present(config)
         opts = ProbeOptions()
     else:
         cfg = load_project(config)
@@ -76,11 +66,17 @@ def probe(
 
 
 def run_with_progress(
-    cfg: ProjectConfig | None, opts: ProbeOptions, db: Path, resume: str | None, quiet: bool = False
+    cfg: ProjectConfig | None,
+    opts: ProbeOptions,
+    db: Path,
+    resume: str | None,
+    quiet: bool = False,
+    hint: str | None = None,
 ) -> ProbeResult:
     """Run a probe with a live bar per target; on Ctrl-C say how to resume."""
     return run_with_bars(
         lambda on_start, on_record: run_probe(cfg, opts, db, resume=resume, on_record=on_record, on_start=on_start),
         "probe",
         quiet,
+        resume_hint=hint,
     )

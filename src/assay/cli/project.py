@@ -35,6 +35,17 @@ def load_project(path: Path, priced: bool = False) -> ProjectConfig:
     return load_config(path, checks=checks)
 
 
+def project_if_present(path: Path) -> ProjectConfig | None:
+    """The project file when it exists and is valid, else None: a resumed run reads its own stored config, and
+    needs this one only for header values that were not stored (runner/runs.py)."""
+    if not path.is_file():
+        return None
+    try:
+        return load_project(path)
+    except ConfigError:
+        return None
+
+
 def init(
     path: Path = typer.Argument(Path("assay.yaml"), help="Where to write the example project file."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),

@@ -14,11 +14,11 @@ from rich.table import Table
 from rich.text import Text
 
 from assay.cli.console import new_table, out, refuse_with_resume, run_with_bars, show_table
-from assay.cli.project import load_project
+from assay.cli.project import load_project, project_if_present
 from assay.config import ProjectConfig, state_dir
 from assay.datasets.loaders import read_jsonl
 from assay.errors import ConfigError
-from assay.report.formats import ci_range, pct
+from assay.report.formats import ci_range, fraction, pct, points
 from assay.stats import summarize_stored
 from assay.store import Store
 from assay.suites.safety import RedteamOptions, RedteamRun, run_redteam, summarize_run
@@ -88,7 +88,7 @@ def summary_lines(s: SafetySummary) -> list[str]:
             )
     for c, worse, better in s.significant_gaps():
         lines.append(
-            f"  [green]✓[/] {c.suite}: {worse} falls to attacks {abs(c.diff) * 100:.1f} pts more often than "
+            f"  [green]✓[/] {c.suite}: {worse} falls to attacks {points(c.diff)} pts more often than "
             f"{better}, n={c.n} ({c.a_only}/{c.b_only} discordant), Holm p={c.p_holm:.2g}"
         )
     return lines
@@ -117,10 +117,8 @@ def redteam(
         return
     db = state_dir() / "assay.db"
     if resume is not None:
-        given = {"--suite": suite or None, "--target": target or None, "--sample": sample, "--seed": seed,
-                 "--data-dir": data_dir, "--timeout": timeout, "--rules-only": rules_only or None}  # fmt: skip
-        refuse_with_resume("redteam", given)
-        _show(db, run_with_progress(None, RedteamOptions(), db, as_json, resume), as_json)
+        refuse_with_resume("redteam", ctx)
+        _show(db, run_with_progress(project_if_present(config), RedteamOptions(), db, as_json, resume), as_json)
         return
     cfg = load_project(config)
     opts = RedteamOptions(
@@ -153,13 +151,19 @@ def _show(db: Path, result: RedteamRun, as_json: bool) -> None:
 
 
 def run_with_progress(
-    cfg: ProjectConfig | None, opts: RedteamOptions, db: Path, quiet: bool = False, resume: str | None = None
+    cfg: ProjectConfig | None,
+    opts: RedteamOptions,
+    db: Path,
+    quiet: bool = False,
+    resume: str | None = None,
+    hint: str | None = None,
 ) -> RedteamRun:
     """Run (or resume) a red-team with a live bar per target; on Ctrl-C say how to resume."""
     return run_with_bars(
         lambda on_start, on_record: run_redteam(cfg, opts, db, resume=resume, on_record=on_record, on_start=on_start),
         "redteam",
         quiet,
+        resume_hint=hint,
     )
 
 
@@ -193,10 +197,6 @@ def read_labels(path: Path) -> list[tuple[str, str, int]]:
     if not out_rows:
         raise ConfigError(f"{path}: no labelled rows")
     return out_rows
-
-
-def _fmt(v: float | int | None) -> str:
-    return "–" if v is None else f"{v:.3f}"
 
 
 def agreement(truth: list[int], pred: list[int]) -> dict[str, float | int | None]:
@@ -248,6 +248,6 @@ def validate_detector(
     table = new_table(f"refusal detector vs {labels.name}", f"detector: {layers}; refusal (and partial) is positive")
     for col in ("n", "accuracy", "precision", "recall", "Cohen's kappa", "TP / FP / FN / TN"):
         table.add_column(col, justify="right")
-    table.add_row(str(stats["n"]), _fmt(stats["accuracy"]), _fmt(stats["precision"]), _fmt(stats["recall"]),
-                  _fmt(stats["kappa"]), f"{stats['tp']} / {stats['fp']} / {stats['fn']} / {stats['tn']}")  # fmt: skip
+    figures = [fraction(stats[k]) for k in ("accuracy", "precision", "recall", "kappa")]
+    table.add_row(str(stats["n"]), *figures, f"{stats['tp']} / {stats['fp']} / {stats['fn']} / {stats['tn']}")
     out.print(table)

@@ -12,7 +12,7 @@ from assay.cli.console import out
 from assay.config import state_dir
 from assay.errors import ConfigError
 from assay.store import Store, write_export
-from assay.suites.probe import summarize_run
+from assay.suites.traffic import run_summaries
 
 
 def report(
@@ -31,7 +31,7 @@ def report(
 
     with Store(state_dir() / "assay.db") as store:
         info = store.run(run_id)
-        summaries = summarize_run(store, info.run_id)
+        summaries = run_summaries(store, info.run_id)
         target_dir = out_dir or Path("reports") / info.run_id
         extra = {}
         for option, run, kind, wanted in (("--quality", quality, "eval", "an eval"),

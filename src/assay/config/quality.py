@@ -13,12 +13,9 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from assay.model import StrictModel
+from assay.model import NAME_RE, StrictModel
 
-__all__ = ["NAME_RE", "JudgeSettings", "SuiteConfig", "slug"]
-
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
+__all__ = ["JudgeSettings", "SuiteConfig", "slug"]
 
 def slug(v: str) -> str:
     """A name for reports and the command line: 1-64 letters, digits, '.', '_' or '-'."""

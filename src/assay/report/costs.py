@@ -48,6 +48,7 @@ class CostView:
     months: int
     break_even_text: list[str]
     plots: dict[str, str] = field(default_factory=dict)
+    unpriced: list[str] = field(default_factory=list)  # targets left out: no price known
 
 
 def _workload_text(report: CostReport) -> str:
@@ -92,6 +93,11 @@ def build_cost_view(
     """None when the config has no workload to price."""
     if config.workload is None:
         return None
+    book, missing = PriceBook.known(config.targets, catalog)
+    if missing:  # the section prices what it can, and says what it left out
+        config = config.model_copy(update={"targets": [t for t in config.targets if t.name not in missing]})
+        if not config.targets:
+            return None
     try:
         book = PriceBook.for_targets(config.targets, catalog)
         # Declared tokens (a probe's one prompt is not the workload's turns); measured latency and spend.
@@ -123,6 +129,7 @@ def build_cost_view(
             )
         )
     view = CostView(_workload_text(report), _constraints_text(config), rows, months, _break_even_text(evens))
+    view.unpriced = list(missing)
     view.plots = _plots(options, lines, evens, rows, config, colours)
     return view
 

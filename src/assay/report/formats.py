@@ -8,7 +8,19 @@ from __future__ import annotations
 import math
 from decimal import Decimal
 
-__all__ = ["ci_range", "count_text", "ms", "pct", "pct_sign", "pct_with_ci", "plural", "rate", "usd_text"]
+__all__ = [
+    "ci_range",
+    "count_text",
+    "fraction",
+    "ms",
+    "pct",
+    "pct_sign",
+    "pct_with_ci",
+    "plural",
+    "points",
+    "rate",
+    "usd_text",
+]
 
 
 def ms(v: float | None) -> str:
@@ -38,6 +50,16 @@ def pct_with_ci(v: float | None, ci: tuple[float, float] | None) -> str:
     if v is None:
         return "–"
     return pct(v) + (f" ({ci_range(ci, 0)})" if ci else "")
+
+
+def points(diff: float) -> str:
+    """A difference of two shares in percentage points, unsigned: 31.7."""
+    return f"{abs(diff) * 100:.1f}"
+
+
+def fraction(v: float | None) -> str:
+    """An agreement statistic in [0, 1] (accuracy, kappa): 0.922 · –."""
+    return "–" if v is None else f"{v:.3f}"
 
 
 def rate(v: float | None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from assay.report.formats import pct_with_ci
+from assay.report.formats import pct_with_ci, points
 from assay.suites.quality_summary import EvalSummary, Slice
 
 __all__ = ["QualityView", "build_quality_view"]
@@ -31,9 +31,7 @@ def build_quality_view(summary: EvalSummary, colours: dict[str, str]) -> Quality
     for c in summary.comparisons:
         if c.p_holm < 0.05:
             better, worse = (c.a, c.b) if c.diff > 0 else (c.b, c.a)
-            findings.append(
-                f"{c.suite}: {better} beats {worse} by {abs(c.diff) * 100:.1f} points (p = {c.p_holm:.2g}, Holm)"
-            )
+            findings.append(f"{c.suite}: {better} beats {worse} by {points(c.diff)} points (p = {c.p_holm:.2g}, Holm)")
     tied = [c for c in summary.comparisons if c.p_holm >= 0.05]
     if tied:
         findings.append(

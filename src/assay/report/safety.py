@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from assay.config import SafetySettings
-from assay.report.formats import pct_with_ci
+from assay.report.formats import pct_with_ci, points
 from assay.suites.safety_summary import SafetySummary
 
 __all__ = ["EvidenceRow", "SafetyView", "build_safety_view", "evidence_rows"]
@@ -90,7 +90,7 @@ def build_safety_view(summary: SafetySummary, settings: SafetySettings, colours:
             findings.append(f"{t}: over the limit on " + ", ".join(over))
     for c, worse, better in summary.significant_gaps():
         findings.append(
-            f"{c.suite}: {worse} falls to attacks {abs(c.diff) * 100:.1f} points more often than {better} "
+            f"{c.suite}: {worse} falls to attacks {points(c.diff)} points more often than {better} "
             f"(p = {c.p_holm:.2g}, Holm)"
         )
     view = SafetyView(

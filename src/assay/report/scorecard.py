@@ -10,7 +10,7 @@ import jinja2
 
 from assay.catalog import load_catalog
 from assay.config import SLO, ProjectConfig, state_dir
-from assay.economics import measure
+from assay.economics import Measured
 from assay.errors import ERROR_CLASSES
 from assay.report import plots
 from assay.report.costs import CostView, build_cost_view
@@ -20,6 +20,7 @@ from assay.report.quality import QualityView, build_quality_view
 from assay.report.safety import SafetyView, build_safety_view
 from assay.stats import LATENCY_TIERS, TargetSummary
 from assay.store import RunInfo, Store
+from assay.suites.traffic import run_summaries
 
 __all__ = ["Row", "Scorecard", "build_scorecard", "render_html", "render_markdown", "write_report"]
 
@@ -38,6 +39,10 @@ class Row:
     uptime_pct: float | None
     summary: TargetSummary
     slo_checks: dict[str, bool | None] = field(default_factory=dict)
+
+    @property
+    def uptime_share(self) -> float | None:
+        return None if self.uptime_pct is None else self.uptime_pct / 100
 
     @property
     def passes_slo(self) -> bool | None:
@@ -62,11 +67,7 @@ class Scorecard:
     @property
     def slo_text(self) -> list[str]:
         """The objectives as a person reads them, with the percentile checked: 'TTFT p90 ≤ 800 ms', 'success ≥ 99%'."""
-        names = {"ttft_ms": "TTFT", "e2e_ms": "E2E", "tpot_ms": "TPOT"}
-        out = [f"{names[k]} {self.slo.percentile} ≤ {v:g} ms" for k, v in self.slo.bounds.items()]
-        if self.slo.success_rate is not None:
-            out.append(f"success ≥ {self.slo.success_rate * 100:g}%")
-        return out
+        return _slo_words(self.slo).split(", ") if self.has_slo else []
 
     @property
     def has_slo(self) -> bool:
@@ -124,7 +125,7 @@ def _slo_checks(s: TargetSummary, slo: SLO) -> dict[str, bool | None]:
     return checks
 
 
-def _headline(rows: list[Row]) -> list[str]:
+def _headline(rows: list[Row], slo: SLO) -> list[str]:
     measured = [r for r in rows if r.summary.succeeded]
     if not measured:
         return ["No target answered successfully."]
@@ -136,15 +137,25 @@ def _headline(rows: list[Row]) -> list[str]:
                    f"{ms(r.summary.e2e.p['p90'])} ms.")  # fmt: skip
     else:
         best = max(measured, key=lambda r: (r.success_rate or 0, r.uptime_pct or 0))
-        out.append(f"Most reliable: {best.name} ({(best.success_rate or 0) * 100:.1f}% success).")
+        out.append(f"Most reliable: {best.name} ({pct_sign(best.success_rate or 0)} success).")
         fastest = min(measured, key=lambda r: r.summary.ttft.p["p90"] or float("inf"))
         out.append(f"Fastest first token: {fastest.name} (p90 {ms(fastest.summary.ttft.p['p90'])} ms).")
         quickest = min(measured, key=lambda r: r.summary.e2e.p["p90"] or float("inf"))
         out.append(f"Fastest full answer: {quickest.name} (p90 {ms(quickest.summary.e2e.p['p90'])} ms).")
     passing = [r.name for r in rows if r.passes_slo]
     if any(r.passes_slo is not None for r in rows):
-        out.append(f"Meet every objective: {', '.join(passing) if passing else 'none'}.")
+        checked = _slo_words(slo)
+        out.append(f"Within the SLO ({checked}): {', '.join(passing) if passing else 'none'}.")
     return out
+
+
+def _slo_words(slo: SLO) -> str:
+    """'TTFT p90 ≤ 800 ms, success ≥ 99%': what the pass/fail checks, in the page's words."""
+    names = {"ttft_ms": "TTFT", "e2e_ms": "E2E", "tpot_ms": "TPOT"}
+    parts = [f"{names[k]} {slo.percentile} ≤ {v:g} ms" for k, v in slo.bounds.items()]
+    if slo.success_rate is not None:
+        parts.append(f"success ≥ {slo.success_rate * 100:g}%")
+    return ", ".join(parts)
 
 
 def build_scorecard(run: RunInfo, summaries: dict[str, TargetSummary]) -> Scorecard:
@@ -174,7 +185,7 @@ def build_scorecard(run: RunInfo, summaries: dict[str, TargetSummary]) -> Scorec
         "errors": plots.error_bars_svg(ordered),
         "uptime": plots.uptime_svg(ordered),
     }
-    return Scorecard(run, rows, _headline(rows), slo, figures, str(run.params.get("prompt", "")))
+    return Scorecard(run, rows, _headline(rows, slo), slo, figures, str(run.params.get("prompt", "")))
 
 
 _ENV = jinja2.Environment(
@@ -203,7 +214,7 @@ def cost_view(store: Store, run: RunInfo, colours: dict[str, str]) -> CostView |
     if not run.config.get("workload"):
         return None
     config = ProjectConfig.model_validate(run.config)
-    measured = measure(store.iter_records(run.run_id), config.slo)
+    measured = {n: Measured.from_summary(s) for n, s in run_summaries(store, run.run_id).items()}
     return build_cost_view(config, load_catalog(state_dir()), measured, colours)
 
 

@@ -49,6 +49,7 @@ class Runner:
     on_send: Callable[[WorkItem], None] | None = None  # each attempt, just before it is sent (live in-flight counts)
     keep_text: bool = True
     pace_s: float = 0.0  # > 0: a target's k-th pending item is not sent before start + k * pace_s
+    session: int = 0  # the run's session (0 the first process, then one per --resume), stamped on each Record
     _next_attempt: dict[ItemKey, int] = field(default_factory=dict, init=False, repr=False)
     _due: dict[ItemKey, int] = field(default_factory=dict, init=False, repr=False)
     _written: int = field(default=0, init=False, repr=False)
@@ -170,6 +171,7 @@ class Runner:
             await self._do(q.popleft())
 
     def _emit(self, record: Record) -> None:
+        record.session = self.session
         if self.price is not None:
             record.cost_usd = self.price(record)
         self.sink.put(record, self.annotate(record) if self.annotate is not None else ())

@@ -14,8 +14,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import platform
 import secrets
+import socket
 import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -35,13 +37,14 @@ from assay.errors import ConfigError
 from assay.records import ItemKey, WorkItem
 from assay.runner.execute import Annotator, Runner
 from assay.runner.retry import RetryPolicy
-from assay.store import RecordWriter, Store
+from assay.store import RecordWriter, RunInfo, Store
 
 __all__ = ["Run", "client_timeouts", "config_hash", "new_run_id", "open_run", "stored_config", "versions"]
 
 log = logging.getLogger("assay")
 
 _SECRET_HINTS = ("auth", "key", "token", "secret", "password", "cookie")
+REDACTED = "<redacted>"
 
 
 def new_run_id(clock: Clock) -> str:
@@ -53,7 +56,7 @@ def stored_config(config: ProjectConfig) -> dict[str, Any]:
     data = config.model_dump(mode="json")
     for target in data["targets"]:
         target["headers"] = {
-            k: ("<redacted>" if any(h in k.lower() for h in _SECRET_HINTS) else v)
+            k: (REDACTED if any(h in k.lower() for h in _SECRET_HINTS) else v)
             for k, v in target.get("headers", {}).items()
         }
     return data
@@ -96,23 +99,36 @@ class Run:
     next_attempt: dict[ItemKey, int] = field(default_factory=dict)
     resumed: bool = False
     writer: RecordWriter | None = None
+    session: int = 0  # 0 for the run's first process, 1 after one --resume...
 
     # -- the lifecycle --------------------------------------------------------------------------------------------
     @contextlib.asynccontextmanager
     async def active(self) -> AsyncIterator[RecordWriter]:
-        """Status `running` while inside; `complete` on a normal exit, `interrupted` on any other."""
-        self.store.set_status(self.run_id, "running")
+        """Status `running` (owned by this process) while inside; `complete` when the work and the writer both
+        finished, `interrupted` otherwise."""
+        self.session = self.store.start_session(self.run_id, _owner())
         self.writer = RecordWriter(self.db)
-        status = "interrupted"
+        finished = False
         try:
             yield self.writer
-            status = "complete"
+            finished = True
         finally:
+            writer, self.writer = self.writer, None
             try:
-                await self.writer.aclose()
+                await writer.aclose()
+            except BaseException:
+                finished = False
+                raise
             finally:
-                self.writer = None
+                status = "complete" if finished else "interrupted"
                 self.store.set_status(self.run_id, status, self.clock.wall_s())
+                if writer.duplicates:
+                    log.warning(
+                        "run %s: %d attempt(s) were already recorded and were not written again "
+                        "(is another process resuming the same run?)",
+                        self.run_id,
+                        writer.duplicates,
+                    )
 
     async def flush(self) -> None:
         """Wait until every Record written so far can be read back (before a phase that reads them)."""
@@ -167,8 +183,43 @@ class Run:
             clock=self.clock,
             price=self.prices.cost,
             annotate=annotate,
+            session=self.session,
             **kwargs,
         )
+
+
+def _with_secrets(stored: ProjectConfig, info: RunInfo, current: ProjectConfig | None) -> ProjectConfig:
+    """The stored config, with header values redacted at storage time taken from the current project file."""
+    redacted = [(t.name, k) for t in stored.targets for k, v in t.headers.items() if v == REDACTED]
+    if not redacted:
+        return stored
+    if current is not None and config_hash(current) == info.config_hash:
+        return current
+    target, header = redacted[0]
+    raise ConfigError(
+        f"run {info.run_id}: target {target!r} sends header {header!r}, whose value was not stored; resume with "
+        "the project file the run started from (-c FILE) so it can be sent again"
+    )
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _still_running(owner: str | None) -> bool:
+    """Whether the process that owns a `running` run is alive (on this machine; elsewhere, assume it is)."""
+    if not owner or ":" not in owner:
+        return False
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return int(pid) != os.getpid()
 
 
 def _price_book(config: ProjectConfig, names: Iterable[str]) -> PriceBook:
@@ -196,7 +247,9 @@ def open_run(
 ) -> Run:
     """Create a run (config and params given) or reopen `resume` (RUN_ID or 'latest' of this kind).
 
-    `targets` are every target the run sends to (judges included), stored with the run.
+    `targets` are every target the run sends to (judges included), stored with the run. On resume,
+    `config` (the project file as it is now) only supplies header values that were redacted when
+    the run was stored, and only when it is the same config (same hash).
     A new run's input is checked before anything is written: unknown targets, keys missing
     from the environment. A resumed run uses its stored config, options and targets; the
     caller validates `run.params` into its options model.
@@ -229,7 +282,14 @@ def open_run(
         if info.kind != kind:
             raise ConfigError(f"run {info.run_id} is a {info.kind} run, not a {kind} run; resume it with `assay "
                               f"{info.kind} --resume {info.run_id}`")  # fmt: skip
-        config = ProjectConfig.model_validate(info.config)
+        if info.status == "complete":
+            raise ConfigError(f"run {info.run_id} is complete: nothing to resume (`assay report {info.run_id}`)")
+        if info.status == "running" and _still_running(info.owner):
+            raise ConfigError(
+                f"run {info.run_id} is still running (process {info.owner}); resuming it too would send its "
+                "requests twice"
+            )
+        config = _with_secrets(ProjectConfig.model_validate(info.config), info, config)
         names = info.targets
         missing = missing_key_envs(config, names)
         if missing:

@@ -14,7 +14,7 @@ from assay.stats.quality import (
     wilson,
 )
 from assay.stats.ratelimit import RateLimitVerdict, classify_rate_limit
-from assay.stats.reliability import Bucket, error_counts, error_examples, uptime
+from assay.stats.reliability import UPTIME_THRESHOLD, Bucket
 from assay.stats.summary import (
     LATENCY_METRICS,
     LATENCY_TIERS,
@@ -32,6 +32,7 @@ __all__ = [
     "LATENCY_METRICS",
     "LATENCY_TIERS",
     "QUANTILES",
+    "UPTIME_THRESHOLD",
     "Bucket",
     "Comparison",
     "Distribution",
@@ -41,8 +42,6 @@ __all__ = [
     "bootstrap_ci",
     "classify_rate_limit",
     "compare_pair",
-    "error_counts",
-    "error_examples",
     "holm",
     "holm_adjusted",
     "items_needed",
@@ -55,6 +54,5 @@ __all__ = [
     "summarize_by_target",
     "summarize_stored",
     "timeline",
-    "uptime",
     "wilson",
 ]

@@ -8,7 +8,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-__all__ = ["MIN_N_FOR_CI", "QUANTILES", "bootstrap_ci", "percentiles"]
+__all__ = ["MIN_N_FOR_CI", "QUANTILES", "bootstrap_ci", "order_statistic_ranks", "percentiles"]
 
 QUANTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0}  # the one quantile set of every report
 MIN_N_FOR_CI = 20  # below this a percentile CI is too wide to mean anything
@@ -63,14 +63,16 @@ def bootstrap_ci(
     return out
 
 
-def _order_statistic_ci(sorted_arr: np.ndarray, p: float, level: float) -> tuple[float, float]:
-    """Distribution-free CI of the p-quantile: the ranks a binomial(n, p) count falls between.
-
-    Used only for n > BOOTSTRAP_MAX_N, where n*p*(1-p) >= 49 even at p99 and the
-    normal approximation of the binomial is tight.
-    """
-    n = len(sorted_arr)
+def order_statistic_ranks(n: int, p: float, level: float = 0.95) -> tuple[int, int]:
+    """The 0-based ranks bounding a distribution-free CI of the p-quantile of n values: where a binomial(n, p)
+    count falls, by its normal approximation (tight once n*p*(1-p) is large; callers withhold the CI below
+    MIN_N_FOR_CI, and a high quantile with fewer than 5 values beyond it)."""
     z = NormalDist().inv_cdf(1 - (1 - level) / 2)
     half = z * math.sqrt(n * p * (1 - p))
     lo, hi = math.floor(n * p - half), math.ceil(n * p + half)
-    return float(sorted_arr[max(lo - 1, 0)]), float(sorted_arr[min(hi, n - 1)])
+    return max(lo - 1, 0), min(hi, n - 1)
+
+
+def _order_statistic_ci(sorted_arr: np.ndarray, p: float, level: float) -> tuple[float, float]:
+    lo, hi = order_statistic_ranks(len(sorted_arr), p, level)
+    return float(sorted_arr[lo]), float(sorted_arr[hi])

@@ -83,13 +83,14 @@ class TargetSummary:
     cached_tokens_total: int
     token_source: str
     retry_after: Distribution
-    duration_s: float  # first start to last end
+    duration_s: float  # first start to last end, summed over the run's sessions (gaps between tries left out)
     met_slo: int  # final items that met the SLO (goodput's numerator)
     slo: SLO
     rate_limit: RateLimitVerdict
     offered: int | None = None  # items the plan scheduled, when it was a schedule
     schedule_s: float | None = None
     sends: int = 0
+    send_gaps: int = 0  # sends minus one per session that sent anything
     send_span_s: float = 0.0
     cost_usd: float | None = None  # every attempt, failed ones included; None when no price is known
     billed_attempts: int = 0
@@ -134,8 +135,9 @@ class TargetSummary:
 
     @property
     def span_s(self) -> float:
-        """The time the rates are over: the schedule, or the run if it took longer."""
-        return max(self.schedule_s or 0.0, self.duration_s) or 1e-9
+        """The time the rates are over: the schedule when there was one (so a run that keeps up has goodput equal
+        to its offered rate, however long its last replies take), else the run's own duration."""
+        return self.schedule_s or self.duration_s or 1e-9
 
     @property
     def offered_rate_rps(self) -> float | None:
@@ -146,8 +148,8 @@ class TargetSummary:
 
     @property
     def achieved_rate_rps(self) -> float:
-        """Requests actually sent per second (n sends over the span between the first and last: n - 1 gaps)."""
-        return (self.sends - 1) / self.send_span_s if self.send_span_s > 0 else 0.0
+        """Requests actually sent per second: the gaps between sends over the time they span (per session)."""
+        return self.send_gaps / self.send_span_s if self.send_span_s > 0 else 0.0
 
     @property
     def throughput_rps(self) -> float:
@@ -254,9 +256,8 @@ class Summarizer:
         self.output_tokens = self.input_tokens = self.reasoning_tokens = self.cached_tokens = 0
         self.sources: set[str] = set()
         self.sends = 0
-        self.first_send = self.last_send = 0
-        self.first_wall = math.inf
-        self.last_wall = -math.inf
+        # per session: [first send ns, last send ns, sends, first start wall, last end wall]
+        self.sessions: dict[int, list[float]] = {}
         self.cost = 0.0
         self.priced = False
         self.billed = 0
@@ -274,6 +275,10 @@ class Summarizer:
     def add(self, r: Record) -> None:
         if r.error_class == "cancelled":
             self.cancelled += 1
+            if r.cost_usd is not None:  # an interrupted stream billed what it generated
+                self.priced = True
+                self.cost += r.cost_usd
+                self.billed += r.cost_usd > 0
             return
         self.attempts += 1
         self.limits.add(r)
@@ -282,12 +287,16 @@ class Summarizer:
             self.cost += r.cost_usd
             self.billed += r.cost_usd > 0
         end = r.wall_start_s + (r.e2e_ms or 0.0) / 1e3
-        self.first_wall = min(self.first_wall, r.wall_start_s)
-        self.last_wall = max(self.last_wall, end)
+        span = self.sessions.get(r.session)
+        if span is None:
+            span = self.sessions[r.session] = [math.inf, -math.inf, 0, math.inf, -math.inf]
+        span[3] = min(span[3], r.wall_start_s)
+        span[4] = max(span[4], end)
         if r.sent_ns and not r.cached:
             self.sends += 1
-            self.first_send = min(self.first_send, r.sent_ns) if self.first_send else r.sent_ns
-            self.last_send = max(self.last_send, r.sent_ns)
+            span[0] = min(span[0], r.sent_ns)
+            span[1] = max(span[1], r.sent_ns)
+            span[2] += 1
             if (lag := r.generator_lag_ms) is not None:
                 self.latency["generator_lag_ms"].add(lag)
         if r.retry_after_s is not None:
@@ -336,7 +345,7 @@ class Summarizer:
         entry = self.retrying.get(key)
         if not r.final:  # a failed try that will be retried
             if entry is None:
-                self.retrying[key] = entry = [float(r.intended_ns or r.sent_ns), 0.0, 0.0]
+                self.retrying[key] = entry = [float(r.intended_ns or r.sent_ns), 0.0, 0.0, float(r.session)]
                 self.retried += 1
             self.extra_attempts += 1
             entry[1] += r.input_tokens + r.output_tokens
@@ -348,13 +357,15 @@ class Summarizer:
             self.wasted_cost += entry[2]
             if r.ok and r.done_ns and entry[0]:
                 self.rescued += 1
-                self.rescued_ms.add((r.done_ns - entry[0]) / 1e6)
+                if entry[3] == r.session:  # a chain that spans a pause has no meaningful wall time
+                    self.rescued_ms.add((r.done_ns - entry[0]) / 1e6)
 
     def _uptime(self, bucket_s: float | None) -> tuple[float | None, list[Bucket], float]:
         if not self.walls:
             return None, [], bucket_s or 1.0
         t0, t1 = min(self.walls), max(self.walls)
-        width = bucket_s or max(1.0, (t1 - t0) / 20)
+        active_s = sum(max(0.0, x[4] - x[3]) for x in self.sessions.values())  # a resumed run's pause left out
+        width = bucket_s or max(1.0, active_s / 20)
         n_buckets = int((t1 - t0) // width) + 1
         attempts = [0] * n_buckets
         ok = [0] * n_buckets
@@ -404,7 +415,7 @@ class Summarizer:
             cached_tokens_total=self.cached_tokens,
             token_source=next(iter(sources)) if len(sources) == 1 else ("mixed" if sources else "none"),
             retry_after=self.retry_after,
-            duration_s=max(0.0, self.last_wall - self.first_wall) if self.attempts else 0.0,
+            duration_s=sum(max(0.0, s[4] - s[3]) for s in self.sessions.values()),
             met_slo=self.met,
             met_slo_output_tokens=self.met_tokens,
             slo=self.slo,
@@ -412,7 +423,8 @@ class Summarizer:
             offered=offered,
             schedule_s=schedule_s,
             sends=self.sends,
-            send_span_s=(self.last_send - self.first_send) / 1e9 if self.sends > 1 else 0.0,
+            send_gaps=sum(int(s[2]) - 1 for s in self.sessions.values() if s[2]),
+            send_span_s=sum((s[1] - s[0]) / 1e9 for s in self.sessions.values() if s[2] > 1),
             cost_usd=self.cost if self.priced else None,
             billed_attempts=self.billed,
             retries=retries,

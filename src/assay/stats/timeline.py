@@ -32,7 +32,7 @@ def timeline(records: Iterable[Record], bucket_s: float = 1.0, t0_ns: int | None
     def row(i: int) -> dict[str, Any]:
         if i not in rows:
             rows[i] = {
-                "t_s": round(i * bucket_s, 3),
+                "t_s": i * bucket_s,
                 "offered": 0,
                 "sent": 0,
                 "ok": 0,

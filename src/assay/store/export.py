@@ -26,8 +26,7 @@ EXPORT_COLUMNS: tuple[str, ...] = (
 def _row(r: Record, notes: Annotations) -> dict[str, object]:
     row: dict[str, object] = {k: getattr(r, k) for k in _DERIVED}
     for name in EXPORT_COLUMNS[len(_DERIVED) : -1]:
-        value = getattr(r, name)
-        row[name] = orjson.dumps(value).decode() if isinstance(value, dict) else value
+        row[name] = getattr(r, name)
     kinds = {f.name: getattr(notes, f.name) for f in dataclasses.fields(notes)}
     row["annotations"] = {k: dataclasses.asdict(v) for k, v in kinds.items() if v is not None}
     row["itl_ms"] = r.itl_ms()
@@ -46,8 +45,9 @@ def export_records(rows: Iterable[tuple[Record, Annotations]], out: IO[str], fmt
     writer.writeheader()
     for r, notes in rows:
         row = _row(r, notes)
-        row["itl_ms"] = orjson.dumps(row["itl_ms"]).decode()
-        row["annotations"] = orjson.dumps(row["annotations"]).decode()
+        for key, value in row.items():  # a spreadsheet cell holds text: nested values as JSON
+            if isinstance(value, dict | list):
+                row[key] = orjson.dumps(value).decode()
         writer.writerow(row)
         n += 1
     return n

@@ -52,6 +52,7 @@ _RECORD_COLUMNS = """
         response_text      TEXT,
         prompt             TEXT,
         cached             INTEGER NOT NULL DEFAULT 0,
+        session            INTEGER NOT NULL DEFAULT 0,  -- 0 for the run's first process, 1 after one --resume...
         route              TEXT,
         policy             TEXT,
         arm                TEXT,
@@ -106,6 +107,12 @@ def _typed_annotations(conn: sqlite3.Connection) -> None:
         )"""
     )
     conn.execute("ALTER TABLE runs ADD COLUMN targets_json TEXT")  # the targets a run sends to
+    conn.execute("ALTER TABLE runs ADD COLUMN sessions INTEGER NOT NULL DEFAULT 0")  # processes that ran it so far
+    conn.execute("ALTER TABLE runs ADD COLUMN owner TEXT")  # host:pid of the process running it now
+    for run_id, params in conn.execute("SELECT run_id, params_json FROM runs").fetchall():
+        used = orjson.loads(params).get("targets") if params else None
+        if isinstance(used, list) and used:  # a run of some targets only: resume must not need the others' keys
+            conn.execute("UPDATE runs SET targets_json = ? WHERE run_id = ?", (orjson.dumps(used).decode(), run_id))
     conn.execute(f"CREATE TABLE records_v4 ({_RECORD_COLUMNS})")
     scorers: dict[tuple[str, str], str] = {}
     for run_id, config in conn.execute("SELECT run_id, config_json FROM runs"):

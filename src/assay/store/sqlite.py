@@ -90,6 +90,8 @@ class RunInfo:
     params: dict[str, Any]
     versions: dict[str, str]
     targets: list[str]  # the targets the run sent to (judges included); older runs: the config's
+    sessions: int = 0  # processes that have run it so far (the first, then one per --resume)
+    owner: str | None = None  # host:pid of the process that last activated it
 
 
 class Store:
@@ -139,6 +141,16 @@ class Store:
     def set_status(self, run_id: str, status: str, finished_s: float | None = None) -> None:
         self.conn.execute("UPDATE runs SET status = ?, finished_s = ? WHERE run_id = ?", (status, finished_s, run_id))
 
+    def start_session(self, run_id: str, owner: str) -> int:
+        """Mark the run running in this process; return this process's session number (0 the first)."""
+        with self.conn:
+            row = self.conn.execute("SELECT sessions FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            self.conn.execute(
+                "UPDATE runs SET status = 'running', owner = ?, sessions = ? WHERE run_id = ?",
+                (owner, row[0] + 1, run_id),
+            )
+        return int(row[0])
+
     def run(self, run_id: str, kind: str | None = None) -> RunInfo:
         """A run by id, or the newest (of `kind`, when given) for `latest`."""
         if run_id == "latest":
@@ -166,6 +178,8 @@ class Store:
             params=orjson.loads(row["params_json"]),
             versions=orjson.loads(row["versions_json"]),
             targets=targets if targets is not None else [t["name"] for t in config.get("targets", [])],
+            sessions=row["sessions"],
+            owner=row["owner"],
         )
 
     def runs(self, limit: int = 50) -> list[RunInfo]:
@@ -279,6 +293,7 @@ class RecordWriter:
         # Rows with their annotation rows; a threading.Event asks for a flush; None stops the thread.
         self._queue: queue.Queue[tuple[tuple[Any, ...], list[tuple[Any, ...]]] | threading.Event | None] = queue.Queue()
         self._error: BaseException | None = None
+        self.duplicates = 0  # Records refused because their key was already stored (see _commit)
         self._conn = connect(path)
         self._thread = threading.Thread(target=self._loop, name="assay-record-writer", daemon=True)
         self._thread.start()
@@ -329,10 +344,7 @@ class RecordWriter:
             if batch:
                 try:
                     self._conn.execute("BEGIN")
-                    self._conn.executemany(_INSERT, [row for row, _ in batch])
-                    notes = [n for _, ns in batch for n in ns]
-                    if notes:
-                        self._conn.executemany(_ANNOTATE, notes)
+                    self._commit(batch)
                     self._conn.execute("COMMIT")
                 except sqlite3.Error as e:  # keep the loop alive so close() still returns
                     self._error = e
@@ -343,6 +355,30 @@ class RecordWriter:
                 done.set()
             flushes = []
         self._conn.close()
+
+    def _commit(self, batch: list[tuple[tuple[Any, ...], list[tuple[Any, ...]]]]) -> None:
+        """Insert the batch's Records, and the annotations of those that went in.
+
+        A Record whose (run, target, suite, item, judged_target, attempt) is already stored is not
+        written again, and neither are its annotations (they would land on the other Record): it is
+        counted in `duplicates`, which the run lifecycle reports.
+        """
+        plain: list[tuple[Any, ...]] = []  # consecutive Records without annotations go in one executemany
+        for row, notes in [*batch, ((), [])]:  # the empty sentinel flushes the last run of plain rows
+            if row and not notes:
+                plain.append(row)
+                continue
+            if plain:
+                before = self._conn.total_changes
+                self._conn.executemany(_INSERT, plain)
+                self.duplicates += len(plain) - (self._conn.total_changes - before)
+                plain = []
+            if not row:
+                break
+            if self._conn.execute(_INSERT, row).rowcount:
+                self._conn.executemany(_ANNOTATE, notes)
+            else:
+                self.duplicates += 1
 
     def close(self) -> None:
         """Flush everything queued and stop the thread (blocking)."""

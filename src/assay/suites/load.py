@@ -152,6 +152,21 @@ def _plan(opts: LoadOptions) -> tuple[list[float] | None, int]:
     return times, len(times)
 
 
+def _schedule_length(opts: LoadOptions, times: list[float] | None) -> float | None:
+    """How long the offered load lasted: the duration, the stages, or (for a request count) the last send plus
+    one mean gap, so that n requests at r per second are an offered rate of r, not n / ((n - 1) / r)."""
+    if opts.arrival == "step":
+        total = sum(d for d, _ in opts.steps)
+        return min(opts.duration_s, total) if opts.duration_s else total
+    if opts.duration_s:
+        return opts.duration_s
+    if not times:
+        return None
+    if len(times) > 1 and times[-1] > 0:
+        return times[-1] * len(times) / (len(times) - 1)
+    return 1.0 / opts.rate if opts.rate else None
+
+
 def load_summaries(store: Store, run_id: str, with_timelines: bool = False) -> LoadResult:
     """The summaries of a stored load run, as `assay load` printed them and the report shows them."""
     info = store.run(run_id, kind=KIND)
@@ -160,21 +175,35 @@ def load_summaries(store: Store, run_id: str, with_timelines: bool = False) -> L
     opts = LoadOptions.model_validate(info.params)
     times, planned = _plan(opts)
     offered = planned if times is not None else None
-    schedule_s = opts.duration_s or (times[-1] if times else None)
+    schedule_s = _schedule_length(opts, times)
     summaries = summarize_by_target(
         store.iter_records(info.run_id), info.targets, slo=opts.slo, offered=offered, schedule_s=schedule_s
     )
     timelines = None
     if with_timelines:
-        timelines = {}
-        for n in summaries:
-            t0 = store.conn.execute(
-                "SELECT MIN(CASE WHEN intended_ns > 0 THEN intended_ns ELSE sent_ns END) FROM records "
-                "WHERE run_id = ? AND target = ? AND (intended_ns > 0 OR sent_ns > 0)",
-                (info.run_id, n),
-            ).fetchone()[0]
-            timelines[n] = timeline(store.iter_records(info.run_id, n), 1.0, t0) if t0 else []
+        timelines = {n: _timeline(store, info.run_id, n) for n in summaries}
     return LoadResult(info.run_id, summaries, timelines)
+
+
+def _timeline(store: Store, run_id: str, target: str) -> list[dict[str, Any]]:
+    """Per second of the run, session after session (a resumed run's pause is left out; each row of a resumed
+    run says its session)."""
+    rows: list[dict[str, Any]] = []
+    sessions = store.conn.execute(
+        "SELECT session, MIN(CASE WHEN intended_ns > 0 THEN intended_ns ELSE sent_ns END) FROM records "
+        "WHERE run_id = ? AND target = ? AND (intended_ns > 0 OR sent_ns > 0) GROUP BY session ORDER BY session",
+        (run_id, target),
+    ).fetchall()
+    offset = 0.0
+    for session, t0 in sessions:
+        part = timeline((r for r in store.iter_records(run_id, target) if r.session == session), 1.0, t0)
+        for row in part:
+            row["t_s"] += offset
+            if len(sessions) > 1:
+                row["session"] = session
+        offset += len(part)
+        rows += part
+    return rows
 
 
 def behind_schedule(s: TargetSummary) -> str | None:
@@ -232,7 +261,9 @@ async def _execute(
 ) -> None:
     times, planned = _plan(opts)
     if on_start:
-        on_start(run.run_id, {n: planned if times is not None else (opts.requests or 0) for n in opts.targets})
+        done = {n: sum(1 for k in run.done if k[0] == n) for n in opts.targets}  # a resumed run has less to send
+        total = planned if times is not None else (opts.requests or 0)
+        on_start(run.run_id, {n: max(0, total - done[n]) for n in opts.targets})
     async with run.active() as _, open_session() as session:
         jobs = []
         for name in opts.targets:
@@ -321,7 +352,7 @@ class SweepPoint:
         return {
             "rate_rps": self.rate_rps,
             "run_id": self.run_id,
-            "meets_slo": self.ok,
+            "sustains": self.ok,  # goodput >= 90% of offered and errors <= 5% (`sustains`), not the per-request SLO
             "goodput_rps": s.goodput_rps,
             "throughput_rps": s.throughput_rps,
             "error_rate": s.error_rate,

@@ -62,7 +62,7 @@ def probe_items(config: ProjectConfig, opts: ProbeOptions) -> list[WorkItem]:
 
 
 def summarize_run(store: Store, run_id: str) -> dict[str, TargetSummary]:
-    """Per-target summaries of a stored probe (or any run's traffic)."""
+    """Per-target summaries of a stored probe."""
     return summarize_stored(store, run_id)
 
 

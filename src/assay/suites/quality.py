@@ -160,7 +160,13 @@ class EvalPlan:
     keys: dict[tuple[str, str, str, str], str]  # work key -> response-cache key
 
     def item(self, suite: str, item_id: str) -> EvalItem:
-        return self.suites[suite].by_id[item_id]
+        try:
+            return self.suites[suite].by_id[item_id]
+        except KeyError:
+            raise ConfigError(
+                f"suite {suite!r} has no item {item_id!r} any more: its dataset changed since the run started; "
+                "start a new run"
+            ) from None
 
     @property
     def targets(self) -> list[str]:
@@ -263,7 +269,8 @@ async def run_eval(
             fresh = [(plan.keys.get(r.item_key), r) for r in run.store.iter_records(run.run_id)]
             keep = [(k, r) for k, r in fresh if k is not None and r.ok and not r.cached]
             run.store.cache_replies(keep, run.clock.wall_s())
-        _warn_if_unreadable(run.store, run.run_id)
+        judged = {name for name, sp in plan.suites.items() if sp.suite.scorer == "judge"}
+        _warn_if_unreadable(run.store, run.run_id, judged)
         return EvalRun(run.run_id, plan)
     finally:
         run.close()
@@ -376,20 +383,21 @@ def _serve_from_cache(
             input_tokens=row["input_tokens"], output_tokens=row["output_tokens"],
             cached_tokens=row["cached_tokens"], reasoning_tokens=row["reasoning_tokens"],
             token_source=row["token_source"], finish_reason=row["finish_reason"], request_id="cache",
-            response_text=row["response_text"], prompt=w.prompt, cached=True,
+            response_text=row["response_text"], prompt=w.prompt, cached=True, session=run.session,
         )  # fmt: skip
-        r.cost_usd = run.prices.cost(r)
+        r.cost_usd = 0.0 if run.prices.prices.get(w.target) is not None else None  # nothing was sent: nothing paid
         run.writer.put(r, annotate(r))
         if on_record:
             on_record(r)
     return rest
 
 
-def _warn_if_unreadable(store: Store, run_id: str, share: float = 0.5) -> None:
-    """Say so loudly when most replies of a target could not be scored: a score of 0 that is not a score."""
+def _warn_if_unreadable(store: Store, run_id: str, judged: set[str], share: float = 0.5) -> None:
+    """Say so loudly when most replies of a target could not be scored: a score of 0 that is not a score.
+    (A judged suite's undecided replies are reported as unscored by the summary already.)"""
     seen: dict[tuple[str, str], list[int]] = {}
     for r, a in store.iter_annotated(run_id):
-        if r.judged_target or not r.final or not r.ok:
+        if r.judged_target or not r.final or not r.ok or r.suite in judged:
             continue
         tally = seen.setdefault((r.target, r.suite), [0, 0])
         tally[0] += 1

@@ -36,7 +36,7 @@ class Score:
     checked: int = 0  # items the hallucination check could judge
     cached: int = 0
     judge_calls: int = 0  # LLM-judge attempts spent on this target's replies
-    judge_cost_usd: float = 0.0
+    judge_cost_usd: float | None = 0.0  # None: no price known for the judge
     judge_latency: Distribution | None = None
 
     @property
@@ -190,7 +190,9 @@ def summarize_eval(
             checked=len(checked),
             cached=sum(1 for r, _ in recs if r.cached),
             judge_calls=len(judging),
-            judge_cost_usd=sum(r.cost_usd or 0.0 for r in judging),
+            judge_cost_usd=sum(r.cost_usd for r in judging if r.cost_usd is not None)
+            if any(r.cost_usd is not None for r in judging)
+            else None,
             judge_latency=Distribution(x for r in judging if (x := r.e2e_ms) is not None),
         )
     comparisons = _compare(targets, suites, values, graded)

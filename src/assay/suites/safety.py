@@ -137,7 +137,11 @@ def classify(
     """A classification for each final attack Record not yet classified (one embedding batch for all)."""
     finals = [r for r, a in rows if r.final and not r.judged_target and a.safety is None
               and (r.suite, r.item_id) in plan.attacks]  # fmt: skip
-    replied = [r for r in finals if r.ok and (r.response_text or "").strip() and r.finish_reason != "content_filter"]
+    replied = [
+        r
+        for r in finals
+        if r.ok and (r.response_text or "").strip() and not content_filtered(r.finish_reason, r.error_message)
+    ]
     found = detector.classify(
         [plan.attacks[(r.suite, r.item_id)].asked for r in replied], [r.response_text or "" for r in replied]
     )
