@@ -1,4 +1,4 @@
-"""Use assay from Python: one timed request, then a small probe. Runs offline against the simulator.
+"""Use assay from Python: one timed request, a small probe, then a streamed answer. Runs offline (simulator).
 
 .venv/bin/python examples/python_api.py
 """
@@ -6,12 +6,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 from pathlib import Path
 
 from assay import ChatRequest, Message, Target, make_client, open_session, parse_config
 from assay.simulator import builtin_spec, start_simulator
 from assay.suites.probe import ProbeOptions, run_probe
+from assay.wire import TextDelta
 
 
 async def main() -> None:
@@ -54,6 +56,14 @@ targets:
                 f"${summary.cost_per_success_usd:.6f} per success, "
                 f"errors { ({k: v for k, v in summary.errors.items() if v}) }"
             )
+
+        # 3. The same client streams: provider-neutral events as they arrive, whichever protocol it speaks.
+        atlas = config.target("atlas")  # an Anthropic-speaking vendor
+        async with open_session() as session:
+            events = make_client(atlas, session).stream(ChatRequest([Message("user", "Count to five.")], max_tokens=20))
+            async with contextlib.aclosing(events) as stream:
+                texts = [e.text async for e in stream if isinstance(e, TextDelta)]
+        print(f"streamed from atlas: {len(texts)} text events, {''.join(texts)[:40]!r}...")
     finally:
         await sim.stop()
 

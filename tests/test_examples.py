@@ -16,3 +16,4 @@ def test_python_api_example_runs_offline() -> None:
     assert lines[0].startswith("answer: ")
     assert "tokens (server count)" in lines[1]
     assert lines[2].startswith("swift: success") and lines[3].startswith("atlas: success 100%")
+    assert lines[4].startswith("streamed from atlas: ") and " 0 text events" not in lines[4]

@@ -155,3 +155,6 @@ async def test_a_knowledge_dataset_that_cannot_load_is_announced(
     err = capsys.readouterr().err
     assert "warning: not loading answers for 'gsm8k'" in err and "ASSAY_DATA_DIR" in err
     assert "demo-qa" not in err
+    quiet = await start_simulator(one_model_spec())  # the default knowledge list: no noise, evals warn themselves
+    await quiet.stop()
+    assert "not loading answers" not in capsys.readouterr().err

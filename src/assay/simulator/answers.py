@@ -111,8 +111,10 @@ def _reply(item: EvalItem, right: bool, rng: random.Random) -> str:
     return item.expected if right else "I am not sure; the text does not say."
 
 
-def load_answer_key(names: Iterable[str], root: Path | None = None) -> AnswerKey:
-    """Items of the named datasets that are available offline (bundled, or in the data folder); others skipped."""
+def load_answer_key(names: Iterable[str], root: Path | None = None, warn: bool = True) -> AnswerKey:
+    """Items of the named datasets that are available offline (bundled, or in the data folder); others skipped,
+    with a warning on stderr when `warn` (a profile that names its `knowledge:`; the default list stays quiet,
+    and an eval whose replies cannot be scored says so itself)."""
     root = data_dir(root)
     items: list[EvalItem] = []
     for name in names:
@@ -120,11 +122,12 @@ def load_answer_key(names: Iterable[str], root: Path | None = None) -> AnswerKey
             continue  # red-team items: simulator/safety.py knows those
         if root is None and name in BUILTIN and name != "demo-qa":
             # Not downloaded at start: a simulator must come up offline. Say so, or evals silently score 0.
-            print(
-                f"simulator: warning: not loading answers for {name!r}: no local copy (set ASSAY_DATA_DIR); "
-                f"its items will be answered with filler text and score 0",
-                file=sys.stderr,
-            )
+            if warn:
+                print(
+                    f"simulator: warning: not loading answers for {name!r}: no local copy (set ASSAY_DATA_DIR); "
+                    f"its items will be answered with filler text and score 0",
+                    file=sys.stderr,
+                )
             continue
         try:
             items += load_items(name, root, root or Path("."))

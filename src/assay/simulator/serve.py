@@ -82,7 +82,7 @@ async def start_simulator(
 ) -> RunningSimulator:
     """Serve each vendor on its own port: `port`, `port+1`, ... (all ephemeral when `port` is 0)."""
     chosen = [spec.vendor(n) for n in vendors] if vendors else list(spec.vendors)
-    answers = load_answer_key(spec.knowledge)
+    answers = load_answer_key(spec.knowledge, warn="knowledge" in spec.model_fields_set)
     safety = load_safety_key(spec.knowledge)
     sim = RunningSimulator({}, {})
     loop = asyncio.get_running_loop()
