@@ -9,6 +9,15 @@ server, the official openai SDK (httpx), timed the way load tools time it:
 from just before `create()` to the first chunk with content.
 
     .venv/bin/python benchmarks/timing_fidelity.py [--levels 1,10,100] [--per-worker 3]
+
+Method, and why: each client runs in a fresh child process (so one client's heap and
+threads do not slow the other), pinned to CPU 0 with the simulator on CPU 1 where
+there are two (`--no-pin` leaves placement to the kernel); both clients run with the
+collector frozen, as `assay load` sends (`collector_quiet`); and the streams' first
+measured requests are spread over one request's length (`--spread`), because streams
+that start together send in waves a cycle apart and the simulator's own arrival stamp
+then waits behind the requests of the same wave: lag of the ground truth, not of the
+client (`--spread 0` shows it).
 """
 
 from __future__ import annotations
@@ -16,6 +25,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
+import os
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -27,6 +38,7 @@ import openai
 
 from assay.clients import make_client, open_session
 from assay.model import ChatRequest, Message, Target, Timing
+from assay.runner.execute import collector_quiet
 from assay.simulator import SimulatorProcess
 
 PROFILE = """\
@@ -49,17 +61,23 @@ async def server_rows(url: str) -> dict[str, dict[str, int]]:
 Sample = tuple[str, int, int]  # request id, client sent ns, client first-token ns
 
 
-async def closed_loop(one: Callable[[], Awaitable[Sample]], workers: int, per_worker: int) -> list[Sample]:
-    """`workers` streams kept in flight; each worker's first request (connection setup) is discarded."""
+async def closed_loop(
+    one: Callable[[], Awaitable[Sample]], workers: int, per_worker: int, spread_s: float
+) -> list[Sample]:
+    """`workers` streams kept in flight; each worker's first request (connection setup) is discarded,
+    then worker i waits i/workers of `spread_s` so the streams do not send in waves."""
 
-    async def worker() -> list[Sample]:
+    async def worker(i: int) -> list[Sample]:
         await one()
+        await asyncio.sleep(spread_s * i / workers)
         return [await one() for _ in range(per_worker)]
 
-    return [s for batch in await asyncio.gather(*(worker() for _ in range(workers))) for s in batch]
+    with collector_quiet():
+        batches = await asyncio.gather(*(worker(i) for i in range(workers)))
+    return [s for batch in batches for s in batch]
 
 
-async def assay_run(url: str, workers: int, per_worker: int) -> list[Sample]:
+async def assay_run(url: str, workers: int, per_worker: int, spread_s: float) -> list[Sample]:
     target = Target(name="bench", base_url=url + "/v1", model="steady")
     request = ChatRequest([Message("user", PROMPT[0]["content"])], max_tokens=40)
     async with open_session() as session:
@@ -70,10 +88,10 @@ async def assay_run(url: str, workers: int, per_worker: int) -> list[Sample]:
             c = await client.send(request, t)
             return c.request_id or "", t.sent_ns, t.first_token_ns
 
-        return await closed_loop(one, workers, per_worker)
+        return await closed_loop(one, workers, per_worker, spread_s)
 
 
-async def sdk_run(url: str, workers: int, per_worker: int) -> list[Sample]:
+async def sdk_run(url: str, workers: int, per_worker: int, spread_s: float) -> list[Sample]:
     client = openai.AsyncOpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=60)
 
     async def one() -> Sample:
@@ -87,7 +105,7 @@ async def sdk_run(url: str, workers: int, per_worker: int) -> list[Sample]:
         return rid, sent, first
 
     try:
-        return await closed_loop(one, workers, per_worker)
+        return await closed_loop(one, workers, per_worker, spread_s)
     finally:
         await client.close()
 
@@ -103,17 +121,39 @@ def errors_ms(samples: list[Sample], rows: dict[str, dict[str, int]]) -> dict[st
     return out
 
 
-async def main(levels: list[int], per_worker: int) -> dict[str, dict[str, dict[str, float]]]:
+def client_process(
+    name: str, url: str, workers: int, per_worker: int, spread_s: float, cpu: int | None
+) -> list[Sample]:
+    """One client's run, in its own process (the entry point of a spawned child)."""
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    try:
+        import uvloop
+
+        run = uvloop.run
+    except ImportError:
+        run = asyncio.run
+    return run(dict(CLIENTS)[name](url, workers, per_worker, spread_s))
+
+
+def main(levels: list[int], per_worker: int, spread_s: float, pin: bool) -> dict[str, dict[str, dict[str, float]]]:
+    pin = pin and len(os.sched_getaffinity(0)) >= 2
+    client_cpu, sim_cpu = sorted(os.sched_getaffinity(0))[:2] if pin else (None, None)
+    spawn = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory() as tmp:
         profile = Path(tmp) / "bench.yaml"
         profile.write_text(PROFILE)
         with SimulatorProcess(profile=profile) as sim:
+            if sim_cpu is not None:
+                os.sched_setaffinity(sim.proc.pid, {sim_cpu})
             url = sim.urls["bench"]
             results: dict[str, dict[str, dict[str, float]]] = {}
             for n in levels:
                 k = max(per_worker, 30 // n)  # at least 30 samples a level
-                for name, fn in CLIENTS:
-                    errs = errors_ms(await fn(url, n, k), await server_rows(url))
+                for name, _ in CLIENTS:
+                    with spawn.Pool(1) as pool:
+                        samples = pool.apply(client_process, (name, url, n, k, spread_s, client_cpu))
+                    errs = errors_ms(samples, asyncio.run(server_rows(url)))
                     results.setdefault(str(n), {})[name] = {
                         "n": len(errs["ttft"]),
                         **{f"{part}_p50_ms": float(np.percentile(v, 50)) for part, v in errs.items()},
@@ -123,7 +163,7 @@ async def main(levels: list[int], per_worker: int) -> dict[str, dict[str, dict[s
             return results
 
 
-CLIENTS: list[tuple[str, Callable[[str, int, int], Awaitable[list[Sample]]]]] = [
+CLIENTS: list[tuple[str, Callable[[str, int, int, float], Awaitable[list[Sample]]]]] = [
     ("assay", assay_run),
     ("openai-sdk", sdk_run),
 ]
@@ -152,14 +192,10 @@ if __name__ == "__main__":
     ap.add_argument("--levels", default="1,10,100", help="comma-separated concurrency levels")
     ap.add_argument("--per-worker", type=int, default=3, help="measured requests per stream after a warm-up one")
     ap.add_argument("--json", type=Path, help="also write the figures to this file")
+    ap.add_argument("--spread", type=float, default=1.0, help="seconds over which the streams' first requests start")
+    ap.add_argument("--no-pin", action="store_true", help="do not pin the client and the simulator to their own CPUs")
     args = ap.parse_args()
-    try:
-        import uvloop
-
-        run = uvloop.run
-    except ImportError:
-        run = asyncio.run
-    res = run(main([int(x) for x in args.levels.split(",")], args.per_worker))
+    res = main([int(x) for x in args.levels.split(",")], args.per_worker, args.spread, not args.no_pin)
     print(table(res))
     if args.json:
         args.json.write_text(json.dumps(res, indent=2))

@@ -10,6 +10,8 @@ numbers continue where they stopped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import random
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -23,10 +25,36 @@ from assay.model import Timing
 from assay.records import Annotation, ItemKey, Record, WorkItem, make_record
 from assay.runner.retry import RetryPolicy
 
-__all__ = ["Annotator", "RecordSink", "Runner"]
+__all__ = ["Annotator", "RecordSink", "Runner", "collector_quiet"]
 
 # What is known about an attempt when it is written (a scorer's verdict, the item's tags), appended with it.
 Annotator = Callable[[Record], Iterable[Annotation]]
+
+
+_quiet_depth = 0
+
+
+@contextlib.contextmanager
+def collector_quiet() -> Iterator[None]:
+    """While requests are in flight, keep the cyclic collector's full passes short.
+
+    Everything alive when sending starts (modules, config, plans, clients) lives for the
+    whole run; moving it out of the collector's reach (`gc.freeze`) means a full collection
+    mid-run walks only what the run allocated since, instead of stalling the event loop for
+    tens of milliseconds while requests wait to be sent and chunks wait to be stamped (vLLM's
+    bench does the same). Nested uses (several runners at once) share one freeze.
+    """
+    global _quiet_depth
+    if _quiet_depth == 0:
+        gc.collect()
+        gc.freeze()
+    _quiet_depth += 1
+    try:
+        yield
+    finally:
+        _quiet_depth -= 1
+        if _quiet_depth == 0:
+            gc.unfreeze()
 
 
 class RecordSink(Protocol):
@@ -63,6 +91,12 @@ class Runner:
         next_attempt: dict[ItemKey, int] | None = None,
     ) -> int:
         """Run every item not in `done`; return how many Records were written."""
+        with collector_quiet():  # before any pacing clock starts: the collection itself takes time
+            return await self._run(items, done, next_attempt)
+
+    async def _run(
+        self, items: Iterable[WorkItem], done: set[ItemKey] | None, next_attempt: dict[ItemKey, int] | None
+    ) -> int:
         done = done or set()
         self._next_attempt = dict(next_attempt or {})
         self._written = 0
@@ -105,6 +139,15 @@ class Runner:
         Only in-flight requests hold a task, so memory stays flat however long the schedule.
         `next_attempt` continues the attempt numbers of a resumed run.
         """
+        with collector_quiet():  # before the schedule's clock starts: the collection itself takes time
+            return await self._open_loop(arrivals, max_in_flight, next_attempt)
+
+    async def _open_loop(
+        self,
+        arrivals: Iterable[tuple[float, WorkItem]],
+        max_in_flight: int | None,
+        next_attempt: dict[ItemKey, int] | None,
+    ) -> int:
         self._next_attempt, self._written, self._due = dict(next_attempt or {}), 0, {}
         start = self.clock.now_ns()
         slots = asyncio.Semaphore(max_in_flight) if max_in_flight else None
@@ -146,13 +189,14 @@ class Runner:
             for item in items:  # one shared iterator: each worker takes the next item when it is free
                 await self._do(item)
 
-        tasks = [asyncio.create_task(worker(), name=f"assay-closed-{i}") for i in range(workers)]
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        with collector_quiet():
+            tasks = [asyncio.create_task(worker(), name=f"assay-closed-{i}") for i in range(workers)]
+            try:
+                await asyncio.gather(*tasks)
+            finally:
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
         return self._written
 
     def _budget_allows_retry(self) -> bool:

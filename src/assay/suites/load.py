@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import itertools
 import logging
 import random
@@ -278,15 +277,7 @@ async def _execute(
                 on_send=on_send,
             )
             jobs.append(_drive(runner, run, name, opts, times))
-        # Everything built so far (modules, config, schedules) lives for the whole run: move it out
-        # of the collector's reach, so a full collection mid-run does not stall the event loop for
-        # tens of milliseconds while requests wait to be sent (vLLM's bench does the same).
-        gc.collect()
-        gc.freeze()
-        try:
-            await asyncio.gather(*jobs)
-        finally:
-            gc.unfreeze()
+        await asyncio.gather(*jobs)
 
 
 async def _drive(runner: Runner, run: Run, target: str, opts: LoadOptions, times: list[float] | None) -> None:
