@@ -136,7 +136,9 @@ def client_process(
     return run(dict(CLIENTS)[name](url, workers, per_worker, spread_s))
 
 
-def main(levels: list[int], per_worker: int, spread_s: float, pin: bool) -> dict[str, dict[str, dict[str, float]]]:
+def main(
+    levels: list[int], per_worker: int, spread_s: float, pin: bool, samples_dir: Path | None = None
+) -> dict[str, dict[str, dict[str, float]]]:
     pin = pin and len(os.sched_getaffinity(0)) >= 2
     client_cpu, sim_cpu = sorted(os.sched_getaffinity(0))[:2] if pin else (None, None)
     spawn = multiprocessing.get_context("spawn")
@@ -154,6 +156,15 @@ def main(levels: list[int], per_worker: int, spread_s: float, pin: bool) -> dict
                     with spawn.Pool(1) as pool:
                         samples = pool.apply(client_process, (name, url, n, k, spread_s, client_cpu))
                     errs = errors_ms(samples, asyncio.run(server_rows(url)))
+                    if samples_dir is not None:  # one row per request, to see when the worst ones happened
+                        samples_dir.mkdir(parents=True, exist_ok=True)
+                        rows = ["sent_ns,ttft_error_ms,send_ms,receive_ms"] + [
+                            f"{sent},{t:.4f},{a:.4f},{b:.4f}"
+                            for (_, sent, _), t, a, b in zip(
+                                samples, errs["ttft"], errs["send"], errs["receive"], strict=True
+                            )
+                        ]
+                        (samples_dir / f"{n}-{name}.csv").write_text("\n".join(rows) + "\n")
                     results.setdefault(str(n), {})[name] = {
                         "n": len(errs["ttft"]),
                         **{f"{part}_p50_ms": float(np.percentile(v, 50)) for part, v in errs.items()},
@@ -194,8 +205,9 @@ if __name__ == "__main__":
     ap.add_argument("--json", type=Path, help="also write the figures to this file")
     ap.add_argument("--spread", type=float, default=1.0, help="seconds over which the streams' first requests start")
     ap.add_argument("--no-pin", action="store_true", help="do not pin the client and the simulator to their own CPUs")
+    ap.add_argument("--samples", type=Path, help="write every request's figures, as CSV, into this directory")
     args = ap.parse_args()
-    res = main([int(x) for x in args.levels.split(",")], args.per_worker, args.spread, not args.no_pin)
+    res = main([int(x) for x in args.levels.split(",")], args.per_worker, args.spread, not args.no_pin, args.samples)
     print(table(res))
     if args.json:
         args.json.write_text(json.dumps(res, indent=2))
