@@ -17,6 +17,7 @@ from assay.model import NAME_RE, StrictModel
 
 __all__ = ["JudgeSettings", "SuiteConfig", "slug"]
 
+
 def slug(v: str) -> str:
     """A name for reports and the command line: 1-64 letters, digits, '.', '_' or '-'."""
     if not NAME_RE.match(v):

@@ -185,7 +185,7 @@ def summarize_eval(
             ci95=ci,
             graded=graded[s],
             cost_usd=cost.get((t, s)),
-            latency=Distribution(x for r, _ in recs if (x := r.e2e_ms) is not None),
+            latency=Distribution(x for r, _ in recs if r.ok and (x := r.e2e_ms) is not None),
             hallucinated=sum(1 for c in checked if c.hallucinated),
             checked=len(checked),
             cached=sum(1 for r, _ in recs if r.cached),
@@ -193,7 +193,7 @@ def summarize_eval(
             judge_cost_usd=sum(r.cost_usd for r in judging if r.cost_usd is not None)
             if any(r.cost_usd is not None for r in judging)
             else None,
-            judge_latency=Distribution(x for r in judging if (x := r.e2e_ms) is not None),
+            judge_latency=Distribution(x for r in judging if r.ok and (x := r.e2e_ms) is not None),
         )
     comparisons = _compare(targets, suites, values, graded)
     slices = _slices(targets, suites, values, graded, tags)
