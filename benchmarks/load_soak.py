@@ -75,7 +75,7 @@ def main() -> None:
     slope = (warm[-1] - warm[0]) / max(1e-9, (len(warm) - 1) * args.every / 60) if len(warm) > 1 else 0.0
     print(
         f"{s.requests:,} requests at {s.achieved_rate_rps:.0f}/s over {s.duration_s:.0f} s; lag p99 "
-        f"{s.latency['generator_lag_ms'].p['p99']} ms"
+        f"{s.latency['generator_lag_ms'].p['p99'] or float('nan'):.2f} ms"
     )
     print(
         f"RSS: start {samples[0][1]:.0f} MB, after warm-up {warm[0]:.0f} MB, end {warm[-1]:.0f} MB, "

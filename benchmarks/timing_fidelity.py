@@ -207,7 +207,13 @@ if __name__ == "__main__":
     ap.add_argument("--no-pin", action="store_true", help="do not pin the client and the simulator to their own CPUs")
     ap.add_argument("--samples", type=Path, help="write every request's figures, as CSV, into this directory")
     args = ap.parse_args()
-    res = main([int(x) for x in args.levels.split(",")], args.per_worker, args.spread, not args.no_pin, args.samples)
+    try:
+        levels = [int(x) for x in args.levels.split(",")]
+    except ValueError:
+        ap.error(f"--levels takes comma-separated stream counts, like 1,10,100 (got {args.levels!r})")
+    if args.spread < 0 or args.per_worker < 1 or min(levels) < 1:
+        ap.error("--spread takes seconds >= 0 and --per-worker and --levels counts >= 1")
+    res = main(levels, args.per_worker, args.spread, not args.no_pin, args.samples)
     print(table(res))
     if args.json:
         args.json.write_text(json.dumps(res, indent=2))

@@ -11,9 +11,7 @@ SRC = REPO / "src" / "assay"
 def test_every_module_is_in_the_architecture_doc() -> None:
     doc = (REPO / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
     modules = sorted(
-        str(p.relative_to(SRC))
-        for p in SRC.rglob("*.py")
-        if p.name != "__init__.py" and "__pycache__" not in p.parts
+        str(p.relative_to(SRC)) for p in SRC.rglob("*.py") if p.name != "__init__.py" and "__pycache__" not in p.parts
     )
     missing = [m for m in modules if m not in doc]
     assert not missing, "modules missing from docs/ARCHITECTURE.md (name them by their path under src/assay):\n" + (

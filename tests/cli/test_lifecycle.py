@@ -25,6 +25,7 @@ vendors:
     models:
       - {name: m, ttft_ms: 80, itl_ms: 8, output_tokens: 12}
       - {name: hangs, ttft_ms: 20, itl_ms: 2, output_tokens: 8, faults: {hang: 0.3}}
+      - {name: flaky, ttft_ms: 5, itl_ms: 1, output_tokens: 6, faults: {server_error: 0.4}}
 knowledge: [demo-qa, safety]
 """
 
@@ -290,3 +291,15 @@ def test_every_command_json_has_one_latency_shape(tmp_path: Path, sim: Simulator
     ttft = docs["probe"]["targets"]["a"]["ttft_ms"]
     assert ttft["n"] == 25 and ttft["p50"] <= ttft["p95"] <= ttft["p99"] and ttft["ci95"]["p50"] is not None
     assert docs["cost"]["targets"]["a"]["measured"]["e2e_ms"]["n"] == 25
+
+
+def test_an_evals_latency_is_of_its_successful_attempts_like_every_summary(
+    tmp_path: Path, sim: SimulatorProcess
+) -> None:
+    cfg = _config(tmp_path, sim.urls["v"], model="flaky")
+    run = _assay(tmp_path, "eval", "-c", str(cfg), "--retries", "0", "--no-cache", "--limit", "30", "--json")
+    assert run.returncode == 0, run.stderr
+    doc = orjson.loads(run.stdout)
+    summary = doc["summaries"]["a"]
+    assert summary["failed"] > 0, "the flaky model failed some requests"
+    assert doc["targets"]["a"]["qa"]["latency_ms"]["n"] == summary["e2e_ms"]["n"] == summary["succeeded"]
