@@ -7,6 +7,7 @@ as a module here and a field on `ProjectConfig`.
 """
 
 from assay.config.economics import Constraints, TcoSettings, Workload
+from assay.config.gateway import POLICY_NAMES, BreakerSettings, GatewaySettings, Route, VirtualKey
 from assay.config.loading import Problem, parse_yaml_model, read_text
 from assay.config.probe import ProbeSettings
 from assay.config.project import (
@@ -36,17 +37,21 @@ from assay.config.timeouts import TIMEOUT_KEYS, TimeoutSettings, effective_timeo
 __all__ = [
     "ATTACK_KINDS",
     "LATENCY_KEYS",
+    "POLICY_NAMES",
     "SLO",
     "SUITE_TAGS",
     "TIMEOUT_KEYS",
     "AnySuite",
     "AttackKind",
+    "BreakerSettings",
     "Check",
     "Constraints",
+    "GatewaySettings",
     "JudgeSettings",
     "ProbeSettings",
     "Problem",
     "ProjectConfig",
+    "Route",
     "SafetyJudge",
     "SafetySettings",
     "SafetySuite",
@@ -55,6 +60,7 @@ __all__ = [
     "Technique",
     "TimeoutSettings",
     "VendorEvidence",
+    "VirtualKey",
     "Workload",
     "effective_timeouts",
     "example_config_text",

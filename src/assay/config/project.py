@@ -12,6 +12,7 @@ from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from assay.config.economics import Constraints, TcoSettings, Workload
+from assay.config.gateway import GatewaySettings
 from assay.config.loading import Problem, parse_yaml_model, read_text
 from assay.config.probe import ProbeSettings
 from assay.config.quality import SuiteConfig
@@ -78,6 +79,7 @@ class ProjectConfig(StrictModel):
     suites: list[AnySuite] = Field(default_factory=list)
     safety: SafetySettings = Field(default_factory=SafetySettings)
     timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
+    gateway: GatewaySettings | None = None
 
     @field_validator("suites")
     @classmethod
@@ -101,6 +103,29 @@ class ProjectConfig(StrictModel):
                 "judge target '{name}' is not one of the targets ({known})",
                 {"name": judge.target, "known": ", ".join(sorted(names)), "at": ("safety", "judge", "target")},
             )
+        return self
+
+    @model_validator(mode="after")
+    def _routes_name_targets(self) -> ProjectConfig:
+        if self.gateway is None:
+            return self
+        names = {t.name for t in self.targets}
+        known = ", ".join(t.name for t in self.targets)
+        for i, route in enumerate(self.gateway.routes):
+            for j, name in enumerate(route.targets):
+                if name not in names:
+                    raise PydanticCustomError(
+                        "unknown_target",
+                        "route target '{name}' is not one of the targets ({known})",
+                        {"name": name, "known": known, "at": ("gateway", "routes", i, "targets", j)},
+                    )
+        for j, name in enumerate(self.gateway.prefill_targets):
+            if name not in names:
+                raise PydanticCustomError(
+                    "unknown_target",
+                    "prefill target '{name}' is not one of the targets ({known})",
+                    {"name": name, "known": known, "at": ("gateway", "prefill_targets", j)},
+                )
         return self
 
     @property
