@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from assay.clients.client import AnthropicClient, OpenAIClient, ProviderClient
+from assay.clients.client import AnthropicClient, OpenAIClient, ProviderClient, StreamHead
 from assay.clients.deadlines import Timeouts
 from assay.clients.inprocess import InProcessTransport
 from assay.clients.transport import AiohttpTransport, HttpRequest, Response, Transport, TransportError, open_session
@@ -29,6 +29,7 @@ __all__ = [
     "OpenAIClient",
     "ProviderClient",
     "Response",
+    "StreamHead",
     "Timeouts",
     "Transport",
     "TransportError",

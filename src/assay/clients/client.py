@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import aiohttp
@@ -42,9 +43,18 @@ from assay.wire import (
     Wire,
 )
 
-__all__ = ["AnthropicClient", "OpenAIClient", "ProviderClient"]
+__all__ = ["AnthropicClient", "OpenAIClient", "ProviderClient", "StreamHead"]
 
 _NOTHING: tuple[Event, ...] = ()
+
+
+@dataclass(slots=True)
+class StreamHead:
+    """What a successful response's head said, for a `stream()` caller (a failure's is on its error)."""
+
+    status: int = 0
+    request_id: str | None = None
+    limits: dict[str, str] = field(default_factory=dict)  # the provider's rate-limit headers
 
 
 class ProviderClient:
@@ -123,12 +133,18 @@ class ProviderClient:
             rate_limit_headers=attempt.limits,
         )
 
-    async def stream(self, request: ChatRequest, timing: Timing | None = None) -> AsyncGenerator[Event, None]:
-        """The answer's neutral events as they arrive, `timing` stamped on arrival. Raises ProviderError."""
+    async def stream(
+        self, request: ChatRequest, timing: Timing | None = None, head: StreamHead | None = None
+    ) -> AsyncGenerator[Event, None]:
+        """The answer's neutral events as they arrive, `timing` stamped on arrival. Raises ProviderError.
+
+        `head`, when given, is filled in once the response's head arrived (status, request id, limits)."""
         attempt = _Attempt(self, request, timing if timing is not None else Timing(), handing_over=True)
         try:
             async with asyncio.timeout(None) as attempt.deadlines.timer:
                 await attempt.open()
+                if head is not None:
+                    head.status, head.request_id, head.limits = attempt.status, attempt.request_id, attempt.limits
                 while (events := await attempt.next()) is not None:
                     for event in events:
                         yield event  # the timer is disarmed: the caller's time is not the provider's
