@@ -19,15 +19,21 @@ __all__ = [
     "NAME_RE",
     "ChatRequest",
     "Completion",
+    "ForcedTool",
+    "Image",
     "LongContextTier",
     "Message",
     "Pricing",
     "Provisioned",
+    "ResponseFormat",
     "ScheduledDiscount",
     "SelfHosted",
     "StrictModel",
     "Target",
     "Timing",
+    "Tool",
+    "ToolCall",
+    "ToolChoice",
     "Usage",
     "VolumeTier",
     "estimate_tokens",
@@ -193,6 +199,11 @@ class Target(StrictModel):
     connect_timeout_s: float | None = Field(default=None, gt=0)
     first_token_timeout_s: float | None = Field(default=None, gt=0)
     idle_timeout_s: float | None = Field(default=None, gt=0)
+    context_window: int | None = Field(
+        default=None,
+        ge=1,
+        description="Most input tokens the model accepts in one request; default: the catalog's, if it has one.",
+    )
 
     @model_validator(mode="after")
     def _deployment_has_its_costs(self) -> Target:
@@ -234,14 +245,81 @@ class Target(StrictModel):
 
 
 @dataclass(slots=True)
+class ToolCall:
+    """A call the model made (or made earlier, in a conversation's history)."""
+
+    id: str
+    name: str
+    arguments: str  # JSON text of the arguments, as the model wrote it (OpenAI's spelling; Anthropic's is an object)
+
+
+@dataclass(slots=True)
+class Image:
+    """An image in a message: a URL (http(s) or a `data:` URL), or base64 data with its media type."""
+
+    url: str | None = None
+    data: str | None = None  # base64
+    media_type: str | None = None  # with `data`: image/png, image/jpeg, ...
+    at: int = 0  # where it sits in its message: the offset in `Message.content` it comes before
+
+    def data_url(self) -> str:
+        """The image as one URL (OpenAI's `image_url.url`)."""
+        return self.url if self.url is not None else f"data:{self.media_type or 'image/png'};base64,{self.data or ''}"
+
+
+@dataclass(slots=True)
 class Message:
+    """One turn. `content` is the message's text; the other fields say what else it carries.
+
+    A tool result is role "tool" with `tool_call_id` set and the result's text as `content`.
+    An assistant message may carry `tool_calls` (with or without text). When a request's last
+    message is an assistant's text, the model is asked to continue that text (a prefill).
+    """
+
     role: str
     content: str
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_call_id: str | None = None
+    tool_error: bool = False  # a tool result that reports a failure (Anthropic's is_error; OpenAI has no word)
+    images: list[Image] = field(default_factory=list)  # in order of `at`
+
+
+@dataclass(slots=True)
+class Tool:
+    """A function the model may call; `parameters` is a JSON schema of its arguments (an object)."""
+
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+@dataclass(frozen=True, slots=True)
+class ForcedTool:
+    """`tool_choice` naming the one tool the model must call."""
+
+    name: str
+
+
+ToolChoice = Literal["auto", "none", "required"] | ForcedTool
+
+
+@dataclass(slots=True)
+class ResponseFormat:
+    """Structured output: any JSON object (`json_object`) or one valid for `schema` (`json_schema`)."""
+
+    type: Literal["json_object", "json_schema"]
+    schema: dict[str, Any] | None = None
+    name: str | None = None
+    strict: bool | None = None
 
 
 @dataclass(slots=True)
 class ChatRequest:
-    """A provider-neutral chat request."""
+    """A provider-neutral chat request.
+
+    `extra` holds body fields no neutral field carries. Set by a wire parser, `extra_api` names the
+    protocol they came in (they mean something there only); None: the caller's own, sent as they are.
+    """
 
     messages: list[Message]
     max_tokens: int = 256
@@ -249,6 +327,18 @@ class ChatRequest:
     stream: bool = True
     system: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    tools: list[Tool] = field(default_factory=list)
+    tool_choice: ToolChoice | None = None  # None: the provider's default (auto when there are tools)
+    parallel_tool_calls: bool | None = None  # None: the provider's default (allowed)
+    response_format: ResponseFormat | None = None
+    n: int = 1  # choices wanted
+    extra_api: str | None = field(default=None, compare=False)  # provenance of `extra`, not part of the request
+
+    @property
+    def continues(self) -> bool:
+        """Whether the model is asked to continue the last message's text (an assistant prefill)."""
+        last = self.messages[-1] if self.messages else None
+        return last is not None and last.role == "assistant" and not last.tool_calls and bool(last.content)
 
 
 @dataclass(slots=True)

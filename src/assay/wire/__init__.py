@@ -9,10 +9,11 @@ A new protocol is a `Wire` subclass in a module of its own, registered here by
 its API kind (the `api` of `assay.model.Target`).
 """
 
-from assay.wire.anthropic import ANTHROPIC, ANTHROPIC_VERSION, AnthropicWire
+from assay.wire.anthropic import ANTHROPIC, ANTHROPIC_VERSION, JSON_TOOL, AnthropicWire
 from assay.wire.events import (
     DONE,
     FINISH_REASONS,
+    Choice,
     Collector,
     Done,
     ErrorEvent,
@@ -21,12 +22,21 @@ from assay.wire.events import (
     FinishReason,
     Start,
     TextDelta,
+    ToolCallDelta,
     UsageReport,
     finish_from,
     spell_finish,
 )
 from assay.wire.openai import OPENAI, OpenAIWire
-from assay.wire.protocol import Incoming, StreamDecoder, StreamEncoder, Wire, decode_error
+from assay.wire.protocol import (
+    HARMLESS_EXTRAS,
+    Incoming,
+    StreamDecoder,
+    StreamEncoder,
+    Wire,
+    content_pieces,
+    decode_error,
+)
 from assay.wire.sse import DONE_EVENT, SSEDecoder, SSEEvent, encode_sse
 
 __all__ = [
@@ -35,9 +45,12 @@ __all__ = [
     "DONE",
     "DONE_EVENT",
     "FINISH_REASONS",
+    "HARMLESS_EXTRAS",
+    "JSON_TOOL",
     "OPENAI",
     "PROTOCOLS",
     "AnthropicWire",
+    "Choice",
     "Collector",
     "Done",
     "ErrorEvent",
@@ -52,8 +65,10 @@ __all__ = [
     "StreamDecoder",
     "StreamEncoder",
     "TextDelta",
+    "ToolCallDelta",
     "UsageReport",
     "Wire",
+    "content_pieces",
     "decode_error",
     "encode_sse",
     "finish_from",

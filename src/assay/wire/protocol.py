@@ -6,23 +6,39 @@ half: `parse_request` (refusing bad bodies with a `WireError` whose body is in
 the protocol's own error format), and encoders from neutral events to bytes.
 A gateway translates by pairing one protocol's server half with another's
 client half; the events in between are the same.
+
+Fields a parser does not interpret stay in `ChatRequest.extra`, with the protocol
+they came in as `extra_api`. A client half sends them unchanged to that same
+protocol only. To another one, it sends those with the same meaning there
+(`top_p`; OpenAI's `stop` as Anthropic's `stop_sequences` and back), drops the
+ones that only label or bill the request (`HARMLESS_EXTRAS`: `user`, `metadata`,
+`store`, `service_tier`, ...), and names every other one in `unsupported()`, so
+a gateway refuses the request rather than answer a different question.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import orjson
 
 from assay.errors import WireError
-from assay.model import ChatRequest, Usage
-from assay.wire.events import Done, Event, Finish, Start, TextDelta, UsageReport
+from assay.model import ChatRequest, ForcedTool, Image, Message, Tool, ToolCall, ToolChoice, Usage
+from assay.wire.events import Choice, Done, Event, Finish, Start, TextDelta, ToolCallDelta, UsageReport
 from assay.wire.sse import SSEEvent
 
-__all__ = ["Incoming", "StreamDecoder", "StreamEncoder", "Wire", "decode_error"]
+__all__ = ["HARMLESS_EXTRAS", "Incoming", "StreamDecoder", "StreamEncoder", "Wire", "content_pieces", "decode_error"]
+
+# Fields of each protocol that label, store or bill a request but do not change its answer: another
+# protocol's client half leaves them out rather than refuse the request.
+HARMLESS_EXTRAS: dict[str, frozenset[str]] = {
+    "openai": frozenset(("user", "metadata", "store", "service_tier", "safety_identifier", "prompt_cache_key")),
+    "anthropic": frozenset(("metadata", "service_tier")),
+}
+ExtraMove = Callable[[Any], "tuple[str, Any] | None"]  # a foreign field's value to (own name, value), None: cannot
 
 
 @dataclass(slots=True)
@@ -47,6 +63,7 @@ class StreamEncoder(ABC):
 
     def __init__(self, rid: str, model: str, include_usage: bool) -> None:
         self.rid, self.model, self.include_usage = rid, model, include_usage
+        self._finishes: dict[int, Finish] = {}  # of choices other than the first, given before close
         self._finish: Finish | None = None
         self._usage: Usage | None = None
         self._started = False
@@ -55,11 +72,17 @@ class StreamEncoder(ABC):
     def start(self, input_tokens: int | None = None) -> bytes: ...
 
     @abstractmethod
-    def text(self, text: str) -> bytes: ...
+    def text(self, text: str, choice: int = 0) -> bytes: ...
+
+    @abstractmethod
+    def tool_call(self, delta: ToolCallDelta) -> bytes:
+        """A piece of a tool call: a new `index` starts a call (with its id and name), the rest add arguments."""
 
     @abstractmethod
     def close(self, finish: Finish | None = None, usage: Usage | None = None) -> bytes:
-        """The end of the stream; usage goes out where the protocol says (OpenAI only when asked)."""
+        """The end of the stream; usage goes out where the protocol says (OpenAI only when asked).
+
+        `finish` is the first choice's; other choices' finishes are passed to `encode` before."""
 
     @abstractmethod
     def error(self, message: str, type: str | None = None) -> bytes:
@@ -72,7 +95,10 @@ class StreamEncoder(ABC):
             self._started = True
             return self.start(event.input_tokens)
         if isinstance(event, Finish):
-            self._finish = event
+            if event.choice:
+                self._finishes[event.choice] = event
+            else:
+                self._finish = event
             return b""
         if isinstance(event, UsageReport):
             self._usage = event.usage
@@ -82,7 +108,9 @@ class StreamEncoder(ABC):
             self._started = True
             head = self.start(None)
         if isinstance(event, TextDelta):
-            return head + self.text(event.text)
+            return head + self.text(event.text, event.choice)
+        if isinstance(event, ToolCallDelta):
+            return head + self.tool_call(event)
         if isinstance(event, Done):
             return head + self.close(self._finish, self._usage)
         return head + self.error(event.message, event.type)
@@ -106,7 +134,32 @@ class Wire(ABC):
     def headers(self, api_key: str | None) -> dict[str, str]: ...
 
     @abstractmethod
-    def request_body(self, request: ChatRequest, model: str) -> dict[str, Any]: ...
+    def request_body(self, request: ChatRequest, model: str) -> dict[str, Any]:
+        """The body to send; what `unsupported` names is left out of it."""
+
+    def unsupported(self, request: ChatRequest) -> list[str]:
+        """What of `request` this client half cannot send, by name (body fields, or a short phrase); a gateway
+        answers 400 naming them rather than send a different question. Empty: everything is carried."""
+        return self.extras_for(request)[1]
+
+    # Foreign body fields this protocol has its own words for, by (their protocol, their name).
+    foreign_extras: ClassVar[dict[tuple[str, str], ExtraMove]] = {}
+
+    def extras_for(self, request: ChatRequest) -> tuple[dict[str, Any], list[str]]:
+        """The request's uninterpreted fields as this protocol sends them, and the names it cannot send."""
+        if request.extra_api is None or request.extra_api == self.api:
+            return request.extra, []
+        sent: dict[str, Any] = {}
+        refused: list[str] = []
+        harmless = HARMLESS_EXTRAS.get(request.extra_api, frozenset())
+        for key, value in request.extra.items():
+            move = self.foreign_extras.get((request.extra_api, key))
+            said = move(value) if move is not None else None
+            if said is not None:
+                sent[said[0]] = said[1]
+            elif move is not None or key not in harmless:
+                refused.append(key)
+        return sent, refused
 
     @abstractmethod
     def stream_decoder(self) -> StreamDecoder: ...
@@ -128,7 +181,19 @@ class Wire(ABC):
     def stream_encoder(self, rid: str, model: str, include_usage: bool) -> StreamEncoder: ...
 
     @abstractmethod
-    def encode_body(self, rid: str, model: str, text: str, finish: Finish, usage: Usage) -> bytes: ...
+    def encode_body(
+        self,
+        rid: str,
+        model: str,
+        text: str,
+        finish: Finish,
+        usage: Usage,
+        *,
+        tool_calls: Sequence[ToolCall] = (),
+        more_choices: Sequence[Choice] = (),
+    ) -> bytes:
+        """A whole answer: the first choice's text, finish and tool calls, then any further choices
+        (`Collector.choices[1:]`; a protocol without choices leaves them out)."""
 
     @abstractmethod
     def error_body(self, status: int, message: str, type: str | None = None) -> bytes: ...
@@ -175,6 +240,42 @@ class Wire(ABC):
             raise self.refuse(400, "temperature must be a number.")
         return float(t)
 
+    def _n(self, data: dict[str, Any]) -> int:
+        n = data.get("n", 1)
+        if n is None:
+            return 1
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise self.refuse(400, "n must be an integer of at least 1.")
+        return n
+
+    def _schema(self, value: Any, where: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.refuse(400, f"{where} must be a JSON schema (an object).")
+        return value
+
+    def _tool(self, name: Any, description: Any, parameters: Any, where: str) -> Tool:
+        if not isinstance(name, str) or not name:
+            raise self.refuse(400, f"{where}.name must be a non-empty string.")
+        if description is not None and not isinstance(description, str):
+            raise self.refuse(400, f"{where}.description must be a string.")
+        if parameters is None:
+            return Tool(name, description)
+        return Tool(name, description, self._schema(parameters, f"{where} parameters"))
+
+    def _check_choice(self, choice: ToolChoice | None, tools: list[Tool]) -> ToolChoice | None:
+        if isinstance(choice, ForcedTool) and choice.name not in {t.name for t in tools}:
+            raise self.refuse(400, f"tool_choice names {choice.name!r}, which is not one of the request's tools.")
+        if choice == "required" and not tools:
+            raise self.refuse(400, "tool_choice requires a tool call, but the request has no tools.")
+        return choice
+
+    def _call(self, id: Any, name: Any, where: str) -> tuple[str, str]:
+        if not isinstance(id, str) or not id:
+            raise self.refuse(400, f"{where}.id must be a non-empty string.")
+        if not isinstance(name, str) or not name:
+            raise self.refuse(400, f"{where}.name must be a non-empty string.")
+        return id, name
+
     def text_of(self, content: Any, where: str) -> str:
         """A message's text: a string, or the text parts of a list of content parts (others are skipped)."""
         if isinstance(content, str):
@@ -184,6 +285,21 @@ class Wire(ABC):
         if isinstance(content, list):
             return "".join(str(p.get("text") or "") for p in content if isinstance(p, dict) and p.get("type") == "text")
         raise self.refuse(400, f"{where} must be a string or a list of content parts.")
+
+
+def content_pieces(message: Message) -> list[str | Image]:
+    """A message's text and images in their order: the text cut where each image sits."""
+    pieces: list[str | Image] = []
+    text, start = message.content, 0
+    for image in sorted(message.images, key=lambda im: im.at):
+        at = min(max(image.at, start), len(text))
+        if at > start:
+            pieces.append(text[start:at])
+        pieces.append(image)
+        start = at
+    if start < len(text) or not pieces:
+        pieces.append(text[start:])
+    return pieces
 
 
 def decode_error(body: bytes) -> tuple[str, str | None]:
