@@ -18,10 +18,10 @@ import typer.core
 try:  # typer 0.29 ships its own copy of click; earlier ones use click itself
     from typer._click.exceptions import ClickException, UsageError
 except ImportError:  # pragma: no cover - depends on the installed typer
-    from click.exceptions import ClickException, UsageError  # type: ignore[assignment]
+    from click.exceptions import ClickException, UsageError  # type: ignore[assignment,no-redef,import-not-found,unused-ignore]
 
 from assay import __version__
-from assay.cli import cost, demo, prices, probe, project, redteam, report, simulator
+from assay.cli import cost, demo, gateway, prices, probe, project, redteam, report, simulator
 from assay.cli import eval as eval_
 from assay.cli import load as load_
 from assay.cli.console import Terminated, err, show_warnings
@@ -65,6 +65,7 @@ app.command("demo")(demo.demo)
 app.add_typer(redteam.app, name="redteam")
 app.add_typer(prices.app, name="prices")
 app.add_typer(simulator.app, name="simulator")
+app.add_typer(gateway.app, name="gateway")
 
 
 @app.callback(invoke_without_command=True)

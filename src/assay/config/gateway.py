@@ -93,8 +93,9 @@ class BreakerSettings(StrictModel):
     window_s: float = Field(default=10.0, gt=0)
     min_requests: int = Field(default=5, ge=1, description="Attempts in the window before the error rate counts.")
     consecutive_failures: int = Field(default=3, ge=1, description="Opens after this many failures in a row.")
-    cooldown_s: float = Field(default=2.0, gt=0, description="First open period; doubles on each re-open.")
-    max_cooldown_s: float = Field(default=60.0, gt=0)
+    cooldown_s: float = Field(default=2.0, gt=0, description="First open period; grows on each re-open.")
+    cooldown_growth: float = Field(default=1.5, ge=1, le=10, description="Factor the open period grows by.")
+    max_cooldown_s: float = Field(default=30.0, gt=0)
 
 
 class GatewaySettings(StrictModel):
@@ -112,6 +113,7 @@ class GatewaySettings(StrictModel):
         "Anthropic targets always do.",
     )
     admin_key_env: str | None = Field(default=None, description="Key for /admin/*; without it, loopback callers only.")
+    store_text: bool = Field(default=False, description="Keep prompts and replies in the Records (off: privacy).")
 
     @model_validator(mode="after")
     def _unique(self) -> GatewaySettings:

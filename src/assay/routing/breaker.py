@@ -4,7 +4,7 @@ It opens on `consecutive_failures` in a row, or when the error share over the la
 `window_s` reaches `error_rate` with at least `min_requests` attempts in it. Open, it
 refuses attempts until `open_until_s`; then it half-opens and lets exactly one probe
 through. The probe's success closes it (and forgets the cooldown); its failure opens it
-again for twice the last cooldown, up to `max_cooldown_s`. A failure while open never
+again for `cooldown_growth` times the last cooldown, up to `max_cooldown_s`. A failure while open never
 shortens the deadline (LiteLLM #40130: a second failure kept the first, shorter one).
 """
 
@@ -104,7 +104,8 @@ class Breaker:
 
     def _open(self, now_s: float, reason: str, before: BreakerState) -> Transition:
         s = self.settings
-        self.cooldown_s = s.cooldown_s if self.cooldown_s == 0 else min(self.cooldown_s * 2, s.max_cooldown_s)
+        grown = self.cooldown_s * s.cooldown_growth
+        self.cooldown_s = s.cooldown_s if self.cooldown_s == 0 else min(grown, s.max_cooldown_s)
         self.state = "open"
         self.open_until_s = max(self.open_until_s, now_s + self.cooldown_s)
         self.opens += 1

@@ -103,11 +103,11 @@ class Run:
 
     # -- the lifecycle --------------------------------------------------------------------------------------------
     @contextlib.asynccontextmanager
-    async def active(self) -> AsyncIterator[RecordWriter]:
+    async def active(self, queue_limit: int = 0) -> AsyncIterator[RecordWriter]:
         """Status `running` (owned by this process) while inside; `complete` when the work and the writer both
-        finished, `interrupted` otherwise."""
+        finished, `interrupted` otherwise. `queue_limit` bounds the writer's queue (see RecordWriter.offer)."""
         self.session = self.store.start_session(self.run_id, _owner())
-        self.writer = RecordWriter(self.db)
+        self.writer = RecordWriter(self.db, queue_limit)
         finished = False
         try:
             yield self.writer

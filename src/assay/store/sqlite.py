@@ -7,6 +7,7 @@ import dataclasses
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,8 +98,15 @@ class RunInfo:
 class Store:
     """Reads and run bookkeeping. Records are appended through a `RecordWriter`."""
 
-    def __init__(self, path: Path) -> None:
+    LOCKED_RETRY_S = 0.25  # a locked or busy store: wait this long, then try the same batch again
+    GIVE_UP_AFTER_STOP_S = 10.0  # ... but not forever once asked to stop
+
+    def __init__(self, path: Path, limit: int = 0) -> None:
+        """`limit` bounds the Records waiting to be written (0: unbounded); see `offer`."""
         self.path = path
+        self.limit = limit
+        self.dropped = 0  # Records `offer` refused because `limit` were already waiting
+        self.stalled = False  # the store is locked or busy and the writer is waiting for it
         self.conn = connect(path)
         self.conn.row_factory = sqlite3.Row
 
@@ -288,11 +296,19 @@ class RecordWriter:
 
     BATCH = 500
 
-    def __init__(self, path: Path) -> None:
+    LOCKED_RETRY_S = 0.25  # a locked or busy store: wait this long, then try the same batch again
+    GIVE_UP_AFTER_STOP_S = 10.0  # ... but not forever once asked to stop
+
+    def __init__(self, path: Path, limit: int = 0) -> None:
+        """`limit` bounds the Records waiting to be written (0: unbounded); see `offer`."""
         self.path = path
+        self.limit = limit
+        self.dropped = 0  # Records `offer` refused because `limit` were already waiting
+        self.stalled = False  # the store is locked or busy and the writer is waiting for it
         # Rows with their annotation rows; a threading.Event asks for a flush; None stops the thread.
         self._queue: queue.Queue[tuple[tuple[Any, ...], list[tuple[Any, ...]]] | threading.Event | None] = queue.Queue()
         self._error: BaseException | None = None
+        self._stopping = False
         self.duplicates = 0  # Records refused because their key was already stored (see _commit)
         self._conn = connect(path)
         self._thread = threading.Thread(target=self._loop, name="assay-record-writer", daemon=True)
@@ -318,6 +334,19 @@ class RecordWriter:
         notes = [annotation_row(record, a, record.wall_start_s) for a in annotations]
         self._queue.put((_row(record), notes))
 
+    def offer(self, record: Record) -> bool:
+        """Queue a Record unless `limit` are already waiting (a slow or locked store): then count it in
+        `dropped` and return False. Never blocks, never raises: the gateway's hot path calls it."""
+        if self._error is not None or (self.limit and self._queue.qsize() >= self.limit):
+            self.dropped += 1
+            return False
+        self._queue.put((_row(record), []))
+        return True
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
     def _loop(self) -> None:
         batch: list[tuple[tuple[Any, ...], list[tuple[Any, ...]]]] = []
         flushes: list[threading.Event] = []
@@ -342,19 +371,42 @@ class RecordWriter:
                 else:
                     batch.append(more)
             if batch:
-                try:
-                    self._conn.execute("BEGIN")
-                    self._commit(batch)
-                    self._conn.execute("COMMIT")
-                except sqlite3.Error as e:  # keep the loop alive so close() still returns
-                    self._error = e
-                    if self._conn.in_transaction:
-                        self._conn.execute("ROLLBACK")
+                self._write(batch, stop)
                 batch = []
             for done in flushes:
                 done.set()
             flushes = []
         self._conn.close()
+
+    def _write(self, batch: list[tuple[tuple[Any, ...], list[tuple[Any, ...]]]], stopping: bool) -> None:
+        """Commit one batch; a locked or busy store is waited for (the queue's `limit` bounds what piles up)."""
+        waited_since: float | None = None
+        while True:
+            try:
+                self._conn.execute("BEGIN")
+                self._commit(batch)
+                self._conn.execute("COMMIT")
+                self.stalled = False
+                return
+            except sqlite3.OperationalError as e:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                text = str(e).lower()
+                now = time.monotonic()
+                waited_since = waited_since if waited_since is not None else now
+                if ("locked" in text or "busy" in text) and not (
+                    (stopping or self._stopping) and now - waited_since > self.GIVE_UP_AFTER_STOP_S
+                ):
+                    self.stalled = True
+                    time.sleep(self.LOCKED_RETRY_S)
+                    continue
+                self._error = e
+                return
+            except sqlite3.Error as e:  # keep the loop alive so close() still returns
+                self._error = e
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                return
 
     def _commit(self, batch: list[tuple[tuple[Any, ...], list[tuple[Any, ...]]]]) -> None:
         """Insert the batch's Records, and the annotations of those that went in.
@@ -383,6 +435,7 @@ class RecordWriter:
     def close(self) -> None:
         """Flush everything queued and stop the thread (blocking)."""
         if self._thread.is_alive():
+            self._stopping = True
             self._queue.put(None)
             self._thread.join()
         if self._error is not None:
