@@ -211,10 +211,7 @@ class Exchange:
             messages[-1] = replace(messages[-1], content=messages[-1].content + prefix)
         else:
             messages.append(Message("assistant", prefix))
-        extra = request.extra
-        if self.state.targets[name].api == "openai":
-            extra = {**extra, "continue_final_message": True, "add_generation_prompt": False}
-        return replace(request, messages=messages, extra=extra)
+        return replace(request, messages=messages)  # `continues`: each wire says "go on from here" its own way
 
     # -- one attempt ------------------------------------------------------------------------------------------
     async def _attempt(self, name: str, request: ChatRequest, attempt_no: int, previous: str | None, sink: Sink,
@@ -246,7 +243,7 @@ class Exchange:
                             raise StreamBroken(f"provider error mid-stream: {said}", http_status=head.status or None)
                         else:
                             got.add(event)
-                            if kind is UsageReport and got.finish is not None:
+                            if kind is UsageReport and all(c.finish is not None for c in got.choices):
                                 break  # finished and counted: no need to wait for [DONE]
         except ProviderError as e:
             result.error = e
@@ -316,7 +313,7 @@ class Exchange:
         self.served_by = result.target
         got = result.got
         usage = _usage(result)
-        response = await sink.close(got.finish, usage)
+        response = await sink.close(got, usage)
         self.gw.observe_served(self, result, sink)
         return response
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from aiohttp import web
 
 from assay.model import Usage
-from assay.wire import Collector, Event, Finish, StreamEncoder, TextDelta, Wire
+from assay.wire import DONE, Collector, Event, Finish, StreamEncoder, TextDelta, UsageReport, Wire
 
 __all__ = ["Sink"]
 
@@ -53,7 +53,6 @@ class Sink:
         self._pending: list[Event] = []
         self.sent_text: list[str] = []  # text the client has received
         self.sent_other = False  # something other than text reached the client (a tool call): no continuation
-        self.collector = Collector()  # non-streaming: the answer so far
         self.model = ""
         self.headers: dict[str, str] = {}
 
@@ -68,13 +67,11 @@ class Sink:
         if not self.started:
             self.model = model
             self.headers = dict(headers)
-            self.collector = Collector()
 
     async def content(self, event: Event) -> None:
         """A content event (text, a tool call) of the current attempt."""
         if not self.stream:
-            self.collector.add(event)
-            return
+            return  # the attempt's own Collector holds it until the answer is complete
         if self.response is None and len(self._pending) < self.holdback:
             self._pending.append(event)
             return
@@ -102,16 +99,20 @@ class Sink:
             if not self.first_write_ns:
                 self.first_write_ns = self.now_ns()
 
-    async def close(self, finish: Finish | None, usage: Usage) -> web.StreamResponse:
-        """The answer is complete: end it as the protocol ends a finished answer."""
-        if not self.stream:
-            c = self.collector
-            body = self.wire.encode_body(self.rid, self.model, c.text, finish or Finish("stop"), usage)
+    async def close(self, got: Collector, usage: Usage) -> web.StreamResponse:
+        """The answer is complete: end it as the protocol ends a finished answer, with this usage."""
+        finish = got.finish or Finish("stop")
+        if not self.stream:  # nothing was sent: the answer is all the serving attempt's
+            body = self.wire.encode_body(self.rid, self.model, got.text, finish, usage, tool_calls=got.tool_calls,
+                                         more_choices=got.choices[1:])  # fmt: skip
             return web.Response(body=body, headers=self.headers, content_type="application/json")
         await self._write_events(None)  # held-back events, and the head if nothing was sent yet
         assert self._encoder is not None and self.response is not None
-        out = self._encoder.close(finish, usage)
-        await self.response.write(out)
+        encode = self._encoder.encode
+        for choice in got.choices:
+            if choice.finish is not None:
+                encode(choice.finish)  # held by the encoder until Done, as each protocol orders them
+        await self.response.write(encode(UsageReport(usage)) + encode(DONE))
         await self.response.write_eof()
         return self.response
 
