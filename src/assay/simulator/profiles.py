@@ -191,6 +191,10 @@ class ModelProfile(StrictModel):
         default=None, ge=1, description="Requests served at once; the rest queue (latency grows, no 429s)."
     )
     hang_s: float = Field(default=120.0, gt=0, description="How long a hung request stays silent before closing.")
+    context_window: int | None = Field(
+        default=None, ge=1, description="Most input tokens a request may have; above it: a 400 (context too long)."
+    )
+    image_input_tokens: int = Field(default=765, ge=0, description="Input tokens each image in a request counts as.")
 
 
 class Vendor(StrictModel):

@@ -5,11 +5,16 @@ number), so the n-th request to a model always behaves the same. The server
 stamps its own monotonic times (received, headers, first token, done) and
 serves them at `/_assay/requests`: tests and benchmarks use them as ground
 truth for client measurements.
+
+Requests that ask for more than text get it (simulator/replies.py): a tool call
+when tools are offered, a text about a tool's result, JSON when a response format
+asks for it, a continuation of an assistant prefill, and `n` choices (OpenAI).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import random
 from collections import deque
@@ -22,13 +27,14 @@ from aiohttp import web
 
 from assay.clock import Clock, SystemClock
 from assay.errors import WireError
-from assay.model import Usage
+from assay.model import ChatRequest, ToolCall, Usage
 from assay.simulator.answers import JUDGE_MARKER, AnswerKey, judge_reply
 from assay.simulator.profiles import ModelProfile, Vendor
 from assay.simulator.ratelimit import Decision, RateLimiter
+from assay.simulator.replies import fill_schema, json_reply, tool_result_reply, tool_to_call
 from assay.simulator.safety import SAFETY_JUDGE_MARKER, SafetyKey, safety_judge_reply
 from assay.simulator.text import words
-from assay.wire import ANTHROPIC, OPENAI, Finish, Wire
+from assay.wire import ANTHROPIC, OPENAI, Choice, Finish, StreamEncoder, ToolCallDelta, Wire
 
 __all__ = ["Plan", "VendorServer"]
 
@@ -46,6 +52,8 @@ class Plan:
     itl_ms: list[float]
     tokens: list[str]
     break_at: int
+    tool: ToolCall | None = None  # the answer is this call; `tokens` are fragments of its arguments
+    more: list[list[str]] = field(default_factory=list)  # the tokens of each choice after the first (n > 1)
 
 
 @dataclass(slots=True)
@@ -69,6 +77,7 @@ class _Call:
     system: str = ""
     user: str = ""  # the last user message
     extra: dict[str, Any] = field(default_factory=dict)
+    request: ChatRequest = field(default_factory=lambda: ChatRequest([]))
 
 
 def _with_text(plan: Plan, text: str, max_tokens: int) -> Plan:
@@ -176,6 +185,7 @@ class VendorServer:
         entry.update(id=rid, model=call.model, seq=seq, stream=call.stream)
         elapsed_s = (received_ns - self.started_ns) / 1e9
         plan = self.plan(state.profile, seq, call.max_tokens, call.input_tokens, elapsed_s)
+        filler = plan.tokens
         if call.prompt and SAFETY_JUDGE_MARKER in call.prompt:
             nth = self._judged[call.prompt] = self._judged.get(call.prompt, -1) + 1
             verdict = safety_judge_reply(state.profile.answers, self.seed, call.model, call.prompt, nth)
@@ -198,7 +208,8 @@ class VendorServer:
             text, right = self.answers.answer(state.profile.answers, self.seed, call.model, item)
             plan = _with_text(plan, text, call.max_tokens)
             entry.update(item=item.id, right=right)
-        decision = state.limiter.admit(call.input_tokens + call.max_tokens)
+        plan = self._shape(plan, call, seq, wire, entry, filler=plan.tokens is filler)
+        decision = state.limiter.admit(call.input_tokens + call.max_tokens * call.request.n)
         headers = {"x-request-id": rid, **_limit_headers(decision, wire.api)}
         if not decision.allowed:
             entry.update(fault="rate_limit_bucket")
@@ -243,10 +254,17 @@ class VendorServer:
             msg = f"The model {incoming.model!r} does not exist on {self.vendor.name}; known: {known}."
             return self._reply(wire, 404, msg)
         req = incoming.request
+        profile = self.models[incoming.model].profile
         system = req.system or ""
         texts = [system] + [m.content for m in req.messages]
         users = [m.content for m in req.messages if m.role == "user"]
-        n_in = max(1, (sum(map(len, texts)) + 3) // 4)
+        chars = sum(map(len, texts)) + sum(len(c.name) + len(c.arguments) for m in req.messages for c in m.tool_calls)
+        if req.tools:
+            chars += len(json.dumps([[t.name, t.description, t.parameters] for t in req.tools]))
+        images = sum(len(m.images) for m in req.messages)
+        n_in = max(1, (chars + 3) // 4) + images * profile.image_input_tokens
+        if profile.context_window is not None and n_in > profile.context_window:
+            return self._too_long(wire, n_in, profile.context_window)
         return _Call(
             incoming.model,
             req.max_tokens,
@@ -257,7 +275,53 @@ class VendorServer:
             system.strip(),
             users[-1] if users else "",
             req.extra,
+            req,
         )
+
+    def _too_long(self, wire: Wire, n_in: int, window: int) -> web.Response:
+        if wire.api == "anthropic":
+            body = wire.error_body(400, f"prompt is too long: {n_in} tokens > {window} maximum")
+        else:
+            said = (f"This model's maximum context length is {window} tokens. However, your messages resulted in "
+                    f"{n_in} tokens. Please reduce the length of the messages.")  # fmt: skip
+            body = wire.error_body(400, said, "invalid_request_error", "context_length_exceeded")
+        return web.Response(status=400, body=body, content_type="application/json")
+
+    def _shape(self, plan: Plan, call: _Call, seq: int, wire: Wire, entry: dict[str, Any], filler: bool) -> Plan:
+        """The plan's text made what the request asks for: a tool call, JSON, a continuation, n choices."""
+        req = call.request
+        rng = random.Random(f"{self.seed}/{call.model}/{seq}/shape")
+        if (tool := tool_to_call(req)) is not None:
+            arguments = json.dumps(fill_schema(tool.parameters, rng, call.user))
+            plan = _with_text(plan, arguments, call.max_tokens)
+            prefix = "toolu" if wire.api == "anthropic" else "call"
+            plan.tool = ToolCall(f"{prefix}_{seq}_{rng.randrange(16**8):08x}", tool.name, arguments)
+            entry["tool_call"] = tool.name
+            filler = False
+        else:
+            if (said := tool_result_reply(req)) is not None:
+                plan, filler = _with_text(plan, said, call.max_tokens), False
+            if req.response_format is not None:
+                text = json_reply(req.response_format, rng, "".join(plan.tokens).strip())
+                if req.continues and text.startswith(prefill := req.messages[-1].content):
+                    text = text[len(prefill) :]
+                plan, filler = _with_text(plan, text, call.max_tokens), False
+                entry["json"] = True
+        if req.n > 1:
+            plan.more = [
+                words(random.Random(f"{self.seed}/{call.model}/{seq}/choice{c}"), len(plan.tokens))
+                if filler
+                else list(plan.tokens)
+                for c in range(1, req.n)
+            ]
+            entry["choices"] = req.n
+        if req.continues and plan.tool is None:  # go on from the prefill: never say it again
+            entry["continued"] = True
+            if not req.messages[-1].content[-1].isspace():
+                for tokens in (plan.tokens, *plan.more):
+                    if tokens and not tokens[0].startswith(" "):
+                        tokens[0] = " " + tokens[0]
+        return plan
 
     def _reply(self, wire: Wire, status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
         return web.Response(
@@ -298,6 +362,7 @@ class VendorServer:
         await resp.prepare(request)
         entry.update(status=200, headers_ns=self.clock.now_ns())
         encoder = wire.stream_encoder(entry["id"], call.model, call.include_usage)
+        plain = plan.tool is None and not plan.more  # the usual answer: one choice of text
         try:
             await resp.write(encoder.start(call.input_tokens))
             when = entry["started_ns"] + int(plan.ttft_ms * 1e6)
@@ -315,11 +380,15 @@ class VendorServer:
                     await resp.write(b'data: {"choices": [{"delta": {"content": "tr\n\n')
                 if i == 0:  # stamped as the bytes are handed over: write() may return after delivery
                     entry["first_token_ns"] = self.clock.now_ns()
-                await resp.write(encoder.text(tok))
+                await resp.write(encoder.text(tok) if plain else _pieces(encoder, plan, i))
                 if i < len(plan.itl_ms):
                     when += int(plan.itl_ms[i] * 1e6)
-            entry.update(done_ns=self.clock.now_ns(), output_tokens=len(plan.tokens))
-            await resp.write(encoder.close(_finish(plan, call), Usage(call.input_tokens, len(plan.tokens))))
+            output_tokens = len(plan.tokens) * (1 + len(plan.more))
+            entry.update(done_ns=self.clock.now_ns(), output_tokens=output_tokens)
+            finish = _finish(plan, call)
+            for c in range(1, 1 + len(plan.more)):
+                encoder.encode(Finish(finish.reason, finish.raw, c))
+            await resp.write(encoder.close(finish, Usage(call.input_tokens, output_tokens)))
             await resp.write_eof()
         except ConnectionError:
             entry.update(client_gone=True, done_ns=self.clock.now_ns())
@@ -330,15 +399,43 @@ class VendorServer:
     ) -> web.Response:
         total_ms = plan.ttft_ms + sum(plan.itl_ms)
         await self._sleep_until(entry["started_ns"] + int(total_ms * 1e6))
-        usage = Usage(call.input_tokens, len(plan.tokens))
-        body = wire.encode_body(entry["id"], call.model, "".join(plan.tokens), _finish(plan, call), usage)
+        output_tokens = len(plan.tokens) * (1 + len(plan.more))
+        usage, finish, text = Usage(call.input_tokens, output_tokens), _finish(plan, call), "".join(plan.tokens)
+        calls = [ToolCall(plan.tool.id, plan.tool.name, text)] if plan.tool is not None else []
+        more = [
+            Choice(c, tool_calls=[ToolCall(f"{calls[0].id}_{c}", calls[0].name, text)], finish=finish)
+            if calls
+            else Choice(c, tokens, finish=finish)
+            for c, tokens in enumerate(plan.more, 1)
+        ]
+        body = wire.encode_body(
+            entry["id"], call.model, "" if calls else text, finish, usage, tool_calls=calls, more_choices=more
+        )
         now = self.clock.now_ns()
-        entry.update(status=200, headers_ns=now, first_token_ns=now, done_ns=now, output_tokens=len(plan.tokens))
+        entry.update(status=200, headers_ns=now, first_token_ns=now, done_ns=now, output_tokens=output_tokens)
         return web.Response(body=body, headers=headers, content_type="application/json")
 
 
+def _pieces(encoder: StreamEncoder, plan: Plan, i: int) -> bytes:
+    """Step `i` of an answer that is a tool call or has several choices: each choice's token."""
+    out = b""
+    for c, tokens in enumerate((plan.tokens, *plan.more)):
+        if i >= len(tokens):
+            continue
+        if plan.tool is None:
+            out += encoder.text(tokens[i], c)
+        elif i == 0:  # a call's first piece names it
+            call_id = plan.tool.id if c == 0 else f"{plan.tool.id}_{c}"
+            out += encoder.tool_call(ToolCallDelta(0, call_id, plan.tool.name, tokens[i], c))
+        else:
+            out += encoder.tool_call(ToolCallDelta(0, None, None, tokens[i], c))
+    return out
+
+
 def _finish(plan: Plan, call: _Call) -> Finish:
-    return Finish("length") if len(plan.tokens) >= call.max_tokens else Finish("stop")
+    if len(plan.tokens) >= call.max_tokens:
+        return Finish("length")
+    return Finish("tool_calls") if plan.tool is not None else Finish("stop")
 
 
 def _limit_headers(d: Decision, api: str) -> dict[str, str]:

@@ -326,7 +326,7 @@ class AnthropicWire(Wire):
             }
         )
 
-    def error_body(self, status: int, message: str, type: str | None = None) -> bytes:
+    def error_body(self, status: int, message: str, type: str | None = None, code: str | None = None) -> bytes:
         return orjson.dumps({"type": "error", "error": {"type": self.error_type(status, type), "message": message}})
 
 

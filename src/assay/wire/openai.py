@@ -315,9 +315,9 @@ class OpenAIWire(Wire):
             }
         )
 
-    def error_body(self, status: int, message: str, type: str | None = None) -> bytes:
+    def error_body(self, status: int, message: str, type: str | None = None, code: str | None = None) -> bytes:
         kind = self.error_type(status, type)
-        return orjson.dumps({"error": {"message": message, "type": kind, "code": kind}})
+        return orjson.dumps({"error": {"message": message, "type": kind, "code": code or kind}})
 
 
 class _Decoder(StreamDecoder):

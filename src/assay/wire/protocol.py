@@ -196,7 +196,8 @@ class Wire(ABC):
         (`Collector.choices[1:]`; a protocol without choices leaves them out)."""
 
     @abstractmethod
-    def error_body(self, status: int, message: str, type: str | None = None) -> bytes: ...
+    def error_body(self, status: int, message: str, type: str | None = None, code: str | None = None) -> bytes:
+        """An error in this protocol's format; `code` is OpenAI's finer word (`context_length_exceeded`)."""
 
     def error_type(self, status: int, type: str | None = None) -> str:
         """`type` when this protocol has it, else its type for the status."""
