@@ -392,3 +392,4 @@ class Completion:
     request_id: str | None = None
     model: str | None = None
     rate_limit_headers: dict[str, str] = field(default_factory=dict)  # what the provider said of its limits
+    tool_calls: list[ToolCall] = field(default_factory=list)  # the answer's, when it called tools

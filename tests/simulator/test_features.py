@@ -10,8 +10,10 @@ import anthropic
 import openai
 import pytest
 
+from assay.clients import make_client, open_session
+from assay.model import ChatRequest, Message, Tool
 from assay.simulator import RunningSimulator, start_simulator
-from tests.conftest import one_model_spec
+from tests.conftest import one_model_spec, target_for
 
 WEATHER = {
     "type": "function",
@@ -241,3 +243,20 @@ async def test_a_prompt_over_the_context_window_is_refused_in_each_protocols_wor
         await an.messages.create(model="m", max_tokens=5, messages=long)  # type: ignore[arg-type]
     assert "prompt is too long" in claude.value.message and "> 2000 maximum" in claude.value.message
     assert claude.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("api", ["openai", "anthropic"])
+@pytest.mark.parametrize("stream", [True, False])
+async def test_assays_client_reads_tool_calls_and_times_them(sim: RunningSimulator, api: str, stream: bool) -> None:
+    tool = Tool("get_weather", "Weather now.", WEATHER["function"]["parameters"])  # type: ignore[index]
+    request = ChatRequest([Message("user", "Weather in Paris?")], max_tokens=100, stream=stream, tools=[tool])
+    async with open_session() as session:
+        done = await make_client(target_for(sim, "v", "m", api), session).send(request)
+    (call,) = done.tool_calls
+    assert call.name == "get_weather" and call.id and done.text == ""
+    check_weather_arguments(json.loads(call.arguments))
+    assert done.finish_reason == ("tool_calls" if api == "openai" else "tool_use")
+    assert done.timing.ttft_ms() is not None  # the arguments are the answer's content
+    assert done.usage.source == "server" and done.usage.output_tokens == (
+        len(done.timing.content_ns) if stream else done.usage.output_tokens
+    )

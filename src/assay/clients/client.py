@@ -40,6 +40,7 @@ from assay.wire import (
     SSEDecoder,
     SSEEvent,
     TextDelta,
+    ToolCallDelta,
     Wire,
 )
 
@@ -99,7 +100,7 @@ class ProviderClient:
                 await attempt.open()
                 while (events := await attempt.next()) is not None:
                     for event in events:
-                        if type(event) is TextDelta:
+                        if type(event) is TextDelta and not event.choice:
                             parts.append(event.text)
                         else:
                             got.add(event)
@@ -131,6 +132,7 @@ class ProviderClient:
             request_id=attempt.request_id,
             model=got.model,
             rate_limit_headers=attempt.limits,
+            tool_calls=got.tool_calls,
         )
 
     async def stream(
@@ -164,7 +166,8 @@ class _Attempt:
     that completed it. The caller wraps `open` and `next` in the deadlines' timer and `own`s or
     `classify`s what they raise."""
 
-    __slots__ = ("_client", "_decoder", "_handing_over", "_http", "_request", "_resp", "_sse", "_timing", "deadlines",
+    __slots__ = ("_broken", "_client", "_decoder", "_handing_over", "_http", "_request", "_resp", "_sse", "_timing",
+                 "deadlines",
                  "done", "limits", "request_id", "status")  # fmt: skip
 
     def __init__(self, client: ProviderClient, request: ChatRequest, timing: Timing, handing_over: bool) -> None:
@@ -181,6 +184,7 @@ class _Attempt:
         self.request_id: str | None = None
         self.limits: dict[str, str] = {}  # what the provider said of its rate limits, on a success too
         self.done = False
+        self._broken: BadResponse | None = None  # a malformed event after good ones in the same chunk
         timing.sent_ns = client.clock.now_ns()  # re-stamped when the body reaches the socket
 
     async def open(self) -> None:
@@ -200,6 +204,8 @@ class _Attempt:
     async def next(self) -> Sequence[Event] | None:
         """The events the next chunk completed (maybe none); None once the answer is over."""
         if self.done:
+            if self._broken is not None:
+                raise self._broken
             return None
         resp, timing = self._resp, self._timing
         assert resp is not None
@@ -226,7 +232,14 @@ class _Attempt:
             return self._decode(completed[0], resp.arrival_ns(completed[0].end) if stamped else read_ns)
         out: list[Event] = []
         for item in completed:
-            out += self._decode(item, resp.arrival_ns(item.end) if stamped else read_ns)
+            try:
+                out += self._decode(item, resp.arrival_ns(item.end) if stamped else read_ns)
+            except BadResponse as e:
+                if not out:
+                    raise
+                self._broken = e  # the good events before it are handed over first; the error comes next
+                self.done = True
+                break
             if self.done:
                 break
         return out
@@ -239,7 +252,7 @@ class _Attempt:
             raise BadResponse(f"malformed stream event: {item.data[:80]!r}", http_status=self.status) from None
         for event in events:
             kind = type(event)
-            if kind is TextDelta:
+            if kind is TextDelta or (isinstance(event, ToolCallDelta) and event.arguments):  # arguments are content
                 self._timing.content_ns.append(stamp)
             elif kind is Done or kind is ErrorEvent:  # a provider error ends the stream too; nothing follows
                 self.done = True
@@ -256,7 +269,7 @@ class _Attempt:
             events = self._client.wire.decode_body(raw)
         except ValueError as e:
             raise BadResponse(f"unparseable response: {e}", http_status=self.status) from None
-        if any(type(e) is TextDelta for e in events):
+        if any(type(e) is TextDelta or type(e) is ToolCallDelta for e in events):
             self._timing.content_ns.append(self._timing.done_ns)
         return events
 
