@@ -72,9 +72,11 @@ async def sim_log(sim: RunningSimulator, vendor: str) -> list[dict[str, Any]]:
     return list(sim.servers[vendor].log)
 
 
-async def post(url: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+async def post(
+    url: str, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
     async with aiohttp.ClientSession() as s, s.post(url, json=body, headers=headers or {}) as r:
-        return r.status, dict(r.headers), await r.read()
+        return r.status, {k.lower(): v for k, v in r.headers.items()}, await r.read()
 
 
 def env_key(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
@@ -104,3 +106,49 @@ async def sdk() -> AsyncIterator[Any]:
     yield Factory()
     for c in opened:
         await c.close()
+
+
+async def records_of(gw: RunningGateway) -> list[Any]:
+    """Every Record the gateway wrote so far (after its in-flight requests ended), oldest first."""
+    import asyncio
+
+    from assay.store import Store
+
+    for _ in range(200):
+        if gw.gateway.in_flight == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert gw.gateway.writer is not None
+    await gw.gateway.writer.aflush()
+    store = Store(gw.gateway.writer.path)
+    try:
+        return sorted(store.records(gw.gateway.run_id), key=lambda r: (r.wall_start_s, r.attempt))
+    finally:
+        store.close()
+
+
+def seed_breaking_after(spec: SimulatorSpec, model: str, at_least: int = 2) -> SimulatorSpec:
+    """`spec` with a seed whose first request to `model` breaks (if it is set to) after at least `at_least`
+    tokens, so the client has bytes before the cut; found with the simulator's own planner."""
+    from assay.simulator.server import VendorServer
+
+    vendor = next(v for v in spec.vendors if any(m.name == model for m in v.models))
+    profile = next(m for m in vendor.models if m.name == model)
+    for seed in range(1000):
+        if VendorServer(vendor, seed=seed).plan(profile, 0, 4096, 10, 0.0).break_at >= at_least:
+            return spec.model_copy(update={"seed": seed})
+    raise AssertionError("no seed found")
+
+
+def restart_clock(sim: RunningSimulator, *vendor_names: str) -> None:
+    """Count the simulator's incident windows from now (a busy test machine may take a while to get here)."""
+    for name in vendor_names:
+        server = sim.servers[name]
+        server.started_ns = server.clock.now_ns()
+
+
+def planned_words(sim: RunningSimulator, vendor: str, seq: int = 0) -> list[str]:
+    """The words the simulator plans for request `seq` to `vendor`'s model (its own planner)."""
+    server = sim.servers[vendor]
+    profile = server.vendor.models[0]
+    return "".join(server.plan(profile, seq, 4096, 10, 0.0).tokens).split()

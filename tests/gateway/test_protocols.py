@@ -18,7 +18,9 @@ async def _two(sims, gateway: GatewayFactory):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("route", ["gpt", "claude"])
 @pytest.mark.parametrize("stream", [False, True])
-async def test_openai_sdk_is_served_by_either_protocol(sims, gateway: GatewayFactory, sdk, route: str, stream: bool) -> None:
+async def test_openai_sdk_is_served_by_either_protocol(
+    sims, gateway: GatewayFactory, sdk, route: str, stream: bool
+) -> None:
     sim, gw = await _two(sims, gateway)
     client = sdk.openai(gw)
     messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "why is the sky blue?"}]
@@ -51,8 +53,10 @@ async def test_openai_sdk_is_served_by_either_protocol(sims, gateway: GatewayFac
 
 @pytest.mark.parametrize("route", ["gpt", "claude"])
 @pytest.mark.parametrize("stream", [False, True])
-async def test_anthropic_sdk_is_served_by_either_protocol(sims, gateway: GatewayFactory, sdk, route: str, stream: bool) -> None:
-    sim, gw = await _two(sims, gateway)
+async def test_anthropic_sdk_is_served_by_either_protocol(
+    sims, gateway: GatewayFactory, sdk, route: str, stream: bool
+) -> None:
+    _, gw = await _two(sims, gateway)
     client = sdk.anthropic(gw)
     kwargs = {"model": route, "max_tokens": 100, "system": "be brief",
               "messages": [{"role": "user", "content": "why is the sky blue?"}]}

@@ -23,6 +23,7 @@ __all__ = ["MAX_IN_WINDOW", "WINDOW_S", "FailureKind", "backoff_s", "failure_kin
 FailureKind = Literal["transient", "rate_limited", "context_length", "content_filter", "target_config", "bad_request"]
 WINDOW_S = 1.5
 MAX_IN_WINDOW = 2
+MARGIN_S = 0.05  # sends reach the provider with jitter: keep the spacing there, not only here
 _CONTEXT_WORDS = ("context_length", "context length", "context window", "prompt is too long", "too many tokens",
                   "maximum context")  # fmt: skip
 _FILTER_WORDS = ("content_filter", "content filter", "content management policy", "content_policy", "safety system")
@@ -52,4 +53,4 @@ def pacing_wait_s(starts_s: Sequence[float], now_s: float) -> float:
     """How long until one more attempt on a target keeps at most MAX_IN_WINDOW of them within any WINDOW_S."""
     if len(starts_s) < MAX_IN_WINDOW:
         return 0.0
-    return max(0.0, starts_s[-MAX_IN_WINDOW] + WINDOW_S - now_s)
+    return max(0.0, starts_s[-MAX_IN_WINDOW] + WINDOW_S + MARGIN_S - now_s)
