@@ -419,6 +419,8 @@ def test_what_cannot_cross_is_named() -> None:
     assert ANTHROPIC.unsupported(asks) == ["tool call arguments that are not a JSON object"]
     array = ChatRequest([Message("user", "x")], response_format=ResponseFormat("json_schema", {"type": "array"}))
     assert ANTHROPIC.unsupported(array) == ["response_format with a schema whose root is not an object"]
+    reserved = ChatRequest([Message("user", "x")], tools=[Tool(JSON_TOOL)])
+    assert ANTHROPIC.unsupported(reserved) == [f"a tool named {JSON_TOOL!r} (reserved)"]
     picture = ChatRequest([Message("tool", "r", tool_call_id="c", images=[Image(url="https://x/y.png")])])
     assert OPENAI.unsupported(picture) == ["images in a tool result"] and ANTHROPIC.unsupported(picture) == []
 
@@ -549,7 +551,10 @@ def through_anthropic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
     with SimulatorProcess(profile=profile, seed=3) as sim:
         gw = _Gateway(sim.urls["c"])
         http = httpx.Client(transport=httpx.MockTransport(gw))
-        with openai.OpenAI(base_url="http://gateway/v1", api_key="k", http_client=http, max_retries=0) as client:
+        with (
+            gw.upstream,
+            openai.OpenAI(base_url="http://gateway/v1", api_key="k", http_client=http, max_retries=0) as client,
+        ):
             yield client, gw
 
 

@@ -5,12 +5,13 @@ Anthropic counts `input_tokens` without prompt-cache reads and writes; the neutr
 takes them out again.
 
 Anthropic has no JSON mode. A request with a `response_format` goes out with one more
-tool, `json_answer`, whose input schema is the wanted schema (any object for
+tool, `assay_json_answer` (`JSON_TOOL`), whose input schema is the wanted schema (any object for
 `json_object`), and a `tool_choice` that makes the model call a tool (that one, when
 the request's own tool choice does not already force another); the decoders turn
 that tool's input back into the answer's text, so the caller reads JSON content
-with `finish_reason` stop, as from OpenAI. A tool of the caller's own by that name,
-or a schema whose root is not an object, cannot be sent (`unsupported`).
+with `finish_reason` stop, as from OpenAI. The name is reserved: a caller's own tool
+by that name (its calls would read as text), or a schema whose root is not an
+object, cannot be sent (`unsupported`).
 
 Anthropic has no `n`: a request for more than one choice cannot be sent either.
 """
@@ -43,7 +44,7 @@ from assay.wire.sse import SSEEvent, encode_sse
 __all__ = ["ANTHROPIC", "ANTHROPIC_VERSION", "JSON_TOOL", "AnthropicWire"]
 
 ANTHROPIC_VERSION = "2023-06-01"
-JSON_TOOL = "json_answer"  # the tool a response_format becomes; its input is the answer
+JSON_TOOL = "assay_json_answer"  # the tool a response_format becomes; its input is the answer (a reserved name)
 _PARSED = frozenset(("model", "messages", "system", "max_tokens", "temperature", "stream", "tools", "tool_choice"))
 _EMPTY: tuple[Event, ...] = ()
 _DONE = (DONE,)
@@ -52,7 +53,7 @@ _TEXT_START = encode_sse(
     {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}, "content_block_start"
 )
 _MESSAGE_STOP = encode_sse({"type": "message_stop"}, "message_stop")
-_JSON_FINISH = Finish("stop", "end_turn")  # the json_answer tool was called: the answer is its input, complete
+_JSON_FINISH = Finish("stop", "end_turn")  # JSON_TOOL was called: the answer is its input, complete
 _CHOICES = {"auto": "auto", "none": "none", "required": "any"}
 
 
@@ -96,14 +97,14 @@ class AnthropicWire(Wire):
         if request.stream:
             body["stream"] = True
         tools, choice = [_tool(t) for t in request.tools], _tool_choice(request.tool_choice)
-        # A forced call (named or required) already answers; else the answer is json_answer's input.
+        # A forced call (named or required) already answers; else the answer is JSON_TOOL's input.
         forced = isinstance(request.tool_choice, ForcedTool) or request.tool_choice == "required"
         if (fmt := request.response_format) is not None and not forced:
             schema = fmt.schema if fmt.type == "json_schema" and fmt.schema else {"type": "object"}
             answer = {"name": JSON_TOOL, "description": _JSON_TOOL_SAYS, "input_schema": schema}
             if request.tool_choice == "none" or not request.tools:
                 tools, choice = [answer], {"type": "tool", "name": JSON_TOOL}
-            else:  # call a tool, or answer through json_answer
+            else:  # call a tool, or answer through JSON_TOOL
                 tools, choice = [*tools, answer], {"type": "any"}
         if request.parallel_tool_calls is False:
             choice = {**(choice or {"type": "auto"}), "disable_parallel_tool_use": True}
@@ -119,12 +120,11 @@ class AnthropicWire(Wire):
         said = super().unsupported(request)
         if request.n != 1:
             said.append("n")
-        if request.response_format is not None:
-            fmt = request.response_format
-            if fmt.schema is not None and fmt.schema.get("type", "object") != "object":
-                said.append("response_format with a schema whose root is not an object")
-            if any(t.name == JSON_TOOL for t in request.tools):
-                said.append(f"response_format with a tool named {JSON_TOOL!r}")
+        fmt = request.response_format
+        if fmt is not None and fmt.schema is not None and fmt.schema.get("type", "object") != "object":
+            said.append("response_format with a schema whose root is not an object")
+        if any(t.name == JSON_TOOL for t in request.tools):
+            said.append(f"a tool named {JSON_TOOL!r} (reserved)")
         for m in request.messages:
             if any(not _is_object(c.arguments) for c in m.tool_calls):
                 said.append("tool call arguments that are not a JSON object")
@@ -150,7 +150,7 @@ class AnthropicWire(Wire):
         usage = _read_usage(data.get("usage") or {}, Usage())
         events: list[Event] = [Start(data.get("id"), data.get("model"), usage.input_tokens or None)]
         calls = 0
-        answered = False  # by the json_answer tool
+        answered = False  # by JSON_TOOL
         for block in data.get("content") or ():
             kind = block.get("type")
             if kind == "text" and block.get("text"):
@@ -337,7 +337,7 @@ class _Decoder(StreamDecoder):
 
     def __init__(self) -> None:
         self._usage = Usage()
-        self._blocks: dict[int, int] = {}  # tool_use block index -> tool call index (-1: json_answer, read as text)
+        self._blocks: dict[int, int] = {}  # tool_use block index -> tool call index (-1: JSON_TOOL, read as text)
         self._calls = 0
         self._answered = False
 
