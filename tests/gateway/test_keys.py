@@ -48,7 +48,9 @@ async def test_keys_are_required_checked_and_scoped_to_routes(sims, gateway: Gat
     assert [k["name"] for k in state["keys"]] == ["a", "b"] and state["keys"][0]["refused"] == {"route": 1}
 
 
-async def test_rpm_limit_is_a_429_with_retry_after(sims, gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_rpm_limit_is_a_429_with_retry_after(
+    sims, gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TEAM_A", "sk-a")
     sim = await sims(vendors(p={}))
     gw = await gateway(_config(sim, "    - {name: a, key_env: TEAM_A, rpm: 3}\n"))

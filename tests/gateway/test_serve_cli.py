@@ -9,11 +9,11 @@ import signal
 import subprocess
 import threading
 import time
-from pathlib import Path
-
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
+
 import openai
 import pytest
 
@@ -79,8 +79,8 @@ def test_serve_reload_drain_and_report(tmp_path: Path) -> None:
         cfg = tmp_path / "assay.yaml"
         cfg.write_text(_config(sim, "    - {model: chat, targets: [fa]}\n    - {model: slow, targets: [sl]}\n"))
         port_file = tmp_path / "port"
-        proc = subprocess.Popen([ASSAY, "gateway", "serve", "-c", str(cfg), "--port", "0", "--port-file",
-                                 str(port_file)], env=cli_env(home), stderr=subprocess.PIPE, text=True, cwd=tmp_path)  # fmt: skip
+        command = [ASSAY, "gateway", "serve", "-c", str(cfg), "--port", "0", "--port-file", str(port_file)]
+        proc = subprocess.Popen(command, env=cli_env(home), stderr=subprocess.PIPE, text=True, cwd=tmp_path)
         try:
             port = _wait_port(port_file, proc)
             client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0)
