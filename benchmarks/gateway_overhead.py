@@ -36,6 +36,7 @@ import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -88,6 +89,14 @@ class Endpoint:
     model: str
     passed_through: Callable[[Mapping[str, str]], bool]
     api_key: str = "sk-dummy"
+    upstream_ids: Callable[[set[str]], dict[str, str]] | None = None
+
+    def resolve(self, samples: list[Sample]) -> None:
+        """Give each sample the simulator's id for its response, where the proxy answered with its own."""
+        if self.upstream_ids is not None:
+            ids = self.upstream_ids({s.response_id for s in samples if s.ok})
+            for s in samples:
+                s.upstream_id = ids.get(s.response_id, "")
 
     def body(self) -> bytes:
         return orjson.dumps({"model": self.model, "messages": PROMPT, "stream": True, "max_tokens": OUTPUT_TOKENS})
@@ -103,6 +112,7 @@ class Sample:
     done_ns: int = 0
     status: int = 0
     response_id: str = ""
+    upstream_id: str = ""  # the simulator's response id, where the proxy gives the client an id of its own
     via: bool = False
     error: str = ""
 
@@ -187,6 +197,7 @@ class AssayGateway:
 
     def __init__(self, sim_url: str, work: Path, cpu: str = "0") -> None:
         cfg, self.port_file, home = work / "gateway.yaml", work / "gateway.port", work / "assay-home"
+        self.db = home / "assay.db"
         home.mkdir(exist_ok=True)
         cfg.write_text(GATEWAY_CFG.format(base_url=f"{sim_url}/v1", model=MODEL))
         cmd = [
@@ -214,6 +225,19 @@ class AssayGateway:
     def pids(self) -> list[int]:
         out = subprocess.run(["pgrep", "-g", str(self.proc.pid)], capture_output=True, text=True)
         return [int(p) for p in out.stdout.split()]
+
+    def upstream_ids(self, wanted: set[str], wait_s: float = 5.0) -> dict[str, str]:
+        """The gateway's response id -> the upstream's, from its Records (item_id, request_id), which its
+        writer may commit a moment after the response ended."""
+        found: dict[str, str] = {}
+        deadline = time.monotonic() + wait_s
+        while True:
+            with contextlib.closing(sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=10)) as conn:
+                rows = conn.execute("SELECT item_id, request_id FROM records WHERE status = 'ok'").fetchall()
+            found = {item: rid for item, rid in rows if item in wanted and rid}
+            if len(found) >= len(wanted) or time.monotonic() > deadline:
+                return found
+            time.sleep(0.2)
 
     def stop(self) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -250,6 +274,7 @@ class Figures:
     requests: int
     ok: int
     matched: int
+    matched_by_request_id: int  # the rest by response id: the proxy did not forward x-request-id
     achieved_rps: float
     lag_p99_ms: float
     client_ttft_p50_ms: float
@@ -280,8 +305,11 @@ def figures(
     by_client, by_id = rows
     ok = [s for s in samples if s.ok]
     ttft, e2e, client_ttft = [], [], []
+    by_request_id = 0
     for s in ok:
-        row = by_client.get(s.client_id) or by_id.get(s.response_id)
+        row = by_client.get(s.client_id)
+        by_request_id += row is not None
+        row = row or by_id.get(s.upstream_id or s.response_id)
         if row is None:
             continue
         client_ttft.append((s.first_ns - s.sent_ns) / 1e6)
@@ -292,9 +320,9 @@ def figures(
     lags = [(s.sent_ns - s.scheduled_ns) / 1e6 for s in samples if s.scheduled_ns]
     errors = [s.error or f"status {s.status}, passed through: {s.via}" for s in samples if not s.ok]
     return Figures(
-        path, phase, offered, len(samples), len(ok), len(ttft), achieved, pct(lags, 99), pct(client_ttft, 50),
-        pct(ttft, 50), pct(ttft, 99), pct(e2e, 50), pct(e2e, 99), cpu_ms_used / max(len(samples), 1),
-        errors[0] if errors else "",
+        path, phase, offered, len(samples), len(ok), len(ttft), by_request_id, achieved, pct(lags, 99),
+        pct(client_ttft, 50), pct(ttft, 50), pct(ttft, 99), pct(e2e, 50), pct(e2e, 99),
+        cpu_ms_used / max(len(samples), 1), errors[0] if errors else "",
     )  # fmt: skip
 
 
@@ -313,6 +341,18 @@ class Bench:
     def cpu(self, path: str) -> float:
         return cpu_ms(self.pids[path]()) if path in self.pids else 0.0
 
+    async def settle(self, paths: list[str], timeout_s: float = 30.0) -> None:
+        """Wait until these proxies use no CPU for 50 ms (two /proc readings a tick apart), so the work one
+        proxy does after a response (logging, accounting) does not land on the next request to another."""
+        deadline = time.monotonic() + timeout_s
+        before = sum(self.cpu(p) for p in paths)
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            now = sum(self.cpu(p) for p in paths)
+            if now == before:
+                return
+            before = now
+
     async def sequential(self, n: int, warmup: int = 20) -> list[Figures]:
         samples: dict[str, list[Sample]] = {ep.name: [] for ep in self.endpoints}
         bodies = {ep.name: ep.body() for ep in self.endpoints}
@@ -323,9 +363,12 @@ class Bench:
         cpu0 = {ep.name: self.cpu(ep.name) for ep in self.endpoints}
         for _ in range(n):
             for ep in self.endpoints:
+                await self.settle(list(self.pids), 1.0)
                 s = await stream_one(self.session, ep, bodies[ep.name], self.next_id(f"seq-{ep.name}"), 0)
                 samples[ep.name].append(s)
         await asyncio.sleep(0.2)  # the simulator logs a request's end just after the client sees it
+        for ep in self.endpoints:
+            ep.resolve(samples[ep.name])
         rows = self.sim.new_rows()
         return [figures("sequential", name, ss, rows, 0.0, self.cpu(name) - cpu0[name]) for name, ss in samples.items()]
 
@@ -342,12 +385,14 @@ class Bench:
                 out.append(await stream_one(self.session, ep, body, self.next_id(f"cl-{ep.name}"), 0))
             return out
 
+        await self.settle(list(self.pids))
         self.sim.new_rows()
         cpu0 = self.cpu(ep.name)
         batches = await asyncio.gather(*(worker(i) for i in range(workers)))
         cpu_used = self.cpu(ep.name) - cpu0
         await asyncio.sleep(0.2)
         measured = [s for b in batches for s in b if s.sent_ns >= start + WARMUP_S * 1e9]
+        ep.resolve(measured)
         fig = figures(f"{workers} streams", ep.name, measured, self.sim.new_rows(), 0.0, 0.0)
         fig.proxy_cpu_ms_per_request = cpu_used / max(sum(map(len, batches)), 1)
         return fig
@@ -356,6 +401,7 @@ class Bench:
         """`rate` requests a second for `seconds`, on an absolute schedule; the first WARMUP_S left out."""
         body, n = ep.body(), round(rate * seconds)
         interval_ns = 1e9 / rate
+        await self.settle(list(self.pids))
         self.sim.new_rows()
         cpu0 = self.cpu(ep.name)
         t0 = time.perf_counter_ns() + 20_000_000
@@ -373,6 +419,7 @@ class Bench:
         cpu_used = self.cpu(ep.name) - cpu0
         await asyncio.sleep(0.2)
         measured = [s for s in samples if s.scheduled_ns >= t0 + WARMUP_S * 1e9]
+        ep.resolve(measured)
         fig = figures(f"{rate:g}/s", ep.name, measured, self.sim.new_rows(), rate, 0.0)
         fig.proxy_cpu_ms_per_request = cpu_used / max(n, 1)
         return fig
@@ -387,7 +434,13 @@ def start_proxies(names: list[str], sim: Simulator, work: Path, venv: Path) -> t
         stops.append(gw.stop)
         gw.wait_ready()
         endpoints.append(
-            Endpoint("assay", f"{gw.url}/v1/chat/completions", "chat", lambda h: h.get("x-assay-target") == "sim")
+            Endpoint(
+                "assay",
+                f"{gw.url}/v1/chat/completions",
+                "chat",
+                lambda h: h.get("x-assay-target") == "sim",
+                upstream_ids=gw.upstream_ids,
+            )
         )
         pids["assay"] = gw.pids
         versions["assay"] = subprocess.run([str(ASSAY), "--version"], capture_output=True, text=True).stdout.strip()
@@ -411,7 +464,8 @@ def start_proxies(names: list[str], sim: Simulator, work: Path, venv: Path) -> t
 def line(f: Figures) -> str:
     held = ("held" if f.held else "NOT held") if f.offered_rps else ""
     return (
-        f"{f.phase:>12} {f.path:8} n={f.requests:6d} ok={f.ok:6d} matched={f.matched:6d} "
+        f"{f.phase:>12} {f.path:8} n={f.requests:6d} ok={f.ok:6d} "
+        f"matched={f.matched:6d} ({f.matched_by_request_id} by x-request-id) "
         f"achieved={f.achieved_rps:7.1f}/s lag p99={f.lag_p99_ms:7.2f}  added TTFT p50={f.added_ttft_p50_ms:7.2f} "
         f"p99={f.added_ttft_p99_ms:8.2f}  E2E p50={f.added_e2e_p50_ms:7.2f} p99={f.added_e2e_p99_ms:8.2f}  "
         f"cpu/req={f.proxy_cpu_ms_per_request:6.2f} ms  {held}"
