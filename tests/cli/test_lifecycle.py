@@ -153,7 +153,14 @@ def test_a_secret_header_is_resent_from_the_same_project_file(tmp_path: Path, si
         [ASSAY, "probe", "-c", str(path), "--requests", "60", "--concurrency", "1"],
         cwd=tmp_path, env=cli_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    time.sleep(2.5)
+    db = tmp_path / ".assay" / "assay.db"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and run.poll() is None:  # interrupt it once it has sent some (a busy
+        time.sleep(0.1)  # machine may take seconds to get there)
+        if db.exists():
+            with Store(db) as store:
+                if store.conn.execute("SELECT COUNT(*) FROM records").fetchone()[0] >= 3:
+                    break
     run.send_signal(signal.SIGINT)
     run.wait(timeout=30)
     blind = _assay(tmp_path, "probe", "--resume", "latest", "-c", str(tmp_path / "elsewhere.yaml"))

@@ -326,3 +326,15 @@ async def test_every_target_failing_is_a_502_in_each_protocols_format(sims, gate
     status, _, body = await post(gw.url + "/v1/messages", {**CHAT, "max_tokens": 10})
     assert status == 502 and orjson.loads(body)["type"] == "error"
     assert "every target of model 'chat' failed" in orjson.loads(body)["error"]["message"]
+
+
+async def test_an_overloaded_targets_retry_after_is_honoured_too(sims, gateway: GatewayFactory, sdk) -> None:
+    busy = {"incidents": [Incident(start_s=0, end_s=0.5, faults=Faults(overloaded=1.0))], "retry_after_s": 1.0}
+    sim = await sims(vendors(p=busy))
+    gw = await gateway(_config(sim, "{model: chat, targets: [p], retries: 1}", target(sim, "p")))
+    restart_clock(sim, "p")
+    done = await sdk.openai(gw).chat.completions.create(**CHAT)
+    assert done.choices[0].finish_reason == "stop"
+    log = sim.servers["p"].log
+    assert [e["status"] for e in log] == [503, 200]
+    assert (log[1]["received_ns"] - log[0]["received_ns"]) / 1e9 >= 1.0  # a 503's Retry-After, never undercut

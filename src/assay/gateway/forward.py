@@ -21,11 +21,12 @@ import contextlib
 import math
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from assay.clients import StreamHead
+from assay.config import Route
 from assay.errors import Cancelled, ProviderError, StreamBroken, Timeout
 from assay.gateway.keys import KeyState
 from assay.gateway.sink import Sink
@@ -76,7 +77,7 @@ class Exchange:
     served_by: str | None = None
 
     @property
-    def route(self) -> Any:
+    def route(self) -> Route:
         return self.state.routes[self.route_name]
 
     def now_s(self) -> float:
@@ -154,8 +155,11 @@ class Exchange:
                         break
                     left_s = deadline - asyncio.get_running_loop().time()
                     if kind == "transient" and not sink.started and not probe and retries < route.retries:
-                        pause = backoff_s(retries + 1, state.rng)
-                        if (h.breaker.state == "closed" and budget.allows(self.now_s()) and pause < left_s):
+                        # A 503/529 may carry Retry-After: never sooner; and if another target can go now, it does.
+                        cool_s = h.cooldown_until_s - self.now_s()
+                        pause = max(backoff_s(retries + 1, state.rng), cool_s)
+                        if (cool_s <= 0 or not queue) and h.breaker.state == "closed" and \
+                                budget.allows(self.now_s()) and pause < left_s:  # fmt: skip
                             retries += 1
                             await asyncio.sleep(pause)
                             continue

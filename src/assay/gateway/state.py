@@ -80,6 +80,14 @@ def build_state(
             prices[n] = (float(price.input * (1 - price.discount)), float(price.output * (1 - price.discount)))
         declared = getattr(t, "context_window", None)
         windows[n] = declared if declared is not None else (price.context_window if price is not None else None)
+    unpriced_budgets = [
+        f"gateway key {k.name!r} has budget_usd but route target {t!r} has no price (add `pricing:` to it)"
+        for k in settings.keys if k.budget_usd is not None
+        for r in settings.routes if k.routes is None or r.model in k.routes
+        for t in r.targets if t not in prices
+    ]  # fmt: skip
+    if unpriced_budgets:
+        raise ConfigError("cannot enforce a budget without prices", list(dict.fromkeys(unpriced_budgets)))
     clients = {n: make_client(t, session, _timeouts(config, n), clock) for n, t in targets.items()}
     now_s = clock.now_ns() / 1e9
     keys = KeyRing(settings.keys, now_s, previous=previous.keys if previous else None)
