@@ -36,6 +36,7 @@ __all__ = [
     "ToolChoice",
     "Usage",
     "VolumeTier",
+    "env_var_name",
     "estimate_tokens",
 ]
 
@@ -239,9 +240,17 @@ class Target(StrictModel):
     @field_validator("api_key_env")
     @classmethod
     def _env_name(cls, v: str | None) -> str | None:
-        if v is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", v):
-            raise ValueError("must be an environment variable name such as OPENAI_API_KEY, not a key value")
-        return v
+        return env_var_name(v, "OPENAI_API_KEY") if v is not None else None
+
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def env_var_name(v: str, example: str) -> str:
+    """`v` if it names an environment variable; a key pasted where its variable's name belongs is refused."""
+    if not _ENV_NAME.match(v):
+        raise ValueError(f"must be an environment variable name such as {example}, not a key value")
+    return v
 
 
 @dataclass(slots=True)

@@ -15,14 +15,13 @@ Whether route targets exist is checked by `ProjectConfig`, which knows the targe
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from assay.config.slo import SLO
-from assay.model import StrictModel
+from assay.model import StrictModel, env_var_name
 
 __all__ = ["POLICY_NAMES", "BreakerSettings", "GatewaySettings", "Route", "VirtualKey"]
 
@@ -65,9 +64,6 @@ class Route(StrictModel):
         return self
 
 
-_ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
 class VirtualKey(StrictModel):
     """A caller's key: its value lives in an environment variable; only its hash is kept in memory."""
 
@@ -81,9 +77,7 @@ class VirtualKey(StrictModel):
     @field_validator("key_env")
     @classmethod
     def _env_name(cls, v: str) -> str:
-        if not _ENV.match(v):
-            raise ValueError("must be an environment variable name such as TEAM_A_KEY, not a key value")
-        return v
+        return env_var_name(v, "TEAM_A_KEY")
 
 
 class BreakerSettings(StrictModel):
@@ -117,26 +111,26 @@ class GatewaySettings(StrictModel):
 
     @model_validator(mode="after")
     def _unique(self) -> GatewaySettings:
-        seen: dict[str, int] = {}
-        for i, r in enumerate(self.routes):
-            if r.model in seen:
-                raise PydanticCustomError(
-                    "duplicate_name", "route model '{m}' is already routes[{j}]'s", {"m": r.model, "j": seen[r.model],
-                                                                                     "at": ("routes", i, "model")}
-                )  # fmt: skip
-            seen[r.model] = i
-        names: dict[str, int] = {}
+        routes = _first_uses([r.model for r in self.routes], "route model", "routes", "model")
+        _first_uses([k.name for k in self.keys], "key name", "keys", "name")
         for i, k in enumerate(self.keys):
-            if k.name in names:
-                raise PydanticCustomError(
-                    "duplicate_name", "key name '{n}' is already keys[{j}]'s", {"n": k.name, "j": names[k.name],
-                                                                                "at": ("keys", i, "name")}
-                )  # fmt: skip
-            names[k.name] = i
             for model in k.routes or ():
-                if model not in seen:
+                if model not in routes:
                     raise PydanticCustomError(
                         "unknown_route", "route '{r}' is not one of the routes ({known})",
-                        {"r": model, "known": ", ".join(seen), "at": ("keys", i, "routes")},
+                        {"r": model, "known": ", ".join(routes), "at": ("keys", i, "routes")},
                     )  # fmt: skip
         return self
+
+
+def _first_uses(names: list[str], what: str, field: str, key: str) -> dict[str, int]:
+    """Each name's index; a second use is an error at its own line."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in seen:
+            raise PydanticCustomError(
+                "duplicate_name", "{what} '{name}' is already {field}[{j}]'s",
+                {"what": what, "name": name, "field": field, "j": seen[name], "at": (field, i, key)},
+            )  # fmt: skip
+        seen[name] = i
+    return seen
