@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from typing import Any
 
@@ -51,8 +52,10 @@ async def _stream_text(client: openai.AsyncOpenAI, **kwargs: Any) -> tuple[str, 
     return "".join(parts), finish, usage, raw.headers
 
 
-async def test_5xx_is_retried_within_pacing_then_falls_back(sims, gateway: GatewayFactory, sdk) -> None:
-    sim = await sims(vendors(p={"faults": Faults(server_error=1.0)}, b={}))
+@pytest.mark.parametrize(("fault", "error_class"), [("server_error", "server_error"), ("reset", "connection")])
+async def test_5xx_is_retried_within_pacing_then_falls_back(sims, gateway: GatewayFactory, sdk, fault: str,
+                                                            error_class: str) -> None:  # fmt: skip
+    sim = await sims(vendors(p={"faults": Faults(**{fault: 1.0})}, b={}))
     gw = await gateway(_config(sim, "{model: chat, targets: [p, b], retries: 2}", target(sim, "p"), target(sim, "b")))
     done = await sdk.openai(gw).chat.completions.with_raw_response.create(**CHAT)
     assert done.headers["x-assay-target"] == "b"
@@ -60,7 +63,7 @@ async def test_5xx_is_retried_within_pacing_then_falls_back(sims, gateway: Gatew
     assert len(starts) == 3  # the first attempt and two retries
     assert starts[2] - starts[0] >= 1.5 - 0.01  # never more than 2 attempts on a target within 1.5 s
     recs = await records_of(gw)
-    assert [(r.target, r.status, r.error_class) for r in recs] == [("p", "error", "server_error")] * 3 + [
+    assert [(r.target, r.status, r.error_class) for r in recs] == [("p", "error", error_class)] * 3 + [
         ("b", "ok", None)]  # fmt: skip
     assert [r.final for r in recs] == [False, False, False, True]
     assert recs[-1].fallback_of == "p" and all(r.route == "chat" and r.policy == "fallback" for r in recs)
@@ -338,3 +341,26 @@ async def test_an_overloaded_targets_retry_after_is_honoured_too(sims, gateway: 
     log = sim.servers["p"].log
     assert [e["status"] for e in log] == [503, 200]
     assert (log[1]["received_ns"] - log[0]["received_ns"]) / 1e9 >= 1.0  # a 503's Retry-After, never undercut
+
+
+async def test_429_without_retry_after_backs_off_with_jitter_and_never_hammers(gateway: GatewayFactory) -> None:
+    seen: list[float] = []
+
+    async def limited(request: web.Request) -> web.Response:
+        seen.append(time.monotonic())
+        body = {"error": {"message": "Rate limit reached", "type": "rate_limit_exceeded", "code": None}}
+        return web.json_response(body, status=429)  # and no Retry-After, nor any reset header
+
+    runner, url = await _upstream(limited)
+    try:
+        cfg = (f'targets:\n  - {{name: up, base_url: "{url}", model: up, pricing: {{input_per_mtok: 1, '
+               'output_per_mtok: 2}}\ngateway:\n  routes:\n    - {model: chat, targets: [up], retries: 3}\n')
+        gw = await gateway(cfg)
+        status, _, _ = await post(gw.url + "/v1/chat/completions", CHAT)
+        assert status == 429
+        assert len(seen) == 4  # the first attempt and 3 retries, each after the target's backoff
+        gaps = [b - a for a, b in itertools.pairwise(seen)]
+        assert all(g >= 0.25 for g in gaps)  # a jittered 0.25-0.75 s backoff, never at once
+        assert all(seen[i + 2] - seen[i] >= 1.5 for i in range(len(seen) - 2))  # at most 2 in any 1.5 s
+    finally:
+        await runner.cleanup()
