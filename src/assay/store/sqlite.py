@@ -106,7 +106,7 @@ class Store:
         self.path = path
         self.limit = limit
         self.dropped = 0  # Records `offer` refused because `limit` were already waiting
-        self.stalled = False  # the store is locked or busy and the writer is waiting for it
+        self._writing_since = 0.0  # monotonic time the current batch's commit began (0: not committing)
         self.conn = connect(path)
         self.conn.row_factory = sqlite3.Row
 
@@ -304,7 +304,7 @@ class RecordWriter:
         self.path = path
         self.limit = limit
         self.dropped = 0  # Records `offer` refused because `limit` were already waiting
-        self.stalled = False  # the store is locked or busy and the writer is waiting for it
+        self._writing_since = 0.0  # monotonic time the current batch's commit began (0: not committing)
         # Rows with their annotation rows; a threading.Event asks for a flush; None stops the thread.
         self._queue: queue.Queue[tuple[tuple[Any, ...], list[tuple[Any, ...]]] | threading.Event | None] = queue.Queue()
         self._error: BaseException | None = None
@@ -347,6 +347,12 @@ class RecordWriter:
     def pending(self) -> int:
         return self._queue.qsize()
 
+    @property
+    def stalled(self) -> bool:
+        """The store has kept the current batch waiting over a second (locked by another process, or slow)."""
+        since = self._writing_since
+        return bool(since) and time.monotonic() - since > 1.0
+
     def _loop(self) -> None:
         batch: list[tuple[tuple[Any, ...], list[tuple[Any, ...]]]] = []
         flushes: list[threading.Event] = []
@@ -381,12 +387,13 @@ class RecordWriter:
     def _write(self, batch: list[tuple[tuple[Any, ...], list[tuple[Any, ...]]]], stopping: bool) -> None:
         """Commit one batch; a locked or busy store is waited for (the queue's `limit` bounds what piles up)."""
         waited_since: float | None = None
+        self._writing_since = time.monotonic()
         while True:
             try:
                 self._conn.execute("BEGIN")
                 self._commit(batch)
                 self._conn.execute("COMMIT")
-                self.stalled = False
+                self._writing_since = 0.0
                 return
             except sqlite3.OperationalError as e:
                 if self._conn.in_transaction:
@@ -397,13 +404,14 @@ class RecordWriter:
                 if ("locked" in text or "busy" in text) and not (
                     (stopping or self._stopping) and now - waited_since > self.GIVE_UP_AFTER_STOP_S
                 ):
-                    self.stalled = True
                     time.sleep(self.LOCKED_RETRY_S)
                     continue
                 self._error = e
+                self._writing_since = 0.0
                 return
             except sqlite3.Error as e:  # keep the loop alive so close() still returns
                 self._error = e
+                self._writing_since = 0.0
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 return
