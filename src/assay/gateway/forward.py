@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Exchange", "facts_of"]
 
+_NOT_CONTENT = (Start, UsageReport, Finish, Done, ErrorEvent)
 _RATE_LIMIT_BACKOFF_S = 0.5  # a 429 without Retry-After cools its target for 0.25-0.75 s (jittered)
 
 
@@ -235,9 +236,17 @@ class Exchange:
             async with asyncio.timeout(max(0.001, remaining)):
                 events = client.stream(request, timing, head)
                 async with contextlib.aclosing(events):
+                    parts = got.choices[0].parts
                     async for event in events:
                         kind = type(event)
-                        if kind is TextDelta or not isinstance(event, Start | UsageReport | Finish | Done | ErrorEvent):
+                        if kind is TextDelta:  # the usual event: the first choice's next token
+                            assert isinstance(event, TextDelta)
+                            if event.choice:
+                                got.add(event)
+                            else:
+                                parts.append(event.text)
+                            await sink.content(event)
+                        elif not isinstance(event, _NOT_CONTENT):  # a tool call piece, or what comes next
                             got.add(event)
                             await sink.content(event)
                         elif kind is ErrorEvent:

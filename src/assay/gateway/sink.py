@@ -72,6 +72,12 @@ class Sink:
         """A content event (text, a tool call) of the current attempt."""
         if not self.stream:
             return  # the attempt's own Collector holds it until the answer is complete
+        response, encoder = self.response, self._encoder
+        if response is not None and encoder is not None and type(event) is TextDelta:  # the usual token
+            assert isinstance(event, TextDelta)
+            self.sent_text.append(event.text)
+            await response.write(encoder.text(event.text, event.choice))
+            return
         if self.response is None and len(self._pending) < self.holdback:
             self._pending.append(event)
             return
