@@ -40,8 +40,10 @@ def _profile(minutes: float, period_s: float, down_s: float) -> str:
         incidents.append(f"{{start_s: {t:g}, end_s: {t + down_s:g}, faults: {{server_error: 1.0}}}}")
         t += period_s
     model = "ttft_ms: 20, itl_ms: 2, output_tokens: 32"
-    return (f"seed: 3\nvendors:\n  - name: steady\n    models: [{{name: steady, {model}}}]\n"
-            f"  - name: flappy\n    models: [{{name: flappy, {model}, incidents: [{', '.join(incidents)}]}}]\n")
+    return (
+        f"seed: 3\nvendors:\n  - name: steady\n    models: [{{name: steady, {model}}}]\n"
+        f"  - name: flappy\n    models: [{{name: flappy, {model}, incidents: [{', '.join(incidents)}]}}]\n"
+    )
 
 
 def _rss_mb(pid: int) -> float:

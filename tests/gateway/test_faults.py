@@ -65,7 +65,7 @@ async def test_5xx_is_retried_within_pacing_then_falls_back(sims, gateway: Gatew
     recs = await records_of(gw)
     assert [(r.target, r.status, r.error_class) for r in recs] == [("p", "error", error_class)] * 3 + [
         ("b", "ok", None)]  # fmt: skip
-    assert [r.final for r in recs] == [False, False, False, True]
+    assert [r.final for r in recs] == [False, False, True, True]  # each target's last attempt ends its item
     assert recs[-1].fallback_of == "p" and all(r.route == "chat" and r.policy == "fallback" for r in recs)
     assert all(r.cost_usd == 0 for r in recs[:3]) and recs[-1].cost_usd and recs[-1].cost_usd > 0
 

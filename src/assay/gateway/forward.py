@@ -373,8 +373,11 @@ class Exchange:
         spent = sum(r.cost_usd or 0.0 for r in self.records)
         if self.key is not None:
             self.key.settle(self.reserved_usd, spent)
-        if self.records:
-            self.records[-1].final = True
+        last: dict[str, Record] = {}
+        for rec in self.records:  # each target's last attempt ends its item (target, request): no retry followed
+            last[rec.target] = rec
+        for rec in last.values():
+            rec.final = True
         self.gw.write(self.records)
 
 

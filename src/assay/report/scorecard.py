@@ -88,7 +88,7 @@ class Scorecard:
         n = max((r.summary.requests for r in self.rows), default=0)
         unit = "item" if self.run.kind == "eval" else "request"
         targets = plural(len(self.rows), "target")
-        if self.run.kind == "load":
+        if self.run.kind in ("load", "gateway"):
             return f"{targets} · {plural(sum(r.summary.requests for r in self.rows), 'request')}"
         return f"{targets} · {plural(n, unit)}" + (" each" if len(self.rows) > 1 else "")
 
@@ -98,6 +98,10 @@ class Scorecard:
         if self.run.kind == "load" and self.load is not None:
             slo = ", ".join(f"{k} ≤ {v:g}" for k, v in self.load.slo.items()) or "none"
             return f"Load: {self.load.mode} · SLO for goodput (per request; failures miss): {slo}"
+        if self.run.kind == "gateway":
+            routes = self.run.config.get("gateway", {}).get("routes", [])
+            said = ", ".join(f"{r['model']} ({r['policy']}: {' → '.join(r['targets'])})" for r in routes)
+            return f"Gateway traffic, every upstream attempt · routes: {said}"
         if self.run.kind == "eval":
             suites = ", ".join(
                 s["name"] for s in self.run.config.get("suites", []) if not p.get("suites") or s["name"] in p["suites"]
