@@ -364,3 +364,42 @@ async def test_429_without_retry_after_backs_off_with_jitter_and_never_hammers(g
         assert all(seen[i + 2] - seen[i] >= 1.5 for i in range(len(seen) - 2))  # at most 2 in any 1.5 s
     finally:
         await runner.cleanup()
+
+
+async def test_a_server_that_ignores_stream_true_is_still_served(gateway: GatewayFactory, sdk) -> None:
+    async def whole(request: web.Request) -> web.Response:
+        return web.json_response({"id": "x", "object": "chat.completion", "created": 0, "model": "up", "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "one body"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 2, "completion_tokens": 2, "total_tokens": 4}})  # fmt: skip
+
+    runner, url = await _upstream(whole)
+    try:
+        cfg = (f'targets:\n  - {{name: up, base_url: "{url}", model: up, pricing: {{input_per_mtok: 1, '
+               'output_per_mtok: 2}}\ngateway:\n  routes:\n    - {model: chat, targets: [up]}\n')
+        gw = await gateway(cfg)
+        text, finish, usage, _ = await _stream_text(sdk.openai(gw))
+        assert (text, finish, usage.completion_tokens) == ("one body", "stop", 2)
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_client_that_goes_away_ends_the_upstream_attempt(sims, gateway: GatewayFactory) -> None:
+    sim = await sims(vendors(p={"itl_ms": 50, "output_tokens": 100}))
+    gw = await gateway(_config(sim, "{model: chat, targets: [p]}", target(sim, "p")))
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session, session.post(gw.url + "/v1/chat/completions",
+                                                                json={**CHAT, "stream": True}) as r:  # fmt: skip
+        await r.content.readany()
+        await r.content.readany()
+    # leaving the block closes the connection mid-stream
+    recs = await records_of(gw)
+    for _ in range(100):
+        if recs:
+            break
+        await asyncio.sleep(0.05)
+        recs = await records_of(gw)
+    assert [(r.status, r.error_class) for r in recs] == [("error", "cancelled")]
+    await asyncio.sleep(0.2)
+    assert sim.servers["p"].log[0].get("client_gone") is True  # the gateway let go of the provider too
+    assert gw.gateway.state is not None and gw.gateway.state.health.targets["p"].breaker.state == "closed"

@@ -167,8 +167,7 @@ class _Attempt:
     `classify`s what they raise."""
 
     __slots__ = ("_broken", "_client", "_decoder", "_handing_over", "_http", "_request", "_resp", "_sse", "_timing",
-                 "deadlines",
-                 "done", "limits", "request_id", "status")  # fmt: skip
+                 "_whole_body", "deadlines", "done", "limits", "request_id", "status")  # fmt: skip
 
     def __init__(self, client: ProviderClient, request: ChatRequest, timing: Timing, handing_over: bool) -> None:
         self._client, self._request, self._timing = client, request, timing
@@ -185,6 +184,7 @@ class _Attempt:
         self.limits: dict[str, str] = {}  # what the provider said of its rate limits, on a success too
         self.done = False
         self._broken: BadResponse | None = None  # a malformed event after good ones in the same chunk
+        self._whole_body = False
         timing.sent_ns = client.clock.now_ns()  # re-stamped when the body reaches the socket
 
     async def open(self) -> None:
@@ -200,6 +200,8 @@ class _Attempt:
         if self.status >= 300:
             raw = await self._read_all()
             raise error_for_status(self.status, resp.headers, raw, client.wire.decode_error)
+        if self._request.stream and resp.headers.get("content-type", "").startswith("application/json"):
+            self._whole_body = True  # a server that ignores `stream: true` answers with one body: read it as one
 
     async def next(self) -> Sequence[Event] | None:
         """The events the next chunk completed (maybe none); None once the answer is over."""
@@ -209,7 +211,7 @@ class _Attempt:
             return None
         resp, timing = self._resp, self._timing
         assert resp is not None
-        if not self._request.stream:
+        if not self._request.stream or self._whole_body:
             return await self._whole(resp)
         self.deadlines.arm(idle=True)
         chunk = await resp.read()
