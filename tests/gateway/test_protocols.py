@@ -113,3 +113,14 @@ async def test_n_to_an_anthropic_target_is_a_clear_400(sims, gateway: GatewayFac
     assert "cannot carry: n" in str(e.value)
     two = await client.chat.completions.create(model="gpt", n=2, messages=[{"role": "user", "content": "hi"}])
     assert [c.index for c in two.choices] == [0, 1]
+
+
+async def test_other_paths_and_methods_answer_in_json(sims, gateway: GatewayFactory) -> None:
+    import aiohttp
+
+    _, gw = await _two(sims, gateway)
+    async with aiohttp.ClientSession() as s:
+        async with s.get(gw.url + "/v1/chat/completions") as r:
+            assert r.status == 405 and "POST /v1/chat/completions" in (await r.json())["error"]["message"]
+        async with s.post(gw.url + "/v1/completions", json={}) as r:
+            assert r.status == 404 and "is not served" in (await r.json())["error"]["message"]

@@ -129,7 +129,18 @@ class Gateway:
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/admin/state", self._admin_state)
         app.router.add_post("/admin/reload", self._admin_reload)
+        app.router.add_route("*", "/{tail:.*}", self._no_such_path)
         return app
+
+    async def _no_such_path(self, request: web.Request) -> web.Response:
+        """Any other path or method: a 404 (405 for a known path) in the OpenAI error format, listing what is served."""
+        known = {OPENAI.route: "POST", ANTHROPIC.route: "POST", "/v1/models": "GET", "/healthz": "GET",
+                 "/metrics": "GET", "/admin/state": "GET", "/admin/reload": "POST"}  # fmt: skip
+        status = 405 if request.path in known else 404
+        message = (f"{request.method} {request.path} is not served; this gateway serves "
+                   + ", ".join(f"{m} {p}" for p, m in known.items()))  # fmt: skip
+        wire = ANTHROPIC if request.path.startswith(ANTHROPIC.route) else OPENAI
+        return web.Response(status=status, body=wire.error_body(status, message), content_type="application/json")
 
     @web.middleware
     async def _never_a_crash(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
