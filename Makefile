@@ -24,7 +24,7 @@ install-test: $(TEST_STAMP)
 
 $(TEST_STAMP): $(STAMP)
 	$(BIN)/pip install -q '$(TORCH_CPU)' || echo "note: no CPU-only torch wheel here; sentence-transformers brings the default torch"
-	$(BIN)/pip install -q -e '.[dev,embeddings]'
+	$(BIN)/pip install -q -e '.[dev,embeddings,otel]'
 	touch $(TEST_STAMP)
 
 demo: install

@@ -108,6 +108,17 @@ class GatewaySettings(StrictModel):
     )
     admin_key_env: str | None = Field(default=None, description="Key for /admin/*; without it, loopback callers only.")
     store_text: bool = Field(default=False, description="Keep prompts and replies in the Records (off: privacy).")
+    otlp_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP traces endpoint (e.g. http://127.0.0.1:4318/v1/traces); needs assay[otel]."
+    )
+    service_name: str = Field(default="assay-gateway", min_length=1, description="Traces' service.name.")
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _http(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL such as http://127.0.0.1:4318/v1/traces")
+        return v
 
     @model_validator(mode="after")
     def _unique(self) -> GatewaySettings:

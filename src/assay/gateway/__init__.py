@@ -6,6 +6,7 @@
     state.py     routes, clients, health, keys and prices built from one config (swapped on reload)
     keys.py      virtual keys (hashed), RPM/TPM limits, reserve-then-settle budgets
     metrics.py   Prometheus exposition with the OpenTelemetry GenAI names
+    tracing.py   OTLP traces (the otel extra): a span per request and per attempt
     serve.py     listening, the port file, SIGHUP reload, SIGTERM drain, the gateway run
 
 Routing decisions are `assay.routing`'s (pure), so the what-if simulator makes the same ones.

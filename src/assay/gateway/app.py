@@ -38,6 +38,7 @@ from assay.errors import AssayError, ConfigError, WireError
 from assay.gateway.forward import Exchange, facts_of
 from assay.gateway.metrics import Metrics
 from assay.gateway.state import GatewayState, build_state
+from assay.gateway.tracing import Tracing
 from assay.model import Target
 from assay.records import Record
 from assay.routing import Transition
@@ -89,6 +90,10 @@ class Gateway:
         self.last_reload_error: str | None = None
         self._seq = 0
         self._prefix = secrets.token_hex(4)
+        settings = config.gateway
+        self.tracing: Tracing | None = None
+        if settings is not None and settings.otlp_endpoint:
+            self.tracing = Tracing(settings.otlp_endpoint, settings.service_name, clock)
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     async def start(self, session: Transport) -> None:
@@ -233,6 +238,8 @@ class Gateway:
             self.metrics.requests.inc((route.model, status))
             self.metrics.request_duration.observe(("chat", route.model, status),
                                                   (self.clock.now_ns() - received_ns) / 1e9)  # fmt: skip
+            if self.tracing is not None:
+                self.tracing.request(exchange, int(status))
 
     # -- what each request reports -----------------------------------------------------------------------------
     def observe_attempt(self, rec: Record, target: Target) -> None:

@@ -60,6 +60,8 @@ class RunningGateway:
         drained = await self.gateway.drain(drain_s if drain_s is not None else (settings.drain_s if settings else 0))
         try:
             await self._runner.cleanup()
+            if self.gateway.tracing is not None:
+                await asyncio.to_thread(self.gateway.tracing.shutdown)
         finally:
             await self._stack.aclose()
         return drained
