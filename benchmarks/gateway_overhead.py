@@ -23,6 +23,12 @@ percentile minus the direct path's.
 
 Every response through a proxy is checked to have passed through it (assay: the `x-assay-target` header names
 the simulator target; LiteLLM: its `x-litellm-call-id` header), and every request to have reached the simulator.
+assay's gateway answers with an id of its own and does not forward x-request-id, so its responses are joined
+through its Records (item_id = its id, request_id = the upstream's).
+
+Both proxies share CPU 0: before each sequential request and each phase the script waits until neither has used
+CPU for 50 ms. The CPU time per request it prints (user + system from /proc/PID/stat) is tick-sampled on this
+kind of kernel and reads high at low rates, where a proxy runs in short bursts; it is steady from about 50/s.
 
     .venv/bin/python benchmarks/gateway_overhead.py [--proxies assay,litellm] [--sequential 300] [--concurrency 50]
         [--rates 5,10,25,50,100,200,400,800] [--seconds 15] [--json out.json]
