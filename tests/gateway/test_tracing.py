@@ -11,7 +11,7 @@ from assay.simulator import Faults
 from tests.gateway.conftest import GatewayFactory, post, target, vendors
 
 pytest.importorskip("opentelemetry.sdk", reason="the otel extra is not installed")
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hello"}]}
 
