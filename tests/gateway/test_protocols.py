@@ -124,3 +124,18 @@ async def test_other_paths_and_methods_answer_in_json(sims, gateway: GatewayFact
             assert r.status == 405 and "POST /v1/chat/completions" in (await r.json())["error"]["message"]
         async with s.post(gw.url + "/v1/completions", json={}) as r:
             assert r.status == 404 and "is not served" in (await r.json())["error"]["message"]
+
+
+async def test_over_max_in_flight_is_shed_with_the_protocols_overloaded_status(sims, gateway: GatewayFactory) -> None:
+    import asyncio
+
+    sim = await sims(vendors(slow={"itl_ms": 100, "output_tokens": 10}))
+    gw = await gateway("targets:\n" + target(sim, "slow") +
+                       "gateway:\n  max_in_flight: 2\n  routes:\n    - {model: chat, targets: [slow]}\n")  # fmt: skip
+    chat = {"model": "chat", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
+    busy = [asyncio.create_task(post(gw.url + "/v1/chat/completions", chat)) for _ in range(2)]
+    await asyncio.sleep(0.3)
+    status, headers, _ = await post(gw.url + "/v1/messages", chat)
+    assert status == 529 and headers["retry-after"] == "1"  # Anthropic's word for overloaded
+    assert [s for s, _, _ in await asyncio.gather(*busy)] == [200, 200]
+    assert (await post(gw.url + "/v1/chat/completions", chat))[0] == 200

@@ -98,6 +98,9 @@ class GatewaySettings(StrictModel):
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="Larger request bodies get 413.")
     drain_s: float = Field(default=10.0, ge=0, description="On SIGTERM, how long in-flight requests may finish.")
+    max_in_flight: int = Field(
+        default=4096, ge=1, description="Client requests served at once; beyond it, 503/529 with Retry-After: 1."
+    )
     record_queue: int = Field(
         default=100_000, ge=100, description="Records waiting for the store; beyond it they are counted as dropped."
     )

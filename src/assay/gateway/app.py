@@ -184,6 +184,10 @@ class Gateway:
         if self.draining:
             return self._refuse(wire, wire.overloaded_status, "the gateway is shutting down; retry elsewhere",
                                 "draining")  # fmt: skip
+        if self.in_flight >= state.settings.max_in_flight:  # shed load before reading the body, as providers do
+            return self._refuse(wire, wire.overloaded_status, f"the gateway is serving its limit of "
+                                f"{state.settings.max_in_flight} requests; retry shortly", "overloaded",
+                                {"retry-after": "1"})  # fmt: skip
         key = None
         if not state.keys.open:
             key = state.keys.find(_presented_key(request))
