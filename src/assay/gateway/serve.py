@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import os
 import signal
 import sys
@@ -26,6 +25,7 @@ from assay.clock import SystemClock
 from assay.config import ProjectConfig, state_dir
 from assay.errors import AssayError, ConfigError
 from assay.gateway.app import Gateway
+from assay.runner.execute import collector_quiet
 from assay.runner.runs import open_run
 
 __all__ = ["GatewayOptions", "RunningGateway", "serve_gateway", "start_gateway"]
@@ -104,10 +104,9 @@ async def start_gateway(config: ProjectConfig, config_path: Path | None = None, 
         raise
     sockets = getattr(site._server, "sockets", None) or ()
     bound = sockets[0].getsockname()[1] if sockets else port
-    # What start-up allocated lives as long as the process: out of the collector's way, so a full collection
-    # walks only per-request objects (the runner does the same while it sends).
-    gc.collect()
-    gc.freeze()
+    # What start-up allocated lives as long as the gateway: out of the collector's way while it serves, so a
+    # full collection walks only per-request objects (the runner's own rule while it sends; thawed on stop).
+    stack.enter_context(collector_quiet())
     return RunningGateway(gw, host, bound, runner, stack)
 
 
