@@ -50,3 +50,15 @@ def test_no_gateway_section_is_a_clear_error(tmp_path: Path) -> None:
     run = subprocess.run([ASSAY, "gateway", "serve", "-c", str(tmp_path / "assay.yaml")], env=cli_env(tmp_path),
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert run.returncode == 2 and "no `gateway:` section" in run.stderr
+
+
+def test_a_port_in_use_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    import socket
+
+    (tmp_path / "assay.yaml").write_text(HEAD + "  routes:\n    - {model: chat, targets: [a]}\n")
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        run = subprocess.run([ASSAY, "gateway", "serve", "-c", str(tmp_path / "assay.yaml"), "--port", str(port)],
+                             env=cli_env(tmp_path), capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert run.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in run.stderr
+    assert not (tmp_path / ".assay" / "assay.db").exists()  # no run left behind

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -86,6 +87,13 @@ async def start_gateway(config: ProjectConfig, config_path: Path | None = None, 
     gw = Gateway(config, clock, catalog, config_path=config_path, loader=loader)
     try:
         await gw.start(session)  # builds the state: refuses missing keys before a run is created
+        try:  # the port before the store: a port in use must leave no run behind
+            sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET,
+                                        backlog=2048)  # fmt: skip
+        except OSError as e:
+            raise AssayError(f"gateway: cannot listen on {host}:{port}: {e.strerror}") from None
+        stack.callback(sock.close)
+        bound = sock.getsockname()[1]
         run = open_run(db or state_dir() / "assay.db", "gateway", config,
                        GatewayOptions(config=str(config_path or ""), host=host, port=port), names, clock=clock)
         stack.callback(run.close)
@@ -93,17 +101,10 @@ async def start_gateway(config: ProjectConfig, config_path: Path | None = None, 
         gw.run_id, gw.session = run.run_id, run.session
         runner = web.AppRunner(gw.app(), access_log=None, handle_signals=False, shutdown_timeout=settings.drain_s)
         await runner.setup()
-        site = web.TCPSite(runner, host, port, backlog=2048, reuse_address=True)
-        try:
-            await site.start()
-        except OSError as e:
-            await runner.cleanup()
-            raise AssayError(f"gateway: cannot listen on {host}:{port}: {e.strerror}") from None
+        await web.SockSite(runner, sock).start()
     except BaseException:
         await stack.aclose()
         raise
-    sockets = getattr(site._server, "sockets", None) or ()
-    bound = sockets[0].getsockname()[1] if sockets else port
     # What start-up allocated lives as long as the gateway: out of the collector's way while it serves, so a
     # full collection walks only per-request objects (the runner's own rule while it sends; thawed on stop).
     stack.enter_context(collector_quiet())
