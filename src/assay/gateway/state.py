@@ -13,13 +13,14 @@ import random
 from dataclasses import dataclass, field
 
 from assay.catalog import Catalog, PriceBook
-from assay.clients import ProviderClient, Timeouts, Transport, make_client
+from assay.clients import ProviderClient, Transport, make_client
 from assay.clock import Clock
 from assay.config import GatewaySettings, ProjectConfig, Route
 from assay.errors import ConfigError
 from assay.gateway.keys import KeyRing
 from assay.model import Target
 from assay.routing import Health, RetryBudget
+from assay.runner.runs import client_timeouts
 
 __all__ = ["GatewayState", "build_state"]
 
@@ -46,12 +47,6 @@ class GatewayState:
         if not rates:
             return 0.0, 0.0
         return max(r[0] for r in rates), max(r[1] for r in rates)
-
-
-def _timeouts(config: ProjectConfig, name: str) -> Timeouts:
-    t = config.timeouts_for(name)
-    total = t.timeout_s
-    return Timeouts(t.connect_timeout_s, min(t.first_token_timeout_s, total), min(t.idle_timeout_s, total), total)
 
 
 def build_state(
@@ -88,7 +83,7 @@ def build_state(
     ]  # fmt: skip
     if unpriced_budgets:
         raise ConfigError("cannot enforce a budget without prices", list(dict.fromkeys(unpriced_budgets)))
-    clients = {n: make_client(t, session, _timeouts(config, n), clock) for n, t in targets.items()}
+    clients = {n: make_client(t, session, client_timeouts(config.timeouts_for(n)), clock) for n, t in targets.items()}
     now_s = clock.now_ns() / 1e9
     keys = KeyRing(settings.keys, now_s, previous=previous.keys if previous else None)
     health = previous.health.adopt(names, settings.breaker) if previous else Health(names, settings.breaker)
