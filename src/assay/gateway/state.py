@@ -8,14 +8,13 @@ limits.
 
 from __future__ import annotations
 
-import os
 import random
 from dataclasses import dataclass, field
 
 from assay.catalog import Catalog, PriceBook
 from assay.clients import ProviderClient, Transport, make_client
 from assay.clock import Clock
-from assay.config import GatewaySettings, ProjectConfig, Route
+from assay.config import GatewaySettings, ProjectConfig, Route, missing_key_envs
 from assay.errors import ConfigError
 from assay.gateway.keys import KeyRing
 from assay.model import Target
@@ -62,8 +61,7 @@ def build_state(
         raise ConfigError("the config has no `gateway:` section (routes to serve); see docs/GATEWAY.md")
     names = list(dict.fromkeys(n for r in settings.routes for n in r.targets))
     targets = {n: config.target(n) for n in names}
-    missing = [f"target {t.name!r}: environment variable {t.api_key_env} is not set" for t in targets.values()
-               if t.api_key_env and not os.environ.get(t.api_key_env)]  # fmt: skip
+    missing = missing_key_envs(config, names)
     if missing:
         raise ConfigError("cannot serve the gateway: API keys missing", missing)
     book, _ = PriceBook.known(targets.values(), catalog)
