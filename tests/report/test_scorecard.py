@@ -53,7 +53,7 @@ def test_html_is_self_contained_and_says_what_matters(report_dir: Path) -> None:
     text = re.sub(r"<[^>]+>", " ", re.sub(r"<svg.*?</svg>", "", html, flags=re.S))
     text = re.sub(r"\s+", " ", text)
     assert "Most reliable: steady (100.0% success)." in text
-    assert "Within the SLO (TTFT p90 ≤ 500 ms, success ≥ 90%): steady." in text
+    assert "Within the latency &amp; success SLO (TTFT p90 ≤ 500 ms, success ≥ 90%): steady." in text
     assert "steady good · openai" in text and "broken server_error · openai" in text
     assert "0.0% 0/25" in text  # the broken target's success column
     assert "✗ fail" in text and "✓ pass" in text

@@ -12,14 +12,18 @@ __all__ = [
     "ci_range",
     "count_text",
     "fraction",
+    "margin_in_unit",
     "ms",
     "pct",
     "pct_sign",
     "pct_with_ci",
     "plural",
     "points",
+    "rank_range",
     "rate",
+    "unit_interval",
     "usd_text",
+    "value_in_unit",
 ]
 
 
@@ -89,3 +93,57 @@ def usd_text(v: float | Decimal | None) -> str:
     text = f"{x:.{digits}f}".rstrip("0")
     whole, _, cents = text.partition(".")
     return f"${whole}.{cents.ljust(2, '0')}"
+
+
+def unit_interval(v: float | None) -> str:
+    """A figure on [0, 1] that is not a share of anything (a weight, a weighted score): 0.71 · –."""
+    return "–" if v is None else f"{v:.2f}"
+
+
+def rank_range(lo: int, hi: int) -> str:
+    """Ranks a target took across resamples: '1–2', or '1' when it never moved."""
+    return f"{lo}" if lo == hi else f"{lo}–{hi}"
+
+
+def _number(v: float) -> str:
+    """A plain number to three significant figures, never in scientific notation: 1,234 · 12.3 · 0.123."""
+    if v == 0 or abs(v) >= 100:
+        return f"{v:,.0f}"
+    digits = max(0, 2 - math.floor(math.log10(abs(v))))
+    return f"{v:.{digits}f}"
+
+
+def value_in_unit(v: object, unit: str) -> str:
+    """A decision criterion's value in its unit (share, ms, usd, rps, count, score, bool, text, number)."""
+    if v is None:
+        return "–"
+    if unit == "bool" or isinstance(v, bool):
+        return "yes" if v else "no"
+    if unit == "text" or not isinstance(v, int | float):
+        return str(v)
+    x = float(v)
+    if unit == "share":
+        return pct_sign(x)
+    if unit == "ms":
+        return f"{ms(x)} ms"
+    if unit == "usd":
+        return usd_text(x)
+    if unit == "rps":
+        return f"{rate(x)}/s"
+    if unit == "count":
+        return f"{x:,.0f}"
+    return _number(x)
+
+
+def margin_in_unit(margin: float | None, unit: str) -> str:
+    """A signed distance to a bound in the bound's unit, positive when passed: +150 ms · −$186 · −18.0 pts.
+
+    Shares differ in percentage points, not percent; a bool or text bound has no distance (–).
+    """
+    if margin is None or unit in ("bool", "text"):
+        return "–"
+    sign = "+" if margin > 0 else "−" if margin < 0 else "±"
+    size = abs(margin)
+    if unit == "share":
+        return f"{sign}{points(size)} pts"
+    return sign + value_in_unit(size, unit)

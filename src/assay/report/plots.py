@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,6 +17,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from assay.errors import ERROR_CLASSES
+from assay.report.decision import sensitivity_order
+from assay.report.formats import unit_interval
 from assay.stats import TargetSummary
 
 __all__ = [
@@ -25,9 +28,11 @@ __all__ = [
     "error_bars_svg",
     "latency_cdf_svg",
     "load_timeline_svg",
+    "pareto_svg",
     "quality_bars_svg",
     "quality_cost_svg",
     "tco_svg",
+    "tornado_svg",
     "uptime_svg",
 ]
 
@@ -435,5 +440,175 @@ def sweep_svg(steps: Mapping[str, Sequence[Any]], knees: Mapping[str, float | No
         lat.set_yscale("log")
         good.legend(frameon=False, fontsize=7.5)
         lat.legend(frameon=False, fontsize=7, ncol=2)
+        fig.tight_layout()
+        return _svg(fig)
+
+
+# A decision criterion's unit on an axis; shares are plotted as percentages.
+_UNIT_AXIS = {"share": "%", "ms": "ms", "usd": "$", "rps": "requests/s", "count": "count", "score": "score 0–100"}
+_OUT_GREY = "#94a3b8"
+
+
+def _criterion_label(c: Mapping[str, Any]) -> str:
+    """'cost · cost.monthly_cost_usd, $   ← better': on a y axis the arrow, turned with the text, points up or down."""
+    unit = _UNIT_AXIS.get(c.get("unit") or "", "")
+    said = f"{c['name']} · {c.get('metric') or c['name']}" + (f", {unit}" if unit else "")
+    return said + ("   ← better" if c.get("direction") == "min" else "   better →")
+
+
+def _plotted(decision: Mapping[str, Any], target: str, c: Mapping[str, Any]) -> tuple[float, float, float] | None:
+    """A target's value on a criterion with its low and high, in plotted units; None when not measured."""
+    cell = (decision.get("values") or {}).get(target, {}).get(c["name"]) or {}
+    value = cell.get("value")
+    if not isinstance(value, int | float):
+        return None
+    scale = 100.0 if c.get("unit") == "share" else 1.0
+    low, high = cell.get("low"), cell.get("high")
+    low = value if not isinstance(low, int | float) else min(low, value)
+    high = value if not isinstance(high, int | float) else max(high, value)
+    return value * scale, low * scale, high * scale
+
+
+def _unit_ticks(axis: Any, unit: str | None) -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    if unit == "usd":
+        axis.set_major_formatter(FuncFormatter(lambda v, _p: f"${v / 1e3:g}k" if abs(v) >= 1e3 else f"${v:g}"))
+    elif unit == "share":
+        axis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:g}%"))
+
+
+def _front_line(points: Sequence[tuple[float, float]], x_min: bool, y_min: bool) -> tuple[list[float], list[float]]:
+    """The non-dominated points joined as a staircase: between two neighbours the corner sits at the worse of
+    each coordinate, the edge of the region the front dominates."""
+    pts = sorted(points)
+    xs, ys = [pts[0][0]], [pts[0][1]]
+    for (x0, y0), (x1, y1) in itertools.pairwise(pts):
+        corner_x = max(x0, x1) if x_min else min(x0, x1)
+        corner_y = max(y0, y1) if y_min else min(y0, y1)
+        xs += [corner_x, x1]
+        ys += [corner_y, y1]
+    return xs, ys
+
+
+def pareto_svg(decision: Mapping[str, Any], colours: Mapping[str, str]) -> str:
+    """The first two Pareto criteria against each other, one point per target with its interval; the front
+    drawn as a staircase, targets out on gates hollow and grey, a third criterion as marker size."""
+    by_name = {c["name"]: c for c in decision.get("criteria", [])}
+    crits = [by_name[n] for n in decision.get("pareto_criteria") or [] if n in by_name]
+    gates = decision.get("gates") or {}
+    front = set(decision.get("pareto") or [])
+    winner = decision.get("winner")
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(4.8, 3.5))
+        if not crits:
+            ax.text(0.5, 0.5, "no Pareto criteria", transform=ax.transAxes, ha="center", va="center", color="#64748b")
+            ax.set_axis_off()
+            return _svg(fig)
+        x_c, y_c = crits[0], crits[1] if len(crits) > 1 else None
+        size_c = crits[2] if len(crits) > 2 else None
+        targets = list(decision.get("targets", []))
+        sizes = _marker_sizes(decision, targets, size_c)
+        drawn: list[tuple[str, float, float]] = []
+        for i, t in enumerate(targets):
+            x = _plotted(decision, t, x_c)
+            y = _plotted(decision, t, y_c) if y_c else (float(len(targets) - 1 - i),) * 3
+            if x is None or y is None:
+                continue
+            gate = gates.get(t) or {}
+            out = gate.get("passed") is False
+            colour = _OUT_GREY if out else colours.get(t, "#64748b")
+            ax.errorbar([x[0]], [y[0]], xerr=[[x[0] - x[1]], [x[2] - x[0]]], yerr=[[y[0] - y[1]], [y[2] - y[0]]],
+                        fmt="none", ecolor=colour, elinewidth=0.9, capsize=2, alpha=0.8, zorder=2)  # fmt: skip
+            ax.scatter([x[0]], [y[0]], s=sizes[t], zorder=3, color="white" if out else colour, edgecolors=colour,
+                       linewidths=1.4)  # fmt: skip
+            label = t + (f" (out: {', '.join(gate.get('failed') or ['gates'])})" if out else "")
+            ax.annotate(label, (x[0], y[0]), fontsize=8, xytext=(7, 5), textcoords="offset points",
+                        color="#64748b" if out else "#0f172a", weight="bold" if t == winner else "normal")  # fmt: skip
+            drawn.append((t, x[0], y[0]))
+        on_front = [(x, y) for t, x, y in drawn if t in front]
+        if y_c is not None and len(on_front) > 1:
+            xs, ys = _front_line(on_front, x_c.get("direction") == "min", y_c.get("direction") == "min")
+            ax.plot(xs, ys, color="#0f172a", lw=1.0, alpha=0.55, zorder=1, label="Pareto front")
+            ax.legend(frameon=False, fontsize=7.5, loc="best")
+        if not drawn:
+            ax.text(0.5, 0.5, "no target has values on these criteria", transform=ax.transAxes, ha="center",
+                    va="center", color="#64748b")  # fmt: skip
+        ax.set_xlabel(_criterion_label(x_c))
+        _unit_ticks(ax.xaxis, x_c.get("unit"))
+        if y_c is not None:
+            ax.set_ylabel(_criterion_label(y_c))
+            _unit_ticks(ax.yaxis, y_c.get("unit"))
+        else:  # one criterion: a dot plot, one row per target
+            ax.set_yticks(range(len(targets)), targets[::-1])
+            ax.set_ylim(-0.6, len(targets) - 0.4)
+            ax.grid(axis="y", visible=False)
+        ax.margins(x=0.18, y=0.15)
+        notes = []
+        if size_c is not None:
+            notes.append(f"marker size: {size_c['name']}, larger is better")
+        if len(crits) > 3:
+            notes.append("front also on " + ", ".join(c["name"] for c in crits[3:]))
+        if notes:
+            ax.set_title("; ".join(notes), fontsize=7.5, loc="left", color="#64748b")
+        fig.tight_layout()
+        return _svg(fig)
+
+
+def _marker_sizes(decision: Mapping[str, Any], targets: Sequence[str], c: Mapping[str, Any] | None) -> dict[str, float]:
+    """Marker area per target: larger where the third criterion is better; the middle size when unmeasured."""
+    base = {t: 60.0 for t in targets}
+    if c is None:
+        return base
+    values = {t: got[0] for t in targets if (got := _plotted(decision, t, c)) is not None}
+    if not values:
+        return base
+    lo, hi = min(values.values()), max(values.values())
+    for t, v in values.items():
+        good = 0.5 if hi == lo else (v - lo) / (hi - lo)
+        base[t] = 30.0 + 170.0 * (1 - good if c.get("direction") == "min" else good)
+    return base
+
+
+def tornado_svg(decision: Mapping[str, Any], colours: Mapping[str, str] | None = None) -> str:
+    """Per criterion, the range of its weight (0-1) over which the winner stays first; the current weight marked,
+    the flip point labelled with the target that would win past it. Nearest flips on top."""
+    colours = colours or {}
+    sens = decision.get("sensitivity") or {}
+    names = sensitivity_order(sens)
+    winner = decision.get("winner")
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(4.8, 0.9 + 0.42 * max(len(names), 2)))
+        if not names or winner is None:
+            said = "no winner: no weights to vary" if winner is None else "no sensitivity analysis"
+            ax.text(0.5, 0.5, said, transform=ax.transAxes, ha="center", va="center", color="#64748b")
+            ax.set_axis_off()
+            return _svg(fig)
+        colour = colours.get(winner, PALETTE[0])
+        n = len(names)
+        for row, name in enumerate(names):
+            s = sens[name]
+            y = n - 1 - row  # nearest flip on top
+            lo, hi = s.get("stays_from") or 0.0, s.get("stays_to") if s.get("stays_to") is not None else 1.0
+            ax.barh([y], [1.0], left=0, height=0.56, color="#f1f5f9", zorder=1)
+            ax.barh([y], [hi - lo], left=lo, height=0.56, color=colour, alpha=0.8, zorder=2)
+            if s.get("weight") is not None:
+                ax.plot([s["weight"]], [y], marker="D", ms=5.5, color="#0f172a", mec="white", mew=0.8, zorder=4)
+            flip = s.get("flip_at_weight")
+            if flip is None:
+                said, tint = "never flips", "#64748b"
+            else:
+                ax.plot([flip, flip], [y - 0.34, y + 0.34], color="#b91c1c", lw=1.6, zorder=3)
+                new = s.get("new_winner") or "?"
+                said, tint = f"{new} at {unit_interval(flip)}", colours.get(new, "#b91c1c")
+            ax.annotate(said, (1.0, y), xycoords=("axes fraction", "data"), xytext=(6, 0), textcoords="offset points",
+                        fontsize=8, va="center", color=tint)  # fmt: skip
+        ax.set_yticks(range(n), [f"{name} ({unit_interval(sens[name].get('weight'))})" for name in names][::-1])
+        ax.set_xlim(0, 1)
+        ax.set_ylim(-0.6, n - 0.4)
+        ax.set_xlabel("weight of the criterion")
+        ax.grid(axis="y", visible=False)
+        ax.set_title(f"bar: weights at which {winner} stays first · ◆ the weight now · red: the flip", fontsize=7.5,
+                     loc="left", color="#64748b")  # fmt: skip
         fig.tight_layout()
         return _svg(fig)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import jinja2
 
@@ -14,6 +15,7 @@ from assay.economics import Measured
 from assay.errors import ERROR_CLASSES
 from assay.report import plots
 from assay.report.costs import CostView, build_cost_view
+from assay.report.decision import DecisionView, build_decision_view
 from assay.report.formats import ms, pct_sign, plural, rate, usd_text
 from assay.report.load import LoadView, build_load_view
 from assay.report.quality import QualityView, build_quality_view
@@ -63,6 +65,7 @@ class Scorecard:
     quality: QualityView | None = None
     safety: SafetyView | None = None
     load: LoadView | None = None
+    decision: DecisionView | None = None
 
     @property
     def slo_text(self) -> list[str]:
@@ -148,8 +151,9 @@ def _headline(rows: list[Row], slo: SLO) -> list[str]:
         out.append(f"Fastest full answer: {quickest.name} (p90 {ms(quickest.summary.e2e.p['p90'])} ms).")
     passing = [r.name for r in rows if r.passes_slo]
     if any(r.passes_slo is not None for r in rows):
-        checked = _slo_words(slo)
-        out.append(f"Within the SLO ({checked}): {', '.join(passing) if passing else 'none'}.")
+        # Named for what it checks, so it does not read as "meets every objective" beside quality and safety.
+        checks = " & ".join(k for k, on in (("latency", slo.bounds), ("success", slo.success_rate is not None)) if on)
+        out.append(f"Within the {checks} SLO ({_slo_words(slo)}): {', '.join(passing) if passing else 'none'}.")
     return out
 
 
@@ -229,11 +233,13 @@ def write_report(
     summaries: dict[str, TargetSummary],
     quality_run: str | None = None,
     safety_run: str | None = None,
+    decision: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Write index.html and scorecard.md into `out_dir`; files appear whole or not at all.
 
     An eval run gets a quality section, a red-team run a safety section; `quality_run` and
     `safety_run` add them from other runs (the demo's probe, eval and red-team share one page).
+    A `decision` (what `assay decide --json` prints) puts its section first and its chips in the headline.
     """
     run = store.run(run_id)
     card = build_scorecard(run, summaries)
@@ -254,7 +260,12 @@ def write_report(
         colours = {r.name: r.colour for r in card.rows}
         card.safety = build_safety_view(summarize_redteam_run(store, red_run), settings, colours)
     card.cost = cost_view(store, run, {r.name: r.colour for r in card.rows})
-    if card.cost and card.cost.rows:
+    if decision is not None:
+        # The decision replaces the headline: "most reliable" or "cheapest" beside a recommendation would be
+        # read as a second verdict, and its chips carry the gates and caveats the old ones left out.
+        card.decision = build_decision_view(decision, {r.name: r.colour for r in card.rows})
+        card.headline = list(card.decision.chips)
+    elif card.cost and card.cost.rows:
         cheapest = min(card.cost.rows, key=lambda r: r.monthly)
         card.headline.append(f"Cheapest for the workload: {cheapest.name} ({usd_text(cheapest.monthly)}/month).")
     out_dir.mkdir(parents=True, exist_ok=True)
