@@ -228,9 +228,11 @@ def _pareto(decision: dict[str, Any]) -> str | None:
     named = [f"{t} ({pct_sign(p[t], 0)})" if p.get(t) is not None else t for t in front]
     if named and p.get(front[0]) is not None:  # the first says what the share is; the rest follow its pattern
         named[0] = f"{front[0]} (non-dominated in {pct_sign(p[front[0]], 0)} of resamples)"
-    dominated = [t for t in decision.get("targets", []) if t not in front]
+    # Whether the producer drops gated-out targets before the front is its business; say which these are.
+    out = {t for t, g in (decision.get("gates") or {}).items() if g.get("passed") is False}
+    rest = [t + (" (out on gates)" if t in out else "") for t in decision.get("targets", []) if t not in front]
     text = f"Pareto front on {_and(criteria)}: {', '.join(named) if named else 'none'}"
-    return text + (f"; dominated: {', '.join(dominated)}." if dominated else ".")
+    return text + (f"; not on it: {', '.join(rest)}." if rest else ".")
 
 
 def _and(names: list[str]) -> str:

@@ -18,7 +18,7 @@ from matplotlib.patches import Rectangle
 
 from assay.errors import ERROR_CLASSES
 from assay.report.decision import sensitivity_order
-from assay.report.formats import unit_interval
+from assay.report.formats import unit_interval, value_in_unit
 from assay.stats import TargetSummary
 
 __all__ = [
@@ -499,15 +499,16 @@ def pareto_svg(decision: Mapping[str, Any], colours: Mapping[str, str]) -> str:
     gates = decision.get("gates") or {}
     front = set(decision.get("pareto") or [])
     winner = decision.get("winner")
+    targets = list(decision.get("targets", []))
     with plt.rc_context(_STYLE):
-        fig, ax = plt.subplots(figsize=(4.8, 3.5))
+        # one criterion is a dot plot, one row per target: as tall as its rows
+        fig, ax = plt.subplots(figsize=(4.8, 3.5 if len(crits) != 1 else 0.9 + 0.4 * max(len(targets), 1)))
         if not crits:
             ax.text(0.5, 0.5, "no Pareto criteria", transform=ax.transAxes, ha="center", va="center", color="#64748b")
             ax.set_axis_off()
             return _svg(fig)
         x_c, y_c = crits[0], crits[1] if len(crits) > 1 else None
         size_c = crits[2] if len(crits) > 2 else None
-        targets = list(decision.get("targets", []))
         sizes = _marker_sizes(decision, targets, size_c)
         drawn: list[tuple[str, float, float]] = []
         for i, t in enumerate(targets):
@@ -522,14 +523,17 @@ def pareto_svg(decision: Mapping[str, Any], colours: Mapping[str, str]) -> str:
                         fmt="none", ecolor=colour, elinewidth=0.9, capsize=2, alpha=0.8, zorder=2)  # fmt: skip
             ax.scatter([x[0]], [y[0]], s=sizes[t], zorder=3, color="white" if out else colour, edgecolors=colour,
                        linewidths=1.4)  # fmt: skip
-            label = t + (f" (out: {', '.join(gate.get('failed') or ['gates'])})" if out else "")
-            ax.annotate(label, (x[0], y[0]), fontsize=8, xytext=(7, 5), textcoords="offset points",
+            label = (t if y_c else "") + (f" (out: {', '.join(gate.get('failed') or ['gates'])})" if out else "")
+            ax.annotate(label.strip(), (x[0], y[0]), fontsize=8, xytext=(7, 5), textcoords="offset points",
                         color="#64748b" if out else "#0f172a", weight="bold" if t == winner else "normal")  # fmt: skip
             drawn.append((t, x[0], y[0]))
         on_front = [(x, y) for t, x, y in drawn if t in front]
         if y_c is not None and len(on_front) > 1:
             xs, ys = _front_line(on_front, x_c.get("direction") == "min", y_c.get("direction") == "min")
             ax.plot(xs, ys, color="#0f172a", lw=1.0, alpha=0.55, zorder=1, label="Pareto front")
+        for c, line in ((x_c, ax.axvline), (y_c, ax.axhline)):
+            _bound_lines(c, line)
+        if ax.get_legend_handles_labels()[0]:
             ax.legend(frameon=False, fontsize=7.5, loc="best")
         if not drawn:
             ax.text(0.5, 0.5, "no target has values on these criteria", transform=ax.transAxes, ha="center",
@@ -540,7 +544,9 @@ def pareto_svg(decision: Mapping[str, Any], colours: Mapping[str, str]) -> str:
             ax.set_ylabel(_criterion_label(y_c))
             _unit_ticks(ax.yaxis, y_c.get("unit"))
         else:  # one criterion: a dot plot, one row per target
-            ax.set_yticks(range(len(targets)), targets[::-1])
+            ax.set_yticks(range(len(targets)), targets[::-1])  # the names are the ticks: points carry no label
+            for tick in ax.get_yticklabels():
+                tick.set_fontweight("bold" if tick.get_text() == winner else "normal")
             ax.set_ylim(-0.6, len(targets) - 0.4)
             ax.grid(axis="y", visible=False)
         ax.margins(x=0.18, y=0.15)
@@ -553,6 +559,17 @@ def pareto_svg(decision: Mapping[str, Any], colours: Mapping[str, str]) -> str:
             ax.set_title("; ".join(notes), fontsize=7.5, loc="left", color="#64748b")
         fig.tight_layout()
         return _svg(fig)
+
+
+def _bound_lines(c: Mapping[str, Any] | None, line: Any) -> None:
+    """A gate on a plotted criterion as a dashed red line, so a target out on it is seen past it."""
+    if c is None:
+        return
+    unit = c.get("unit") or "number"
+    for op, bound in (c.get("must") or {}).items():
+        if op in ("max", "min") and isinstance(bound, int | float):
+            said = f"must {'≤' if op == 'max' else '≥'} {value_in_unit(bound, unit)}"
+            line(bound * (100.0 if unit == "share" else 1.0), color="#b91c1c", lw=0.8, ls="--", zorder=1, label=said)
 
 
 def _marker_sizes(decision: Mapping[str, Any], targets: Sequence[str], c: Mapping[str, Any] | None) -> dict[str, float]:
@@ -578,7 +595,7 @@ def tornado_svg(decision: Mapping[str, Any], colours: Mapping[str, str] | None =
     names = sensitivity_order(sens)
     winner = decision.get("winner")
     with plt.rc_context(_STYLE):
-        fig, ax = plt.subplots(figsize=(4.8, 0.9 + 0.42 * max(len(names), 2)))
+        fig, ax = plt.subplots(figsize=(4.8, 0.9 + 0.42 * max(len(names), 1) if names and winner else 1.0))
         if not names or winner is None:
             said = "no winner: no weights to vary" if winner is None else "no sensitivity analysis"
             ax.text(0.5, 0.5, said, transform=ax.transAxes, ha="center", va="center", color="#64748b")
@@ -593,7 +610,8 @@ def tornado_svg(decision: Mapping[str, Any], colours: Mapping[str, str] | None =
             ax.barh([y], [1.0], left=0, height=0.56, color="#f1f5f9", zorder=1)
             ax.barh([y], [hi - lo], left=lo, height=0.56, color=colour, alpha=0.8, zorder=2)
             if s.get("weight") is not None:
-                ax.plot([s["weight"]], [y], marker="D", ms=5.5, color="#0f172a", mec="white", mew=0.8, zorder=4)
+                ax.plot([s["weight"]], [y], marker="D", ms=5.5, color="#0f172a", mec="white", mew=0.8, zorder=4,
+                        clip_on=False)  # fmt: skip
             flip = s.get("flip_at_weight")
             if flip is None:
                 said, tint = "never flips", "#64748b"
