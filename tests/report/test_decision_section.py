@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import os
 import re
 import xml.etree.ElementTree as ET
 from html import unescape
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from assay.config import parse_config
+from assay.report.browser import find_chromium, html_to_pdf
 from assay.report.decision import build_decision_view
 from assay.report.plots import PALETTE, pareto_svg, tornado_svg
 from assay.report.scorecard import write_report
@@ -357,3 +359,12 @@ def test_plots_alone_survive_the_edge_cases(name: str) -> None:
         assert "no winner: no weights to vary" in svg_text(ET.fromstring(tornado_svg(d)))
     d["pareto_criteria"] = []
     ET.fromstring(pareto_svg(d, {}))
+
+
+@pytest.mark.skipif(find_chromium() is None and not os.environ.get("CI"), reason="chromium not installed")
+def test_a_page_with_a_decision_still_prints_as_one_page(
+    probe: tuple[Path, str, dict[str, Any]], tmp_path: Path
+) -> None:
+    render(probe, tmp_path, decision())
+    data = html_to_pdf(tmp_path / "index.html", tmp_path / "scorecard.pdf").read_bytes()
+    assert len(re.findall(rb"/Type\s*/Page(?!s)", data)) == 1

@@ -120,6 +120,11 @@ def failed_op(op: str) -> str:
     return _OPS.get(op, (op, f"not {op}"))[1]
 
 
+def _held_op(op: str) -> str:
+    """The comparison a bound states when it holds: '≤' for a `max` bound."""
+    return _OPS.get(op, (op, op))[0]
+
+
 def sensitivity_order(sensitivity: dict[str, Any]) -> list[str]:
     """Criteria nearest to a flip first (smallest |flip - weight|); those that never flip last."""
 
@@ -137,7 +142,7 @@ def _units(decision: dict[str, Any]) -> dict[str, str]:
 
 def _gate_check(check: dict[str, Any], unit: str, failed: bool) -> GateCheck:
     op = str(check.get("op", "max"))
-    shown = failed_op(op) if failed else _OPS.get(op, (op, op))[0]
+    shown = failed_op(op) if failed else _held_op(op)
     p_pass = check.get("p_pass")
     return GateCheck(
         criterion=str(check["criterion"]),
@@ -290,7 +295,7 @@ def _method(decision: dict[str, Any]) -> str:
     for c in decision.get("criteria", []):
         must = c.get("must") or {}
         unit = c.get("unit") or "number"
-        bounds = ", ".join(f"{_OPS.get(op, (op, op))[0]} {value_in_unit(v, unit)}" for op, v in must.items())
+        bounds = ", ".join(f"{_held_op(op)} {value_in_unit(v, unit)}" for op, v in must.items())
         weight = unit_interval(c.get("weight"))
         must_text = f" (must {bounds})" if bounds else ""
         said.append(f"{c['name']} {arrows.get(c.get('direction', ''), '')} {weight}{must_text}")
@@ -340,9 +345,8 @@ def build_decision_view(decision: dict[str, Any], colours: dict[str, str]) -> De
     from assay.report import plots
 
     targets = list(decision.get("targets", []))
-    colours = {t: colours.get(t) or plots.PALETTE[i % len(plots.PALETTE)] for i, t in enumerate(targets)} | {
-        t: c for t, c in colours.items() if t not in targets
-    }
+    # A target the run did not measure (a decision may draw on several runs) takes the palette by its place.
+    colours = {**{t: plots.PALETTE[i % len(plots.PALETTE)] for i, t in enumerate(targets)}, **colours}
     confidence = float((decision.get("method") or {}).get("confidence") or 0.95)
     gates = _gates(decision, colours, confidence)
     ranking = _ranking(decision, colours)

@@ -496,7 +496,6 @@ def pareto_svg(decision: Mapping[str, Any], colours: Mapping[str, str]) -> str:
     drawn as a staircase, targets out on gates hollow and grey, a third criterion as marker size."""
     by_name = {c["name"]: c for c in decision.get("criteria", [])}
     crits = [by_name[n] for n in decision.get("pareto_criteria") or [] if n in by_name]
-    gates = decision.get("gates") or {}
     front = set(decision.get("pareto") or [])
     winner = decision.get("winner")
     targets = list(decision.get("targets", []))
@@ -509,24 +508,7 @@ def pareto_svg(decision: Mapping[str, Any], colours: Mapping[str, str]) -> str:
             return _svg(fig)
         x_c, y_c = crits[0], crits[1] if len(crits) > 1 else None
         size_c = crits[2] if len(crits) > 2 else None
-        sizes = _marker_sizes(decision, targets, size_c)
-        drawn: list[tuple[str, float, float]] = []
-        for i, t in enumerate(targets):
-            x = _plotted(decision, t, x_c)
-            y = _plotted(decision, t, y_c) if y_c else (float(len(targets) - 1 - i),) * 3
-            if x is None or y is None:
-                continue
-            gate = gates.get(t) or {}
-            out = gate.get("passed") is False
-            colour = _OUT_GREY if out else colours.get(t, "#64748b")
-            ax.errorbar([x[0]], [y[0]], xerr=[[x[0] - x[1]], [x[2] - x[0]]], yerr=[[y[0] - y[1]], [y[2] - y[0]]],
-                        fmt="none", ecolor=colour, elinewidth=0.9, capsize=2, alpha=0.8, zorder=2)  # fmt: skip
-            ax.scatter([x[0]], [y[0]], s=sizes[t], zorder=3, color="white" if out else colour, edgecolors=colour,
-                       linewidths=1.4)  # fmt: skip
-            label = (t if y_c else "") + (f" (out: {', '.join(gate.get('failed') or ['gates'])})" if out else "")
-            ax.annotate(label.strip(), (x[0], y[0]), fontsize=8, xytext=(7, 5), textcoords="offset points",
-                        color="#64748b" if out else "#0f172a", weight="bold" if t == winner else "normal")  # fmt: skip
-            drawn.append((t, x[0], y[0]))
+        drawn = _pareto_points(ax, decision, colours, (x_c, y_c, size_c))
         on_front = [(x, y) for t, x, y in drawn if t in front]
         if y_c is not None and len(on_front) > 1:
             xs, ys = _front_line(on_front, x_c.get("direction") == "min", y_c.get("direction") == "min")
@@ -550,15 +532,45 @@ def pareto_svg(decision: Mapping[str, Any], colours: Mapping[str, str]) -> str:
             ax.set_ylim(-0.6, len(targets) - 0.4)
             ax.grid(axis="y", visible=False)
         ax.margins(x=0.18, y=0.15)
-        notes = []
-        if size_c is not None:
-            notes.append(f"marker size: {size_c['name']}, larger is better")
+        notes = [f"marker size: {size_c['name']}, larger is better"] if size_c is not None else []
         if len(crits) > 3:
             notes.append("front also on " + ", ".join(c["name"] for c in crits[3:]))
         if notes:
             ax.set_title("; ".join(notes), fontsize=7.5, loc="left", color="#64748b")
         fig.tight_layout()
         return _svg(fig)
+
+
+def _pareto_points(
+    ax: Any, decision: Mapping[str, Any], colours: Mapping[str, str], crits: tuple[Any, Any, Any]
+) -> list[tuple[str, float, float]]:
+    """Each target with values as a point with its whiskers and name; (target, x, y) of those drawn.
+
+    With no second criterion, y is the target's row (a dot plot).
+    """
+    x_c, y_c, size_c = crits
+    targets = list(decision.get("targets", []))
+    gates = decision.get("gates") or {}
+    sizes = _marker_sizes(decision, targets, size_c)
+    drawn = []
+    for i, t in enumerate(targets):
+        x = _plotted(decision, t, x_c)
+        y = _plotted(decision, t, y_c) if y_c else (float(len(targets) - 1 - i),) * 3
+        if x is None or y is None:
+            continue
+        gate = gates.get(t) or {}
+        out = gate.get("passed") is False
+        colour = _OUT_GREY if out else colours.get(t, "#64748b")
+        ax.errorbar([x[0]], [y[0]], xerr=[[x[0] - x[1]], [x[2] - x[0]]], yerr=[[y[0] - y[1]], [y[2] - y[0]]],
+                    fmt="none", ecolor=colour, elinewidth=0.9, capsize=2, alpha=0.8, zorder=2)  # fmt: skip
+        ax.scatter([x[0]], [y[0]], s=sizes[t], zorder=3, color="white" if out else colour, edgecolors=colour,
+                   linewidths=1.4)  # fmt: skip
+        label = (t if y_c else "") + (f" (out: {', '.join(gate.get('failed') or ['gates'])})" if out else "")
+        weight = "bold" if t == decision.get("winner") else "normal"
+        ax.annotate(label.strip(), (x[0], y[0]), fontsize=8, xytext=(7, 5), textcoords="offset points",
+                    color="#64748b" if out else "#0f172a", weight=weight)  # fmt: skip
+        drawn.append((t, x[0], y[0]))
+    return drawn
 
 
 def _bound_lines(c: Mapping[str, Any] | None, line: Any) -> None:
