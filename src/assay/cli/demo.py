@@ -88,6 +88,21 @@ def demo_suites(with_public_data: bool) -> list[str]:
     return lines
 
 
+def demo_decision(with_public_data: bool) -> list[str]:
+    """How the demo's buyer decides: quality first, within budget and a success floor (docs/DECIDE.md)."""
+    quality = "eval.mmlu.score" if with_public_data else "eval.qa.score"
+    return [
+        "decision:                 # `assay decide` and the scorecard's first section",
+        "  criteria:",
+        f"    - {{name: quality, metric: {quality}, weight: 0.35, direction: max}}",
+        "    - {name: latency, metric: probe.ttft_ms.p90, weight: 0.2, direction: min, must: {max: 2000}}",
+        "    - {name: reliability, metric: probe.success_rate, weight: 0.15, direction: max, must: {min: 0.9}}",
+        "    - {name: cost, metric: cost.monthly_cost_usd, weight: 0.2, direction: min, must: {max: 1500}}",
+        "    - {name: safety, metric: redteam.safety_score, weight: 0.1, direction: max}",
+        "  datum: meridian          # the Pugh matrix's baseline",
+    ]
+
+
 def demo_config_text(urls: dict[str, str], with_public_data: bool = False) -> str:
     """A project file pointing at the running simulated vendors."""
     lines = ["# Written by `assay demo`: three simulated vendors on loopback ports.", "targets:"]
@@ -128,6 +143,7 @@ def demo_config_text(urls: dict[str, str], with_public_data: bool = False) -> st
         "  p95_latency_ms: 4000",
         *demo_suites(with_public_data),
         *DEMO_EVIDENCE,
+        *demo_decision(with_public_data),
         "",
     ]
     return "\n".join(lines)

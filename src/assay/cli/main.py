@@ -21,7 +21,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
     from click.exceptions import ClickException, UsageError  # type: ignore[assignment,no-redef,import-not-found,unused-ignore]
 
 from assay import __version__
-from assay.cli import cost, demo, gateway, prices, probe, project, redteam, report, simulator
+from assay.cli import cost, decide, demo, gateway, prices, probe, project, redteam, report, simulator
 from assay.cli import eval as eval_
 from assay.cli import load as load_
 from assay.cli.console import Terminated, err, show_warnings
@@ -62,6 +62,8 @@ app.command("items-needed")(eval_.items_needed_cmd)
 app.command("cost")(cost.cost)
 app.command("tco")(cost.tco_cmd)
 app.command("demo")(demo.demo)
+app.command("decide")(decide.decide_cmd)
+app.command("gate")(decide.gate)
 app.add_typer(redteam.app, name="redteam")
 app.add_typer(prices.app, name="prices")
 app.add_typer(simulator.app, name="simulator")

@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from assay.config.decision import DecisionSettings, metric_problem
 from assay.config.economics import Constraints, TcoSettings, Workload
 from assay.config.gateway import GatewaySettings
 from assay.config.loading import Problem, parse_yaml_model, read_text
@@ -80,6 +81,7 @@ class ProjectConfig(StrictModel):
     safety: SafetySettings = Field(default_factory=SafetySettings)
     timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
     gateway: GatewaySettings | None = None
+    decision: DecisionSettings | None = None
 
     @field_validator("suites")
     @classmethod
@@ -125,6 +127,28 @@ class ProjectConfig(StrictModel):
                     "unknown_target",
                     "prefill target '{name}' is not one of the targets ({known})",
                     {"name": name, "known": known, "at": ("gateway", "prefill_targets", j)},
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _decision_names(self) -> ProjectConfig:
+        """The decision's suites, datum and chosen target exist; each problem at its own line."""
+        d = self.decision
+        if d is None:
+            return self
+        suites = [s.name for s in self.quality_suites]
+        for i, c in enumerate(d.criteria):
+            if c.metric.startswith("eval.") and (problem := metric_problem(c.metric, suites)):
+                raise PydanticCustomError("unknown_metric", problem, {"at": ("decision", "criteria", i, "metric")})
+        names = {t.name for t in self.targets}
+        known = ", ".join(t.name for t in self.targets)
+        for key in ("datum", "choose"):
+            name = getattr(d, key)
+            if name is not None and name not in names:
+                raise PydanticCustomError(
+                    "unknown_target",
+                    "{key} '{name}' is not one of the targets ({known})",
+                    {"key": key, "name": name, "known": known, "at": ("decision", key)},
                 )
         return self
 

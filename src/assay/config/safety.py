@@ -88,6 +88,7 @@ class VendorEvidence(StrictModel):
     data_residency: list[str] = Field(default_factory=list, description="Regions where data can be kept.")
     retention_days: int | None = Field(default=None, ge=0, description="Days prompts and replies are kept.")
     trains_on_data: bool | None = Field(default=None, description="Whether the vendor trains on your traffic.")
+    fine_tuning: bool | None = Field(default=None, description="Whether the vendor offers fine-tuning of this model.")
     notes: str | None = None
 
 

@@ -17,6 +17,7 @@ from assay.report.formats import (
     unit_interval,
     value_in_unit,
 )
+from assay.report.verdict import describe
 
 __all__ = [
     "DecisionView",
@@ -280,7 +281,7 @@ def _stability(decision: dict[str, Any]) -> str | None:
     if not st or winner is None or st.get("winner_share") is None:
         return None
     draws = st.get("draws")
-    others = [f"{t} {pct_sign(v, 0)}" for t, v in (st.get("p_first") or {}).items() if t != winner and v]
+    others = [f"{t} {pct_sign(v, 0)}" for t, v in (st.get("share_first") or {}).items() if t != winner and v]
     how = f"{draws:,} random weightings" if draws else "random weightings"
     if st.get("concentration") is not None:
         how += f" near the stated ones (Dirichlet, concentration {st['concentration']:g})"
@@ -332,7 +333,7 @@ def _chips(decision: dict[str, Any], gates: list[GateRow], ranking: list[RankRow
                 said += f"; not yet separated from {rival}" if rival else "; not yet separated"
             said += ")"
         chips.append(said + ".")
-    chips.extend(f"Caveat: {c}" for c in decision.get("caveats") or [])
+    chips.extend(f"Caveat: {c['text']}" for c in describe(decision)["caveats"])
     for g in gates:
         if g.passed is False:
             because = "; ".join(c.text for c in g.failed) or "a gate"
@@ -350,20 +351,20 @@ def build_decision_view(decision: dict[str, Any], colours: dict[str, str]) -> De
     confidence = float((decision.get("method") or {}).get("confidence") or 0.95)
     gates = _gates(decision, colours, confidence)
     ranking = _ranking(decision, colours)
-    separation = decision.get("separation") or {}
     sensitivity, sensitivity_note = _sensitivity(decision)
     winner = decision.get("winner")
+    words = describe(decision)
     view = DecisionView(
         winner=winner,
         winner_colour=colours.get(winner) if winner else None,
-        recommendation=str(decision.get("recommendation") or "No target passes every gate."),
-        why=str(decision.get("why") or ""),
-        caveats=[str(c) for c in decision.get("caveats") or []],
+        recommendation=words["recommendation"],
+        why=words["why"],
+        caveats=[c["text"] for c in words["caveats"]],
         method=_method(decision),
         chips=_chips(decision, gates, ranking),
         gates=gates if decision.get("gates") else [],
         ranking=ranking,
-        separation=separation.get("text") if separation.get("separated") is False else None,
+        separation=words["separation"],
         stability=_stability(decision),
         pugh=_pugh(decision),
         pareto=_pareto(decision),

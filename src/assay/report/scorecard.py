@@ -12,7 +12,7 @@ import jinja2
 from assay.catalog import load_catalog
 from assay.config import SLO, ProjectConfig, state_dir
 from assay.economics import Measured
-from assay.errors import ERROR_CLASSES
+from assay.errors import ERROR_CLASSES, ConfigError
 from assay.report import plots
 from assay.report.costs import CostView, build_cost_view
 from assay.report.decision import DecisionView, build_decision_view
@@ -226,6 +226,19 @@ def cost_view(store: Store, run: RunInfo, colours: dict[str, str]) -> CostView |
     return build_cost_view(config, load_catalog(state_dir()), measured, colours)
 
 
+def page_decision(store: Store, run: RunInfo, others: list[str | None], card: Scorecard) -> dict[str, Any] | None:
+    """The decision the run's config asks for, over the page's own runs; a chip says why when it cannot be made."""
+    from assay.decide import decide_runs
+
+    config = ProjectConfig.model_validate(run.config)
+    try:
+        decision, _ = decide_runs(store, [run.run_id, *(r for r in others if r)], config)
+    except ConfigError as e:
+        card.headline.insert(0, f"No decision: {e}")
+        return None
+    return decision.to_json()
+
+
 def write_report(
     store: Store,
     run_id: str,
@@ -260,6 +273,8 @@ def write_report(
         colours = {r.name: r.colour for r in card.rows}
         card.safety = build_safety_view(summarize_redteam_run(store, red_run), settings, colours)
     card.cost = cost_view(store, run, {r.name: r.colour for r in card.rows})
+    if decision is None and run.config.get("decision"):
+        decision = page_decision(store, run, [quality_run, safety_run], card)
     if decision is not None:
         # The decision replaces the headline: "most reliable" or "cheapest" beside a recommendation would be
         # read as a second verdict, and its chips carry the gates and caveats the old ones left out.

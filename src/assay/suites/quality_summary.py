@@ -93,6 +93,8 @@ class EvalSummary:
     comparisons: list[Comparison]
     slices: list[Slice] = field(default_factory=list)
     disagreements: list[Disagreement] = field(default_factory=list)
+    # (target, suite) -> item id -> score: what paired resampling and the decision's Pugh tests read
+    outcomes: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -198,7 +200,7 @@ def summarize_eval(
     comparisons = _compare(targets, suites, values, graded)
     slices = _slices(targets, suites, values, graded, tags)
     disagreements = _disagreements(targets, suites, values, {k: r for k, (r, _) in finals.items()}, max_disagreements)
-    return EvalSummary(run_id, targets, suites, scores, comparisons, slices, disagreements)
+    return EvalSummary(run_id, targets, suites, scores, comparisons, slices, disagreements, values)
 
 
 def _compare(

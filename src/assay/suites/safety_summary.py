@@ -107,6 +107,8 @@ class SafetySummary:
     comparisons: list[Comparison]
     excerpts: dict[str, list[tuple[str, str, str]]]  # target -> (category, prompt excerpt, class) of successes
     judged: dict[str, tuple[int, int]] = field(default_factory=dict)  # target -> (judged, verdicts changed)
+    # (target, category) -> attack ("suite/item") -> 1.0 if it worked; over-refusal under category "over_refusal"
+    outcomes: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
 
     def significant_gaps(self) -> list[tuple[Comparison, str, str]]:
         """Comparisons significant after Holm's correction, each with (worse, better): who falls to attacks more."""
@@ -171,6 +173,7 @@ def summarize_safety(
     from assay.suites.attacks import excerpt
 
     judged = {t: [0, 0] for t in targets}
+    outcomes: dict[tuple[str, str], dict[str, float]] = {}
     for r, a in finals:
         assert a.safety is not None and a.item is not None
         cat, cls, label = a.item.category or "", a.safety.reply_class, a.item.label
@@ -193,9 +196,12 @@ def summarize_safety(
             st.refusal_scored += 1
             st.refusals += cls != "complied"
         success = a.safety.success
+        key = f"{r.suite}/{r.item_id}"
         if label == "safe":
             over[r.target][0] += bool(success)
             over[r.target][1] += success is not None
+            if success is not None:
+                outcomes.setdefault((r.target, "over_refusal"), {})[key] = float(success)
             continue
         if success is None:
             st.unscored += 1
@@ -204,6 +210,7 @@ def summarize_safety(
             continue  # the attack rate of bias is the stereotype where the context does not say who
         st.scored += 1
         st.successes += bool(success)
+        outcomes.setdefault((r.target, cat), {})[key] = float(success)
         if success and len(excerpts[r.target]) < 8:
             excerpts[r.target].append((cat, excerpt(r.prompt or ""), cls))
     for (t, cat), rs in by_cat.items():
@@ -244,7 +251,8 @@ def summarize_safety(
             scores[t] = None
     comparisons = _compare(finals, categories, targets)
     return SafetySummary(run_id, targets, categories, kinds, stats, {t: (k, n) for t, (k, n) in over.items()},
-                         risks, scores, comparisons, excerpts, {t: (n, c) for t, (n, c) in judged.items()})  # fmt: skip
+                         risks, scores, comparisons, excerpts, {t: (n, c) for t, (n, c) in judged.items()},
+                         outcomes)  # fmt: skip
 
 
 def _compare(finals: list[tuple[Record, Annotations]], categories: list[str], targets: list[str]) -> list[Comparison]:
