@@ -115,7 +115,7 @@ def decision_json(decision: Decision) -> dict[str, Any]:
 def show_decision(data: dict[str, Any]) -> None:
     show_table(decision_table(data))
     out.print(Text(data["recommendation"], style="bold green" if data["winner"] else "bold red"))
-    for line in [data["why"], *(c["text"] for c in data["caveats"]), data["separation"] or ""]:
+    for line in [data["why"], *(c["text"] for c in data["caveat_text"]), data["separation"] or ""]:
         if line:
             out.print(f"  {line}", highlight=False, soft_wrap=True)
     flips = [(n, s) for n, s in data["sensitivity"].items() if s["flip_at_weight"] is not None]

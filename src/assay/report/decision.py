@@ -333,7 +333,7 @@ def _chips(decision: dict[str, Any], gates: list[GateRow], ranking: list[RankRow
                 said += f"; not yet separated from {rival}" if rival else "; not yet separated"
             said += ")"
         chips.append(said + ".")
-    chips.extend(f"Caveat: {c['text']}" for c in describe(decision)["caveats"])
+    chips.extend(f"Caveat: {c['text']}" for c in describe(decision)["caveat_text"])
     for g in gates:
         if g.passed is False:
             because = "; ".join(c.text for c in g.failed) or "a gate"
@@ -359,7 +359,7 @@ def build_decision_view(decision: dict[str, Any], colours: dict[str, str]) -> De
         winner_colour=colours.get(winner) if winner else None,
         recommendation=words["recommendation"],
         why=words["why"],
-        caveats=[c["text"] for c in words["caveats"]],
+        caveats=[c["text"] for c in words["caveat_text"]],
         method=_method(decision),
         chips=_chips(decision, gates, ranking),
         gates=gates if decision.get("gates") else [],

@@ -120,7 +120,7 @@ def _separation(decision: dict[str, Any]) -> str | None:
 
 
 def describe(decision: dict[str, Any]) -> dict[str, Any]:
-    """The sentences: `recommendation`, `why`, `caveats` ([{target, text}] of the winner), `separation`."""
+    """The sentences: `recommendation`, `why`, `caveat_text` ([{target, text}] of the winner), `separation`."""
     winner = decision.get("winner")
     ranking = decision.get("ranking") or []
     caveats = decision.get("caveats") or []
@@ -129,7 +129,7 @@ def describe(decision: dict[str, Any]) -> dict[str, Any]:
         said = "No target passes every gate"
         if closest:
             said += f"; the closest is {closest[0]} ({'; '.join(_failed(decision, closest[0]))})"
-        return {"recommendation": said + ".", "why": "", "caveats": [], "separation": None}
+        return {"recommendation": said + ".", "why": "", "caveat_text": [], "separation": None}
     top = ranking[0]
     rival = ranking[1]["target"] if len(ranking) > 1 else None
     separated = (decision.get("separation") or {}).get("separated", True)
@@ -150,6 +150,6 @@ def describe(decision: dict[str, Any]) -> dict[str, Any]:
     return {
         "recommendation": rec,
         "why": _why(decision, winner, rival),
-        "caveats": [{"target": winner, "text": t} for t in mine],
+        "caveat_text": [{"target": winner, "text": t} for t in mine],
         "separation": _separation(decision),
     }
