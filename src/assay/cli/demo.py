@@ -10,6 +10,7 @@ import typer
 from assay.catalog import PriceBook, load_catalog
 from assay.cli.console import failure_lines, out, probe_table, show_table
 from assay.cli.cost import cost_table
+from assay.cli.decide import decision_json, show_decision
 from assay.cli.eval import comparison_lines, eval_table
 from assay.cli.eval import run_with_progress as run_eval_with_progress
 from assay.cli.probe import run_with_progress
@@ -18,6 +19,7 @@ from assay.cli.redteam import redteam_table, summary_lines
 from assay.cli.redteam import run_with_progress as run_redteam_with_progress
 from assay.config import state_dir
 from assay.datasets import data_dir
+from assay.decide import decide_runs
 from assay.economics import Measured, cost_report
 from assay.simulator import SimulatorProcess, builtin_spec
 from assay.store import Store
@@ -193,12 +195,25 @@ def demo(
         for line in summary_lines(safety):
             out.print(line, highlight=False)
         measured = {n: Measured.from_summary(s) for n, s in result.summaries.items()}
+        decided, _ = decide_runs(store, [result.run_id, evaluated.run_id, attacked.run_id], cfg)
+        decision = decision_json(decided)
         paths = write_report(
-            store, result.run_id, out_dir, result.summaries, quality_run=evaluated.run_id, safety_run=attacked.run_id
+            store,
+            result.run_id,
+            out_dir,
+            result.summaries,
+            quality_run=evaluated.run_id,
+            safety_run=attacked.run_id,
+            decision=decision,
         )
     book = PriceBook.for_targets(cfg.targets, load_catalog(state_dir()))
     show_table(cost_table(cost_report(cfg, book, measured, result.run_id, measured_tokens=False)))
     out.print(f"[dim]over years, with break-even volumes:[/] assay tco -c {config_path}")
+    show_decision(decision)
+    out.print(
+        f"[dim]the same from the stored runs, or as a CI check:[/] assay decide -c {config_path} · "
+        f"assay gate -c {config_path} --junit gate.xml"
+    )
     out.print(f"\nscorecard: [bold green]{paths['html'].resolve()}[/]")
     out.print(f"markdown:  {paths['markdown'].resolve()}")
     out.print(f"config:    {config_path.resolve()}   [dim](done in {time.monotonic() - t0:.0f} s)[/]")
