@@ -179,7 +179,7 @@ def _gate(c: Criterion, m: Measure | None, draws: np.ndarray | None) -> list[Gat
         margin = v - bound if op == "min" else bound - v
         passed = margin >= 0
         p = None
-        if draws is not None and m.source != "exact" and not np.isnan(draws).all():
+        if draws is not None and m.source not in ("exact", "point") and not np.isnan(draws).all():
             p = float(np.mean(draws >= bound) if op == "min" else np.mean(draws <= bound))
         out.append(GateCheck(c.name, op, bound, m.value, margin, bool(passed), p))
     if must.equals is not None:
@@ -376,7 +376,9 @@ def _pugh(
                 continue
             diff = (a.value - b.value) * sign
             p = evidence.tests.get((c.metric, t, datum))
-            if p is not None:
+            if "point" in (a.source, b.source):
+                significant = False  # no interval to say it with
+            elif p is not None:
                 significant = p < 0.05
             elif a.source == "exact" and b.source == "exact":
                 significant = abs(a.value - b.value) > 1e-12 * max(1.0, abs(a.value), abs(b.value))

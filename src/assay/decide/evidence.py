@@ -8,6 +8,8 @@ Each figure is a `Measure`: its value, its 95% interval and how it may be resamp
 - `ci`: a figure with an interval but no shared items (latency percentiles, success rate).
   Success rates draw from a Beta (Jeffreys) posterior; others from a split normal through
   the interval's ends.
+- `point`: a sampled figure with too few samples for an honest interval (a p99 of 50
+  requests): used as it is, never called significantly different.
 - `exact`: a figure without sampling error (a price-based cost, vendor evidence, counts).
 
 The safety score is resampled from its categories' item draws, so its interval is the
@@ -56,7 +58,7 @@ class Measure:
     low: float | None = None
     high: float | None = None
     n: int | None = None  # samples behind it (items, attacks, requests)
-    source: str = "exact"  # items | ci | exact
+    source: str = "exact"  # items | ci | point (sampled, too few for an interval) | exact
     group: str = ""  # the kind of run whose samples it rests on, for "how many more samples"
     family: str | None = None  # items: the shared item set that pairs it with the other targets
     items: dict[str, float] | None = None
@@ -413,7 +415,8 @@ def _distribution_measures(d: Distribution, group: str) -> Iterable[tuple[str, M
         if bounds:
             yield q, Measure(value, low=bounds[0], high=bounds[1], n=d.n, source="ci", group=group)
         else:
-            yield q, Measure(value, n=d.n, group=group)
+            # too few samples for an honest interval (a p95 of 73 requests): a point, not an exact figure
+            yield q, Measure(value, n=d.n, source="point", group=group)
     mean, sd = d.mean, d.stdev
     if mean is not None:
         if sd is not None and d.n > 1:
