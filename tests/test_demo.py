@@ -59,6 +59,11 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert run.stdout.count("safety score") == 3
     assert "<h2>Safety</h2>" in html and "swift: over the limit on" in html
     assert "cost · 2,000 users/day" in run.stdout and "assay tco -c" in run.stdout
+    # `assay report` of any one of the demo's runs finds the others of the same config for its decision
+    again = subprocess.run([ASSAY, "report", "latest", "--out", "again"], cwd=tmp_path, env=cli_env(tmp_path),
+                           capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert "Recommended: " in (tmp_path / "again" / "index.html").read_text()
     cfg = load_config(tmp_path / "out" / "assay.yaml")  # the demo leaves a config the user can reuse
     assert [t.api for t in cfg.targets] == ["openai", "openai", "anthropic"]
     assert all(t.base_url.startswith("http://127.0.0.1:") for t in cfg.targets)

@@ -228,11 +228,22 @@ def cost_view(store: Store, run: RunInfo, colours: dict[str, str]) -> CostView |
 
 def page_decision(store: Store, run: RunInfo, others: list[str | None], card: Scorecard) -> dict[str, Any] | None:
     """The decision the run's config asks for, over the page's own runs; a chip says why when it cannot be made."""
-    from assay.decide import decide_runs
+    from assay.decide import decide_runs, resolve_runs
+    from assay.decide.sources import needed_kinds
 
     config = ProjectConfig.model_validate(run.config)
-    try:
-        decision, _ = decide_runs(store, [run.run_id, *(r for r in others if r)], config)
+    page = [run.run_id, *(r for r in others if r)]
+    kinds = {store.run(r).kind for r in page}
+    try:  # the page's runs; for a kind it lacks, those `decision.runs` names, else the newest of the same config
+        named = resolve_runs(store, config.decision.runs if config.decision else [], needed_kinds(config))
+        for kind in needed_kinds(config):
+            if kind in kinds:
+                continue
+            if kind in named:
+                page.append(named[kind].run_id)
+            elif (same := store.latest_of(kind, run.config_hash)) is not None:
+                page.append(same)
+        decision, _ = decide_runs(store, page, config)
     except ConfigError as e:
         card.headline.insert(0, f"No decision: {e}")
         return None

@@ -190,6 +190,14 @@ class Store:
             owner=row["owner"],
         )
 
+    def latest_of(self, kind: str, config_hash: str) -> str | None:
+        """The newest run of `kind` made from the same config, if any."""
+        row = self.conn.execute(
+            "SELECT run_id FROM runs WHERE kind = ? AND config_hash = ? ORDER BY created_s DESC LIMIT 1",
+            (kind, config_hash),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
     def runs(self, limit: int = 50) -> list[RunInfo]:
         ids = [r[0] for r in self.conn.execute("SELECT run_id FROM runs ORDER BY created_s DESC LIMIT ?", (limit,))]
         return [self.run(i) for i in ids]
