@@ -276,8 +276,8 @@ def decide(settings: DecisionSettings, evidence: Evidence, targets: list[str] | 
     sensitivity = {
         c.name: {
             "weight": f.weight,
-            "stays_from": f.stays_from,
-            "stays_to": f.stays_to,
+            "stays_from": float(f.stays_from),
+            "stays_to": float(f.stays_to),
             "flip_at_weight": f.flip_at,
             "new_winner": passing[f.new_winner] if f.new_winner is not None else None,
         }

@@ -141,16 +141,7 @@ class Evidence:
                 if isinstance(value, int | float) and not isinstance(value, bool):
                     m = Measure(float(value), n=s.requests, group=kind)
                     if name == "success_rate":
-                        lo, hi = wilson(s.succeeded, s.requests)
-                        m = Measure(
-                            float(value),
-                            low=lo,
-                            high=hi,
-                            n=s.requests,
-                            source="ci",
-                            group=kind,
-                            counts=(s.succeeded, s.requests),
-                        )
+                        m = rate_measure(s.succeeded, s.requests, kind)
                     self.put(f"{kind}.{name}", t, m)
             for lat in LATENCY_FIELDS:
                 d = s.e2e if lat == "service_time_ms" else s.latency.get(lat)
@@ -184,20 +175,7 @@ class Evidence:
                         ),
                     )
                 if sc.checked:
-                    lo, hi = wilson(sc.hallucinated, sc.checked)
-                    self.put(
-                        f"{prefix}.hallucination_rate",
-                        t,
-                        Measure(
-                            sc.hallucinated / sc.checked,
-                            low=lo,
-                            high=hi,
-                            n=sc.checked,
-                            source="ci",
-                            group="eval",
-                            counts=(sc.hallucinated, sc.checked),
-                        ),
-                    )
+                    self.put(f"{prefix}.hallucination_rate", t, rate_measure(sc.hallucinated, sc.checked, "eval"))
                 if sc.cost_usd is not None:
                     self.put(f"{prefix}.cost_usd", t, Measure(sc.cost_usd, n=sc.n, group="eval"))
                 for q, m in _distribution_measures(sc.latency, "eval"):
@@ -232,20 +210,7 @@ class Evidence:
                         ),
                     )
                 if st.refusal_scored:
-                    lo, hi = wilson(st.refusals, st.refusal_scored)
-                    self.put(
-                        f"redteam.{cat}.refusal_rate",
-                        t,
-                        Measure(
-                            st.refusal_rate,
-                            low=lo,
-                            high=hi,
-                            n=st.refusal_scored,
-                            source="ci",
-                            group="redteam",
-                            counts=(st.refusals, st.refusal_scored),
-                        ),
-                    )
+                    self.put(f"redteam.{cat}.refusal_rate", t, rate_measure(st.refusals, st.refusal_scored, "redteam"))
             for risk in summary.risks[t]:
                 if summary.kinds.get(risk.category) != "over_refusal" and risk.likelihood is not None:
                     attacks.append((f"redteam/{risk.category}", float(risk.severity)))
@@ -377,6 +342,12 @@ class Evidence:
 
     def metric_names(self) -> list[str]:
         return sorted(self.metrics)
+
+
+def rate_measure(successes: int, n: int, group: str) -> Measure:
+    """A rate over independent trials (requests, checks): its Wilson interval, drawn from its Beta posterior."""
+    lo, hi = wilson(successes, n)
+    return Measure(successes / n, low=lo, high=hi, n=n, source="ci", group=group, counts=(successes, n))
 
 
 def _number(raw: str, path: Path, line: int, key: str) -> float:
