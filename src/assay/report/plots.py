@@ -470,7 +470,9 @@ def _plotted(decision: Mapping[str, Any], target: str, c: Mapping[str, Any]) -> 
 
 
 def _unit_ticks(axis: Any, unit: str | None) -> None:
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(5))  # dollar labels are wide: five fit the half-page figure
 
     if unit == "usd":
         axis.set_major_formatter(FuncFormatter(lambda v, _p: f"${v / 1e3:g}k" if abs(v) >= 1e3 else f"${v:g}"))
