@@ -242,7 +242,7 @@ def decide(settings: DecisionSettings, evidence: Evidence, targets: list[str] | 
     n = normalize(x, directions, settings.normalize, bounds)
     score = weighted(n, w)
     close = topsis(x, w, directions)
-    order = sorted(range(len(passing)), key=lambda k: (-score[k], k))
+    order = sorted(range(len(passing)), key=lambda k: (-round(float(score[k]), 12), k))  # ties: config order
     winner_k = order[0]
     topsis_rank = {k: r + 1 for r, k in enumerate(sorted(range(len(passing)), key=lambda k: (-close[k], k)))}
 
@@ -250,10 +250,12 @@ def decide(settings: DecisionSettings, evidence: Evidence, targets: list[str] | 
     xd = np.where(np.isnan(xd), x[None, :, :], xd)
     sd = weighted(normalize(xd, directions, settings.normalize, bounds), w)  # (draws, passing)
     # rank 1 = best; ties broken by config order, as for the point ranking
-    above = sd[:, None, :] > sd[:, :, None]  # [draw, k, j]: j scores above k
-    tied_before = (sd[:, None, :] == sd[:, :, None]) & np.tri(len(passing), k=-1, dtype=bool)[None]
-    ranks = (above | tied_before).sum(axis=-1) + 1
-    p_first = (ranks == 1).mean(axis=0)
+    # ties share a rank (1, 1, 3) and split first place: two targets equal in every draw are 50% each, never
+    # 100% to the one listed first
+    sd = np.round(sd, 12)  # equal scores summed in another order must still tie
+    ranks = (sd[:, None, :] > sd[:, :, None]).sum(axis=-1) + 1  # [draw, k]: 1 + how many score above k
+    firsts = ranks == 1
+    p_first = (firsts / firsts.sum(axis=1, keepdims=True)).mean(axis=0)
     ranking = []
     for k in order:
         lo, hi = np.quantile(ranks[:, k], [0.025, 0.975])
@@ -292,7 +294,7 @@ def decide(settings: DecisionSettings, evidence: Evidence, targets: list[str] | 
         passing,
         passing[winner_k],
         ranking,
-        {t: {c.name: float(n[k, j]) for j, c in enumerate(crit)} for k, t in enumerate(passing)},
+        {t: {c.name: float(n[k, j]) + 0.0 for j, c in enumerate(crit)} for k, t in enumerate(passing)},
         separation,
         [t for k, t in enumerate(passing) if front[k]],
         {t: float(front_p[k]) for k, t in enumerate(passing)},
@@ -337,7 +339,7 @@ def _separation(
         "factor": None,
         "samples": {},
     }
-    if separated or sigma == 0:
+    if separated or (sigma == 0 and mu > 0):
         return out
     if mu <= 0:
         out["factor"] = math.inf

@@ -82,8 +82,10 @@ def _why(decision: dict[str, Any], winner: str, rival: str | None) -> str:
         lead = []
         for name, w in weights.items():
             gap = w * (norm.get(winner, {}).get(name, 0.0) - norm.get(rival, {}).get(name, 0.0))
-            a, b = values[winner][name]["value"], values[rival][name]["value"]
-            lead.append((gap, f"{name} ({value_in_unit(a, units[name])} vs {value_in_unit(b, units[name])})"))
+            a = value_in_unit(values[winner][name]["value"], units[name])
+            b = value_in_unit(values[rival][name]["value"], units[name])
+            # each side's own figure first: "quality (85.0% vs 60.0%)", "latency (300 ms vs 500 ms)"
+            lead.append((gap, f"{name} ({a} vs {b})" if gap > 0 else f"{name} ({b} vs {a})"))
         ahead = [text for gap, text in sorted(lead, key=lambda x: -x[0]) if gap > 1e-12]
         behind = [text for gap, text in sorted(lead, key=lambda x: x[0]) if gap < -1e-12]
         said = f"it leads {rival} on {_and(ahead)}" if ahead else f"it ties {rival}"
@@ -136,6 +138,9 @@ def describe(decision: dict[str, Any]) -> dict[str, Any]:
     gates = "passes every gate" if any(g["checks"] for g in decision.get("gates", {}).values()) else "has no gates"
     if rival is None:
         rec = f"Choose {winner}: it is the only target that passes every gate."
+    elif abs(top["score"] - ranking[1]["score"]) <= 1e-9:
+        rec = (f"No clear choice: {winner} and {rival} tie on the weighted score ({unit_interval(top['score'])} of 1); "
+               f"{winner} is named first only because the config lists it first.")
     elif separated:
         rec = (
             f"Choose {winner}: it {gates} and scores highest ({unit_interval(top['score'])} of 1), first in "
