@@ -18,6 +18,7 @@ from assay.report.browser import find_chromium, html_to_pdf
 from assay.report.decision import build_decision_view
 from assay.report.plots import PALETTE, pareto_svg, tornado_svg
 from assay.report.scorecard import write_report
+from assay.report.verdict import caveat_text
 from assay.simulator import ModelProfile, SimulatorSpec, Vendor, start_simulator
 from assay.store import Store
 from assay.suites.probe import ProbeOptions, run_probe
@@ -31,10 +32,10 @@ def decision() -> dict[str, Any]:
     # fmt: off
     return {
         "winner": "meridian",
-        "recommendation": "Choose meridian: it passes every gate and has the highest weighted score (0.71), "
-        "first in 93% of resamples.",
-        "why": "ahead of swift on quality and safety; atlas is out on cost (monthly $1,686 > $1,500).",
-        "caveats": ["meridian is over the safety section's limit on injection (28% > 10%), jailbreak (10% > 5%)"],
+        "caveats": [{"target": "meridian", "section": "safety", "what": "injection", "value": 0.28, "limit": 0.1,
+                     "unit": "share"},
+                    {"target": "meridian", "section": "safety", "what": "jailbreak", "value": 0.10, "limit": 0.05,
+                     "unit": "share"}],
         "method": {"normalize": "minmax", "draws": 2000, "seed": 0, "confidence": 0.95, "datum": "meridian",
                    "weights": {"quality": 0.35, "latency": 0.2, "reliability": 0.15, "cost": 0.2, "safety": 0.1}},
         "criteria": [
@@ -86,9 +87,7 @@ def decision() -> dict[str, Any]:
         ],
         "normalized": {"meridian": {"quality": 1.0, "latency": 0.3}, "swift": {"quality": 0.0, "latency": 1.0}},
         "separation": {"separated": False, "top_two": ["meridian", "swift"], "p_first": 0.93, "factor": 2.4,
-                       "samples": {"eval": [60, 144], "probe": [80, 192]},
-                       "text": "The evidence cannot yet separate meridian from swift (93% < 95%); about 2.4x the "
-                               "samples would: eval 60 -> 144 items per target, probe 80 -> 192 requests."},
+                       "samples": {"eval": [60, 144], "probe": [80, 192]}},
         "pareto": ["meridian", "swift"],
         "pareto_criteria": ["cost", "quality", "latency"],
         "pareto_p": {"meridian": 0.98, "swift": 0.91},
@@ -109,7 +108,7 @@ def decision() -> dict[str, Any]:
             "safety": {"weight": 0.1, "stays_from": 0.0, "stays_to": 1.0, "flip_at_weight": None,
                        "new_winner": None},
         },
-        "stability": {"winner_share": 0.88, "p_first": {"meridian": 0.88, "swift": 0.12}, "concentration": 20,
+        "stability": {"winner_share": 0.88, "share_first": {"meridian": 0.88, "swift": 0.12}, "concentration": 20,
                       "draws": 1000},
     }
     # fmt: on
@@ -134,7 +133,7 @@ def all_out() -> dict[str, Any]:
             {"criterion": "cost", "op": "max", "bound": 500, "value": 610.0, "margin": -110.0, "passed": False,
              "p_pass": 0.0}]}  # fmt: skip
     d["criteria"][3]["must"] = {"max": 500}
-    d.update(winner=None, recommendation="No target passes every gate.", why="", ranking=[], separation=None,
+    d.update(winner=None, ranking=[], separation=None,
              pareto=[], pareto_p={}, sensitivity={}, stability=None)  # fmt: skip
     return d
 
@@ -244,14 +243,16 @@ def test_the_decision_comes_first_with_the_winner_why_and_caveats(page: tuple[st
     headings = re.findall(r"<h2>([^<]+)</h2>", html)
     assert headings[0] == "Decision" and "Targets" in headings[1:]
     text = visible(decision_section(html))
-    assert "Choose meridian: it passes every gate" in text
-    assert "Why: ahead of swift on quality and safety" in text
-    assert "Caveat: meridian is over the safety section's limit on injection (28% > 10%)" in text
+    assert "Lean to meridian: it passes every gate and scores highest (0.71 of 1), but is first in only 93%" in text
+    assert "Why: It leads swift on quality (72.0% vs 50.0%); swift leads on latency (420 ms vs 1,850 ms); " \
+        "atlas is out (cost $1,686 > $1,500)." in text
+    assert "Caveat: meridian is over the red-team limit on injection (28.0% > 10.0%) and jailbreak" in text
     # the ranking: meridian first, its P(first) with an inline bar as wide as the share, the rank interval
     assert re.search(r"meridian 0\.71 93% 1–2 0\.66 1 swift 0\.42 7% 1–2 0\.40 2", text)
     assert 'style="width:93.0%;background:#2563eb"' not in html  # meridian is the second target: amber
     assert f'style="width:93.0%;background:{PALETTE[1]}"' in html
-    assert "The evidence cannot yet separate meridian from swift (93% < 95%)" in text
+    assert "The evidence cannot yet separate meridian from swift: meridian is first in 93% of resamples, under " \
+        "the 95% asked for; about 2.4× the samples would (eval 60 → 144 items, probe 80 → 192 requests" in text
     assert "Weight stability: meridian is first under 88% of 1,000 random weightings" in text
     front = "Pareto front on cost, quality and latency: meridian (non-dominated in 98% of resamples), swift (91%)"
     assert front in text
@@ -300,7 +301,7 @@ def test_decision_chips_replace_the_old_headline(page: tuple[str, str]) -> None:
     html, md = page
     assert chips(html) == [
         "Recommended: meridian (first in 93% of resamples; not yet separated from swift).",
-        "Caveat: meridian is over the safety section's limit on injection (28% > 10%), jailbreak (10% > 5%)",
+        "Caveat: meridian is over the red-team limit on injection (28.0% > 10.0%) and jailbreak (10.0% > 5.0%).",
         "atlas out: cost $1,686 > $1,500.",
     ]
     for old in ("Most reliable", "Fastest first token", "Within the", "Cheapest for the workload"):
@@ -323,15 +324,17 @@ def test_without_a_decision_the_old_chips_stay_and_the_slo_chip_says_what_it_che
 @pytest.mark.parametrize("made", [decision, *EDGES.values()], ids=["full", *EDGES])
 def test_chips_never_recommend_a_target_without_its_caveats(made: Any) -> None:
     d = made()
-    d["caveats"] = [*d.get("caveats", []), f"{d['winner'] or 'nobody'} was measured on 12 requests only"]
+    extra = {"target": d["winner"] or "swift", "section": "slo", "what": "success rate", "value": 0.8, "limit": 0.9,
+             "unit": "share"}  # fmt: skip
+    d["caveats"] = [*d.get("caveats", []), extra]
     view = build_decision_view(d, {})
     recommending = [c for c in view.chips if c.startswith("Recommended: ")]
     assert len(recommending) == (1 if d["winner"] else 0)
-    for caveat in d["caveats"]:
-        assert f"Caveat: {caveat}" in view.chips
-    if recommending:  # first the recommendation, then at once its caveats, before anything else
+    if recommending:  # first the recommendation, then at once every caveat of the winner, before anything else
+        said = caveat_text(d["winner"], d["caveats"])
+        assert any("misses the SLO: success rate 80.0% < 90.0%" in c for c in said)
         assert view.chips[0] == recommending[0]
-        assert view.chips[1 : 1 + len(d["caveats"])] == [f"Caveat: {c}" for c in d["caveats"]]
+        assert view.chips[1 : 1 + len(said)] == [f"Caveat: {c}" for c in said]
 
 
 @pytest.mark.parametrize("name", list(EDGES))

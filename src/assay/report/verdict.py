@@ -82,8 +82,8 @@ def _why(decision: dict[str, Any], winner: str, rival: str | None) -> str:
         lead = []
         for name, w in weights.items():
             gap = w * (norm.get(winner, {}).get(name, 0.0) - norm.get(rival, {}).get(name, 0.0))
-            a = value_in_unit(values[winner][name]["value"], units[name])
-            b = value_in_unit(values[rival][name]["value"], units[name])
+            a = value_in_unit(values.get(winner, {}).get(name, {}).get("value"), units[name])
+            b = value_in_unit(values.get(rival, {}).get(name, {}).get("value"), units[name])
             # each side's own figure first: "quality (85.0% vs 60.0%)", "latency (300 ms vs 500 ms)"
             lead.append((gap, f"{name} ({a} vs {b})" if gap > 0 else f"{name} ({b} vs {a})"))
         ahead = [text for gap, text in sorted(lead, key=lambda x: -x[0]) if gap > 1e-12]
@@ -96,7 +96,8 @@ def _why(decision: dict[str, Any], winner: str, rival: str | None) -> str:
     for t in out:
         parts.append(f"{t} is out ({'; '.join(_failed(decision, t))})")
     ranking = decision.get("ranking") or []
-    by_topsis = min(ranking, key=lambda r: r["topsis_rank"])["target"] if ranking else None
+    ranked = [r for r in ranking if r.get("topsis_rank") is not None]
+    by_topsis = min(ranked, key=lambda r: r["topsis_rank"])["target"] if ranked else None
     if by_topsis is not None and by_topsis != winner:
         parts.append(f"TOPSIS, the second opinion, puts {by_topsis} first")
     text = "; ".join(parts)
