@@ -106,16 +106,26 @@ def decide_cmd(
 
 
 def decision_json(decision: Decision) -> dict[str, Any]:
-    """The decision's figures and its sentences: what --json prints and the scorecard renders."""
+    """The decision's figures and its sentences: what --json prints and the scorecard renders.
+
+    The separation sentence goes under `separation_text`: `separation` holds the figures (top two, P(first),
+    the sample multiple), which the scorecard reads again from this dict.
+    """
     data = decision.to_json()
-    data.update(describe(data))
+    words = describe(data)
+    data.update(
+        recommendation=words["recommendation"],
+        why=words["why"],
+        caveat_text=words["caveat_text"],
+        separation_text=words["separation"],
+    )
     return data
 
 
 def show_decision(data: dict[str, Any]) -> None:
     show_table(decision_table(data))
     out.print(Text(data["recommendation"], style="bold green" if data["winner"] else "bold red"))
-    for line in [data["why"], *(c["text"] for c in data["caveat_text"]), data["separation"] or ""]:
+    for line in [data["why"], *(c["text"] for c in data["caveat_text"]), data["separation_text"] or ""]:
         if line:
             out.print(f"  {line}", highlight=False, soft_wrap=True)
     flips = [(n, s) for n, s in data["sensitivity"].items() if s["flip_at_weight"] is not None]
