@@ -1,8 +1,10 @@
 """The provider simulator: simulated vendors that speak the OpenAI and Anthropic APIs."""
 
+from assay.simulator.finetune import FineTuneAPI, tuned_profile
 from assay.simulator.profiles import (
     Dist,
     Faults,
+    FineTuning,
     Incident,
     ListPrice,
     ModelProfile,
@@ -19,6 +21,8 @@ from assay.simulator.server import VendorServer
 __all__ = [
     "Dist",
     "Faults",
+    "FineTuneAPI",
+    "FineTuning",
     "Incident",
     "ListPrice",
     "ModelProfile",
@@ -33,4 +37,5 @@ __all__ = [
     "load_spec",
     "serve_forever",
     "start_simulator",
+    "tuned_profile",
 ]

@@ -84,7 +84,11 @@ class AnswerKey:
         return min(tagged) if tagged else p
 
     def answer(self, answers: Answers, seed: int, model: str, item: EvalItem) -> tuple[str, bool]:
-        """The reply text and whether it is right; the same for the same (seed, model, item)."""
+        """The reply text and whether it is right; the same for the same (seed, model, item).
+
+        `model` names whose random draws to use: a tuned model passes its base's (`draws_as`), so the two
+        share each item's draw and differ only where their accuracies do.
+        """
         rng = random.Random(f"{seed}/{model}/{item.dataset}/{item.id}")
         right = rng.random() < self.accuracy(answers, item)
         return _reply(item, right, rng), right

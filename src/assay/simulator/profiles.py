@@ -18,6 +18,7 @@ __all__ = [
     "FAULT_KINDS",
     "Dist",
     "Faults",
+    "FineTuning",
     "Incident",
     "ModelProfile",
     "RateLimit",
@@ -174,6 +175,44 @@ class SafetyBehaviour(StrictModel):
     content_filter: float = Field(default=0.0, ge=0, le=1, description="A harmful request is blocked outright.")
 
 
+class FineTuning(StrictModel):
+    """The model can be fine-tuned (files and fine-tuning jobs API): job timings, failures, and what tuning changes.
+
+    A job spends `validate_s` in `validating_files`, `queue_s` in `queued`, then runs for
+    max(`min_run_s`, trained tokens / `tokens_per_s`). The tuned model answers like its base with
+    `gain` (and `gain_by_tag`) added to its accuracies, drawing the same random numbers (see `draws_as`).
+    """
+
+    validate_s: float = Field(default=0.2, ge=0, description="Seconds a job spends in `validating_files`.")
+    queue_s: float = Field(default=0.3, ge=0, description="Seconds a job spends in `queued`.")
+    tokens_per_s: float = Field(
+        default=500_000, gt=0, description="Training speed: `running` lasts max(min_run_s, trained_tokens / this)."
+    )
+    min_run_s: float = Field(default=0.5, ge=0, description="The shortest time a job spends in `running`.")
+    upload_failure: float = Field(
+        default=0.0, ge=0, le=1, description="Probability that a POST /v1/files answers 500 (drawn per upload)."
+    )
+    job_failure: float = Field(
+        default=0.0, ge=0, le=1, description="Probability that a job fails part-way through `running` (per job)."
+    )
+    fail_at: float = Field(default=0.5, ge=0, le=1, description="Where in its running time a failing job fails.")
+    gain: float = Field(
+        default=0.0, ge=-1, le=1, description="Added to the base's accuracy and each by_dataset value (clipped)."
+    )
+    gain_by_tag: dict[str, float] = Field(
+        default_factory=dict, description="Per-tag change, e.g. {negation: -0.2} (catastrophic forgetting)."
+    )
+    list_price: ListPrice | None = Field(default=None, description="The tuned model's price (reports only).")
+
+    @field_validator("gain_by_tag")
+    @classmethod
+    def _changes(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = [k for k, g in v.items() if not -1 <= g <= 1]
+        if bad:
+            raise ValueError(f"changes must be between -1 and 1 (check {', '.join(bad)})")
+        return v
+
+
 class ModelProfile(StrictModel):
     name: str
     list_price: ListPrice | None = None
@@ -195,6 +234,14 @@ class ModelProfile(StrictModel):
         default=None, ge=1, description="Most input tokens a request may have; above it: a 400 (context too long)."
     )
     image_input_tokens: int = Field(default=765, ge=0, description="Input tokens each image in a request counts as.")
+    fine_tuning: FineTuning | None = Field(
+        default=None, description="The model can be fine-tuned; jobs for other models are refused (400)."
+    )
+    draws_as: str | None = Field(
+        default=None,
+        description="Answer known items with this model's random draws: a tuned model shares its base's, "
+        "so the two differ only where their accuracy does (paired, like a real fine-tune).",
+    )
 
 
 class Vendor(StrictModel):

@@ -29,6 +29,7 @@ from assay.clock import Clock, SystemClock
 from assay.errors import WireError
 from assay.model import ChatRequest, ToolCall, Usage
 from assay.simulator.answers import JUDGE_MARKER, AnswerKey, judge_reply
+from assay.simulator.finetune import FineTuneAPI
 from assay.simulator.profiles import ModelProfile, Vendor
 from assay.simulator.ratelimit import Decision, RateLimiter
 from assay.simulator.replies import fill_schema, json_reply, tool_result_reply, tool_to_call
@@ -107,18 +108,22 @@ class VendorServer:
         self.seed = seed
         self.clock: Clock = clock or SystemClock()
         self.started_ns = self.clock.now_ns()
-        self.models = {
-            m.name: _ModelState(
-                m,
-                RateLimiter(m.rate_limit.rpm, m.rate_limit.tpm, self.clock),
-                slots=asyncio.Semaphore(m.max_concurrency) if m.max_concurrency else None,
-            )
-            for m in vendor.models
-        }
+        self.models: dict[str, _ModelState] = {}
+        for m in vendor.models:
+            self.add_model(m)
         self.log: deque[dict[str, Any]] = deque(maxlen=LOG_LIMIT)
         self._n = 0
         # Last byte arrival per connection (keyed by transport id), filled by serve.py's protocol wrapper.
         self.arrivals: dict[int, int] = {}
+        self.finetune = FineTuneAPI(self)  # files and fine-tuning jobs; their tuned models join `models`
+
+    def add_model(self, m: ModelProfile) -> None:
+        """Serve a model (at start, or once a fine-tuning job made it) with its own limits and queue."""
+        self.models[m.name] = _ModelState(
+            m,
+            RateLimiter(m.rate_limit.rpm, m.rate_limit.tpm, self.clock),
+            slots=asyncio.Semaphore(m.max_concurrency) if m.max_concurrency else None,
+        )
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=32 * 1024 * 1024)
@@ -127,6 +132,7 @@ class VendorServer:
         app.router.add_get("/_assay/requests", self._requests)
         app.router.add_post(OPENAI.route, self._openai)
         app.router.add_post(ANTHROPIC.route, self._anthropic)
+        self.finetune.add_routes(app)
         return app
 
     # -- plans -------------------------------------------------------------------------
@@ -150,6 +156,7 @@ class VendorServer:
         return web.json_response({"status": "ok", "vendor": self.vendor.name})
 
     async def _list_models(self, request: web.Request) -> web.Response:
+        self.finetune.refresh()
         data = [{"id": m, "object": "model", "owned_by": self.vendor.name, "created": 0} for m in self.models]
         return web.json_response({"object": "list", "data": data})
 
@@ -205,7 +212,8 @@ class VendorServer:
             if said.text is not None:
                 plan = _with_text(plan, said.text, call.max_tokens)
         elif self.answers is not None and call.prompt and (item := self.answers.find(call.prompt)) is not None:
-            text, right = self.answers.answer(state.profile.answers, self.seed, call.model, item)
+            draws = state.profile.draws_as or state.profile.name  # a tuned model draws as its base: paired
+            text, right = self.answers.answer(state.profile.answers, self.seed, draws, item)
             plan = _with_text(plan, text, call.max_tokens)
             entry.update(item=item.id, right=right)
         plan = self._shape(plan, call, seq, wire, entry, filler=plan.tokens is filler)
@@ -249,6 +257,8 @@ class VendorServer:
             incoming = wire.parse_request(await request.read())
         except WireError as e:
             return web.Response(status=e.status, body=e.body, content_type="application/json")
+        if incoming.model not in self.models:
+            self.finetune.refresh()  # a job may have finished since it was last read: its model exists now
         if incoming.model not in self.models:
             known = ", ".join(self.models)
             msg = f"The model {incoming.model!r} does not exist on {self.vendor.name}; known: {known}."
