@@ -106,13 +106,21 @@ class Pricing(StrictModel):
     cached_input_per_mtok: float | None = _rate()
     cache_write_per_mtok: float | None = _rate()
     reasoning_per_mtok: float | None = Field(default=None, ge=0, description="Default: the output rate.")
+    training_per_mtok: float | None = Field(
+        default=None, ge=0, description="Fine-tuning: USD per million training tokens (file tokens x epochs)."
+    )
     long_context: list[LongContextTier] = Field(default_factory=list)
     discount: float = Field(default=0.0, ge=0, lt=1, description="Negotiated discount off list, on every token.")
     volume_tiers: list[VolumeTier] = Field(default_factory=list)
     discount_schedule: list[ScheduledDiscount] = Field(default_factory=list)
 
     @field_validator(
-        "input_per_mtok", "output_per_mtok", "cached_input_per_mtok", "cache_write_per_mtok", "reasoning_per_mtok"
+        "input_per_mtok",
+        "output_per_mtok",
+        "cached_input_per_mtok",
+        "cache_write_per_mtok",
+        "reasoning_per_mtok",
+        "training_per_mtok",
     )
     @classmethod
     def _rates(cls, v: float | None) -> float | None:

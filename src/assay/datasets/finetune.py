@@ -1,0 +1,360 @@
+"""A fine-tuning training file, checked line by line: errors, warnings and token statistics, in bounded memory.
+
+The file is streamed (a 1 GB file is never held whole): each line is parsed
+and checked on its own (finetune_formats.py), its texts are counted in
+batches with the model's tokenizer, and what the statistics need is kept as
+compact arrays (a token count and two 8-byte hashes an example). Warnings
+are what the vendor accepts but the user should know: no system or user
+message, examples that will be truncated, exact and near duplicates, examples
+that also appear in an eval suite of the project (the benchmark would be
+contaminated), and secrets or personal data, with counts and lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from array import array
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import orjson
+
+from assay.catalog.tokenizers import DEFAULT_OPENAI, Tokenizer, tokenizer_for
+from assay.datasets.finetune_formats import FORMATS, Example, Format, Problem, check_example
+from assay.errors import ConfigError
+
+__all__ = ["FileWarning", "TokenStats", "TrainingFile", "scan_training_file"]
+
+_BATCH = 512  # examples whose texts are counted in one tokenizer call
+_SHOW_LINES = 20  # lines listed with each warning
+_WINDOW = 8  # words: an eval item is recognised by any run of this many of its question's words
+
+
+@dataclass(frozen=True)
+class FileWarning:
+    """Something the vendor accepts but the user should know, with how often and where."""
+
+    cls: str
+    count: int
+    lines: list[int]
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"class": self.cls, "count": self.count, "lines": self.lines, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class TokenStats:
+    """A distribution of per-example token counts: true percentiles (p5, p50, p95), not the 10th/90th."""
+
+    n: int
+    total: int
+    min: int
+    max: int
+    mean: float
+    p5: float
+    p50: float
+    p95: float
+
+    @classmethod
+    def of(cls, values: array[int] | list[int]) -> TokenStats:
+        if not len(values):
+            return cls(0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0)
+        x = np.frombuffer(values, dtype=np.uint32) if isinstance(values, array) else np.asarray(values)
+        p5, p50, p95 = (float(v) for v in np.percentile(x, [5, 50, 95]))
+        return cls(len(x), int(x.sum()), int(x.min()), int(x.max()), float(x.mean()), p5, p50, p95)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class TrainingFile:
+    """What a scan found: counts, every error (up to a cap, with full counts), warnings and token statistics."""
+
+    path: str
+    format: str
+    examples: int  # lines holding an example (blank lines are not examples)
+    valid: int  # examples with no error
+    errors: list[Problem]
+    error_counts: dict[str, int]
+    warnings: list[FileWarning]
+    tokenizer: Tokenizer
+    tokens: TokenStats  # whole examples, as the vendor bills them (valid examples)
+    assistant: TokenStats  # the assistant tokens trained on (weight 1), per valid example
+    messages: TokenStats  # messages per valid example
+    example_tokens: list[int] = field(repr=False, default_factory=list)  # per valid example, for billing
+    limit_tokens: int = 0  # the longest example the model trains on
+
+    @property
+    def ok(self) -> bool:
+        return not self.error_counts
+
+    def billed_tokens(self, epochs: int) -> int:
+        """Tokens billed for `epochs`: each valid example up to the limit (longer ones are truncated), times epochs."""
+        x = np.asarray(self.example_tokens, dtype=np.int64)
+        return int(np.minimum(x, self.limit_tokens).sum()) * epochs if len(x) else 0
+
+
+def _hash(data: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
+_NORM = re.compile(r"[^a-z]+")
+
+
+def _norm_words(text: str) -> list[str]:
+    return _NORM.sub(" ", text.lower()).split()
+
+
+_PATTERNS: dict[str, tuple[re.Pattern[str], str]] = {
+    "pii_email": (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), "email addresses"),
+    "pii_phone": (
+        re.compile(r"(?<![\w.])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\d{2,4})[ .-]\d{3,4}[ .-]\d{3,4}(?![\w.])"),
+        "phone numbers",
+    ),
+    "secret_key": (
+        re.compile(
+            r"\b(?:sk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{36}|"
+            r"xox[abprs]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35})\b|-----BEGIN [A-Z ]*PRIVATE KEY-----"
+        ),
+        "API keys or private keys",
+    ),
+    "pii_card": (re.compile(r"\b(?:\d[ -]?){13,19}\b"), "payment card numbers (Luhn-valid)"),
+}
+
+
+def _luhn(digits: str) -> bool:
+    d = [int(c) for c in digits if c.isdigit()]
+    if not 13 <= len(d) <= 19:
+        return False
+    total = sum(x if i % 2 == 0 else (x * 2 - 9 if x > 4 else x * 2) for i, x in enumerate(reversed(d)))
+    return total % 10 == 0
+
+
+class _Scan:
+    """The state of one pass over a file."""
+
+    def __init__(self, fmt: Format, tok: Tokenizer, limit: int, eval_keys: set[int], max_errors: int) -> None:
+        self.fmt, self.tok, self.limit, self.eval_keys, self.max_errors = fmt, tok, limit, eval_keys, max_errors
+        self.examples = self.valid = 0
+        self.errors: list[Problem] = []
+        self.error_counts: dict[str, int] = {}
+        self.file_shape: str | None = None
+        self.pending: list[tuple[int, Example]] = []
+        self.tokens: array[int] = array("I")
+        self.assistant: array[int] = array("I")
+        self.messages: array[int] = array("I")
+        self.exact: array[int] = array("Q")
+        self.near: array[int] = array("Q")
+        self.lines: array[int] = array("I")  # line of each valid example, in order
+        self.flags: dict[str, list[int]] = {}  # warning class -> lines (all, to count them)
+        self.role_tokens: dict[str, int] = {}
+
+    def flag(self, cls: str, line: int) -> None:
+        self.flags.setdefault(cls, []).append(line)
+
+    def error(self, p: Problem) -> None:
+        self.error_counts[p.cls] = self.error_counts.get(p.cls, 0) + 1
+        if len(self.errors) < self.max_errors:
+            self.errors.append(p)
+
+    def line(self, n: int, raw: bytes) -> None:
+        if not raw.strip():
+            self.flag("blank_line", n)
+            return
+        self.examples += 1
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError as e:
+            self.error(Problem(n, "invalid_json", str(e)))
+            return
+        problems, example = check_example(obj, n, self.fmt, self.file_shape)
+        if example is not None and self.file_shape is None:
+            self.file_shape = example.shape
+        for p in problems:
+            self.error(p)
+        if problems or example is None:
+            return
+        self.valid += 1
+        self.lines.append(n)
+        self.exact.append(_hash(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)))
+        self.pending.append((n, example))
+        if len(self.pending) >= _BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        batch, self.pending = self.pending, []
+        texts = [t for _, ex in batch for t in (*ex.texts, *ex.extra)]
+        counts = iter(self.tok.count_batch(texts))
+        for n, ex in batch:
+            per = [next(counts) for _ in ex.texts]
+            extra = sum(next(counts) for _ in ex.extra)
+            if ex.shape == "messages":  # the cookbook's rule: 3 a message, its role, 3 to prime the reply
+                roles = sum(self._role(r) for r in ex.roles)
+                total = 3 * len(ex.texts) + roles + sum(per) + ex.names + extra + 3
+            else:
+                total = sum(per) + extra
+            trained = sum(per[i] for i in ex.trained)
+            self.tokens.append(total)
+            self.assistant.append(trained)
+            self.messages.append(len(ex.texts))
+            if total > self.limit and self.fmt.truncates:
+                self.flag("truncated", n)
+            elif total > self.limit:  # a vendor that refuses long examples rather than truncating them
+                self.error(Problem(n, "example_too_long", f"{total:,} tokens; {self.fmt.name} takes {self.limit:,}"))
+                self.valid -= 1
+            if not ex.has_system:
+                self.flag("missing_system", n)
+            if not ex.has_user:
+                self.flag("missing_user", n)
+            if not ex.trained or trained == 0:
+                self.flag("nothing_trained", n)
+            words = [w for t in ex.texts for w in _norm_words(t)]
+            self.near.append(_hash(" ".join(words).encode()))
+            if self.eval_keys:
+                user = [w for r, t in zip(ex.roles, ex.texts, strict=True) if r == "user" for w in _norm_words(t)]
+                if any(_hash(" ".join(user[i : i + _WINDOW]).encode()) in self.eval_keys
+                       for i in range(max(0, len(user) - _WINDOW + 1))):  # fmt: skip
+                    self.flag("eval_contamination", n)
+            self._sensitive(n, " ".join(ex.texts + ex.extra))
+
+    def _role(self, role: str) -> int:
+        if role not in self.role_tokens:
+            self.role_tokens[role] = self.tok.count(role)
+        return self.role_tokens[role]
+
+    def _sensitive(self, n: int, text: str) -> None:
+        for cls, (pattern, _) in _PATTERNS.items():
+            if cls == "pii_email" and "@" not in text:
+                continue
+            if cls == "pii_card":
+                if any(_luhn(m.group()) for m in pattern.finditer(text)):
+                    self.flag(cls, n)
+            elif pattern.search(text):
+                self.flag(cls, n)
+
+
+_WARNING_TEXT = {
+    "missing_system": "examples with no system message (the model learns no instructions for them)",
+    "missing_user": "examples with no user message",
+    "truncated": "examples over the {limit:,}-token training context: they will be truncated",
+    "nothing_trained": "examples with no assistant tokens trained on (every assistant weight is 0)",
+    "exact_duplicate": "exact duplicates of an earlier example",
+    "near_duplicate": "near-duplicates of an earlier example (same words, ignoring case, digits and punctuation)",
+    "eval_contamination": "examples containing an item of the project's eval suites (the eval would be contaminated)",
+    "blank_line": "blank lines (skipped)",
+}
+
+
+def _duplicates(hashes: array[int], lines: array[int]) -> list[int]:
+    """Lines whose hash appeared on an earlier line (in file order)."""
+    if not len(hashes):
+        return []
+    h = np.frombuffer(hashes, dtype=np.uint64)
+    ln = np.frombuffer(lines, dtype=np.uint32)
+    order = np.lexsort((ln, h))
+    hs = h[order]
+    later = np.zeros(len(hs), dtype=bool)
+    later[1:] = hs[1:] == hs[:-1]
+    return sorted(int(x) for x in ln[order][later])
+
+
+def eval_item_keys(questions: Iterable[str]) -> set[int]:
+    """Hashes of every run of 8 words of each question: what a contaminated example would contain."""
+    keys: set[int] = set()
+    for q in questions:
+        words = _norm_words(q)
+        if len(words) < _WINDOW:
+            continue
+        keys.update(_hash(" ".join(words[i : i + _WINDOW]).encode()) for i in range(len(words) - _WINDOW + 1))
+    return keys
+
+
+def _open(path: Path) -> tuple[BinaryIO, int]:
+    try:
+        f = path.open("rb")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file (expected a JSONL training file)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a JSONL training file") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    head = f.read(65536)
+    f.seek(0)
+    nul = head.find(b"\0")
+    if nul >= 0:
+        f.close()
+        raise ConfigError(f"{path}: a binary file (NUL byte at offset {nul}); expected JSONL text, one JSON object a line")
+    size = path.stat().st_size
+    if size == 0:
+        f.close()
+        raise ConfigError(f"{path}: the file is empty; expected JSONL, one training example a line")
+    return f, size
+
+
+def scan_training_file(
+    path: str | Path,
+    fmt: str,
+    model: str | None = None,
+    *,
+    max_example_tokens: int | None = None,
+    eval_questions: Iterable[str] = (),
+    max_errors: int = 1000,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> TrainingFile:
+    """Check every line of a training file for `fmt`; count tokens with `model`'s tokenizer where one is here."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown training-file format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    rules = FORMATS[fmt]
+    p = Path(path)
+    f, size = _open(p)
+    tok = tokenizer_for(model, DEFAULT_OPENAI if fmt == "openai" else None)
+    from assay.catalog.training import training_price
+
+    known = training_price(model)
+    limit = max_example_tokens or (known.context if known and known.context else rules.max_example_tokens)
+    scan = _Scan(rules, tok, limit, eval_item_keys(eval_questions), max_errors)
+    done = 0
+    with f:
+        for n, raw in enumerate(f, start=1):
+            scan.line(n, raw)
+            done += len(raw)
+            if on_progress is not None and n % 2048 == 0:
+                on_progress(done, size)
+    scan.flush()
+    if on_progress is not None:
+        on_progress(size, size)
+    if scan.examples < rules.min_examples:
+        scan.error(Problem(None, "too_few_examples", f"{scan.examples} example(s); {fmt} needs at least {rules.min_examples}"))
+    if rules.max_examples is not None and scan.examples > rules.max_examples:
+        scan.error(Problem(None, "too_many_examples", f"{scan.examples:,} examples; {fmt} takes at most {rules.max_examples:,}"))
+    exact = _duplicates(scan.exact, scan.lines)
+    scan.flags["exact_duplicate"] = exact
+    exact_set = set(exact)
+    scan.flags["near_duplicate"] = [n for n in _duplicates(scan.near, scan.lines) if n not in exact_set]
+    warnings = []
+    for cls, lines in scan.flags.items():
+        if not lines:
+            continue
+        text = _WARNING_TEXT.get(cls) or f"examples with {_PATTERNS[cls][1]}"
+        warnings.append(FileWarning(cls, len(lines), lines[:_SHOW_LINES], text.format(limit=limit)))
+    return TrainingFile(
+        path=str(p),
+        format=fmt,
+        examples=scan.examples,
+        valid=scan.valid,
+        errors=sorted(scan.errors, key=lambda e: (e.line or 0, e.cls)),
+        error_counts=scan.error_counts,
+        warnings=warnings,
+        tokenizer=tok,
+        tokens=TokenStats.of(scan.tokens),
+        assistant=TokenStats.of(scan.assistant),
+        messages=TokenStats.of(scan.messages),
+        example_tokens=scan.tokens.tolist(),
+        limit_tokens=limit,
+    )
