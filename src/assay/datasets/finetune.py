@@ -104,7 +104,7 @@ def _hash(data: bytes) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
 
 
-_NORM = re.compile(r"[^a-z]+")
+_NORM = re.compile(r"[^a-z0-9]+")
 
 
 def _norm_words(text: str) -> list[str]:
@@ -114,7 +114,7 @@ def _norm_words(text: str) -> list[str]:
 _PATTERNS: dict[str, tuple[re.Pattern[str], str]] = {
     "pii_email": (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), "email addresses"),
     "pii_phone": (
-        re.compile(r"(?<![\w.])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\d{2,4})[ .-]\d{3,4}[ .-]\d{3,4}(?![\w.])"),
+        re.compile(r"(?<![\w.])(?<!\d[ .-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\d{2,4})[ .-]\d{3,4}[ .-]\d{3,4}(?![\w.]|[ .-]\d)"),
         "phone numbers",
     ),
     "secret_key": (
@@ -245,7 +245,7 @@ _WARNING_TEXT = {
     "truncated": "examples over the {limit:,}-token training context: they will be truncated",
     "nothing_trained": "examples with no assistant tokens trained on (every assistant weight is 0)",
     "exact_duplicate": "exact duplicates of an earlier example",
-    "near_duplicate": "near-duplicates of an earlier example (same words, ignoring case, digits and punctuation)",
+    "near_duplicate": "near-duplicates of an earlier example (the same words, ignoring case and punctuation)",
     "eval_contamination": "examples containing an item of the project's eval suites (the eval would be contaminated)",
     "blank_line": "blank lines (skipped)",
 }
@@ -289,7 +289,9 @@ def _open(path: Path) -> tuple[BinaryIO, int]:
     nul = head.find(b"\0")
     if nul >= 0:
         f.close()
-        raise ConfigError(f"{path}: a binary file (NUL byte at offset {nul}); expected JSONL text, one JSON object a line")
+        raise ConfigError(
+            f"{path}: a binary file (NUL byte at offset {nul}); expected JSONL text, one JSON object a line"
+        )
     size = path.stat().st_size
     if size == 0:
         f.close()
@@ -330,9 +332,15 @@ def scan_training_file(
     if on_progress is not None:
         on_progress(size, size)
     if scan.examples < rules.min_examples:
-        scan.error(Problem(None, "too_few_examples", f"{scan.examples} example(s); {fmt} needs at least {rules.min_examples}"))
+        scan.error(
+            Problem(None, "too_few_examples", f"{scan.examples} example(s); {fmt} needs at least {rules.min_examples}")
+        )
     if rules.max_examples is not None and scan.examples > rules.max_examples:
-        scan.error(Problem(None, "too_many_examples", f"{scan.examples:,} examples; {fmt} takes at most {rules.max_examples:,}"))
+        scan.error(
+            Problem(
+                None, "too_many_examples", f"{scan.examples:,} examples; {fmt} takes at most {rules.max_examples:,}"
+            )
+        )
     exact = _duplicates(scan.exact, scan.lines)
     scan.flags["exact_duplicate"] = exact
     exact_set = set(exact)

@@ -24,6 +24,7 @@ The vendors' rules, from their documentation:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -184,20 +185,33 @@ def check_example(obj: Any, line: int, fmt: Format, file_shape: str | None) -> t
         return [Problem(line, "missing_messages_list", f"no `messages` list (keys: {keys})")], None
     messages = obj.get("messages") if shape == "messages" else None
     if shape == "messages" and (not isinstance(messages, list) or not messages):
-        what = "missing" if messages is None else "empty" if isinstance(messages, list) else f"a JSON {_json_type(messages)}"
+        what = (
+            "missing"
+            if messages is None
+            else "empty"
+            if isinstance(messages, list)
+            else f"a JSON {_json_type(messages)}"
+        )
         detail = f"`messages` is {what}; expected a list of messages" + (f" (keys: {keys})" if messages is None else "")
         return [Problem(line, "missing_messages_list", detail)], None
     problems: list[Problem] = []
     unknown = sorted(k for k in obj if k not in fmt.example_keys)
     if unknown:
         problems.append(
-            Problem(line, "example_unrecognized_key", f"unrecognized key(s) {', '.join(map(repr, unknown))}; "
-                    f"{fmt.name} examples have {', '.join(sorted(fmt.example_keys))}")  # fmt: skip
+            Problem(
+                line,
+                "example_unrecognized_key",
+                f"unrecognized key(s) {', '.join(map(repr, unknown))}; "
+                f"{fmt.name} examples have {', '.join(sorted(fmt.example_keys))}",
+            )
         )
     if file_shape is not None and shape != file_shape:
         problems.append(
-            Problem(line, "mixed_formats", f"a {shape} example in a file of {file_shape} examples; "
-                    f"{fmt.name} needs one format for the whole file")  # fmt: skip
+            Problem(
+                line,
+                "mixed_formats",
+                f"a {shape} example in a file of {file_shape} examples; {fmt.name} needs one format for the whole file",
+            )
         )
     if shape != "messages":
         return _check_plain(obj, line, shape, problems)
@@ -269,7 +283,7 @@ def _order_problem(roles: list[str], fmt: Format) -> str | None:
     if fmt.starts_with_user and turns and turns[0][1] != "user":
         return f"the first turn is messages[{turns[0][0]}] ({turns[0][1]}); it must be the user's"
     if fmt.alternate:
-        for (_, a), (j, b) in zip(turns, turns[1:], strict=False):
+        for (_, a), (j, b) in itertools.pairwise(turns):
             if a == b:
                 return f"messages[{j}] is a second {b} turn in a row; user and assistant turns must alternate"
     if fmt.ends_with_assistant and turns and turns[-1][1] != "assistant":
@@ -286,7 +300,10 @@ def _check_plain(
         return [*problems, Problem(line, "message_missing_key", f"no {' or '.join(map(repr, missing))}")], None
     empty = [k for k in keys if not isinstance(obj[k], str) or not obj[k].strip()]
     if empty:
-        return [*problems, Problem(line, "missing_content", f"{', '.join(map(repr, empty))} must be non-empty text")], None
+        return [
+            *problems,
+            Problem(line, "missing_content", f"{', '.join(map(repr, empty))} must be non-empty text"),
+        ], None
     example = Example(shape=shape)
     if shape == "prompt-completion":
         example.roles, example.texts, example.trained = ["user", "assistant"], [obj["prompt"], obj["completion"]], [1]

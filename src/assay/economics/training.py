@@ -20,7 +20,7 @@ from decimal import Decimal
 
 from assay.catalog.prices import MILLION, dec
 
-__all__ = ["BreakEven", "TRAINING_EPOCHS", "break_even", "default_epochs", "training_cost"]
+__all__ = ["TRAINING_EPOCHS", "BreakEven", "break_even", "default_epochs", "training_cost"]
 
 TARGET_EPOCHS, MIN_EXAMPLES, MAX_EXAMPLES, MIN_EPOCHS, MAX_EPOCHS = 3, 100, 25_000, 1, 25
 TRAINING_EPOCHS = {"together": 1, "fireworks": 1, "anthropic-bedrock": 2}  # their documented defaults
