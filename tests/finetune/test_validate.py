@@ -127,14 +127,28 @@ def test_example_counts_per_vendor(tmp_path: Path) -> None:
 def test_tool_calls_and_content_parts_are_valid_openai(tmp_path: Path) -> None:
     call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
     rows = [good(i) for i in range(10)] + [
-        {"messages": [{"role": "user", "content": "weather?"}, {"role": "assistant", "tool_calls": [call]},
-                      {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
-                      {"role": "assistant", "content": "Sunny.", "weight": 1}],
-         "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]},
-        {"messages": [{"role": "user", "content": [{"type": "text", "text": "describe"},
-                                                   {"type": "image_url", "image_url": {"url": "https://x/y.png"}}]},
-                      {"role": "assistant", "content": "A cat."}]},
-    ]  # fmt: skip
+        {
+            "messages": [
+                {"role": "user", "content": "weather?"},
+                {"role": "assistant", "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+                {"role": "assistant", "content": "Sunny.", "weight": 1},
+            ],
+            "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+        },
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "describe"},
+                        {"type": "image_url", "image_url": {"url": "https://x/y.png"}},
+                    ],
+                },
+                {"role": "assistant", "content": "A cat."},
+            ]
+        },
+    ]
     scan = scan_training_file(write(tmp_path / "tools.jsonl", rows), "openai")
     assert scan.errors == [] and scan.valid == 12
 
@@ -183,17 +197,26 @@ def test_other_vendors_default_epochs() -> None:
 def toy_file(tmp_path: Path) -> Path:
     """The OpenAI cookbook's data-prep example (examples/data/toy_chat_fine_tuning.jsonl), rebuilt line for line."""
     rows = [
-        chat(("system", SYS), ("user", "I fell off my bike today."),
-             ("assistant", "It's great that you're getting exercise outdoors!")),
-        chat(("system", SYS), ("user", "I lost my tennis match today."),
-             ("assistant", "It's ok, it happens to everyone."),
-             ("user", "But I trained so hard!"), ("assistant", "It will pay off next time."),
-             ("user", "I'm going to switch to golf."), ("assistant", "Golf is fun too!"),
-             ("user", "I don't even know how to play golf."), ("assistant", "It's easy to learn!")),
+        chat(
+            ("system", SYS),
+            ("user", "I fell off my bike today."),
+            ("assistant", "It's great that you're getting exercise outdoors!"),
+        ),
+        chat(
+            ("system", SYS),
+            ("user", "I lost my tennis match today."),
+            ("assistant", "It's ok, it happens to everyone."),
+            ("user", "But I trained so hard!"),
+            ("assistant", "It will pay off next time."),
+            ("user", "I'm going to switch to golf."),
+            ("assistant", "Golf is fun too!"),
+            ("user", "I don't even know how to play golf."),
+            ("assistant", "It's easy to learn!"),
+        ),
         chat(("user", "I lost my book today."), ("assistant", "You can read everything on ebooks these days!")),
         chat(("system", SYS), ("assistant", "You're great!")),
         chat(("system", SYS), ("user", "I'm hungry."), ("assistant", "Eat a banana!" * 2000)),
-    ]  # fmt: skip
+    ]
     path = write(tmp_path / "toy_chat_fine_tuning.jsonl", rows)
     assert path.stat().st_size == 27385  # the cookbook's file, byte for byte in length
     return path

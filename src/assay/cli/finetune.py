@@ -13,6 +13,8 @@ from rich.text import Text
 
 from assay.cli.console import err, new_table, out, show_table
 from assay.cli.project import load_project
+from assay.config import ProjectConfig
+from assay.errors import ConfigError
 from assay.report.formats import plural, usd_text
 from assay.suites.finetune import TrainingAudit, audit_training_file
 
@@ -43,8 +45,12 @@ def show_audit(a: TrainingAudit) -> None:
     )
     out.print(head)
     if s.errors:
-        table = new_table("errors", None if len(s.errors) == sum(s.error_counts.values()) else
-                          f"showing the first {len(s.errors):,}; --json lists the same, error_counts all")  # fmt: skip
+        table = new_table(
+            "errors",
+            None
+            if len(s.errors) == sum(s.error_counts.values())
+            else f"showing the first {len(s.errors):,}; --json lists the same, error_counts all",
+        )
         table.add_column("line", justify="right", no_wrap=True)
         table.add_column("class", style="red", no_wrap=True)
         table.add_column("detail")
@@ -82,20 +88,28 @@ def show_audit(a: TrainingAudit) -> None:
         table.add_row(name, *(_tokens(v) for v in (st.min, st.p5, st.p50, st.mean, st.p95, st.max, st.total)))
     show_table(table)
     est = "" if s.tokenizer.exact else " (estimated tokens)"
-    price = f"at ${a.price_per_mtok}/M ({a.price_source})" if a.price_per_mtok is not None else \
-        "no training price known: --price USD_PER_MTOK or the target's pricing.training_per_mtok"  # fmt: skip
+    price = (
+        f"at ${a.price_per_mtok}/M ({a.price_source})"
+        if a.price_per_mtok is not None
+        else "no training price known: --price USD_PER_MTOK or the target's pricing.training_per_mtok"
+    )
     out.print(
         f"[bold]training:[/] {a.epochs} epochs ({a.epochs_source}) x {s.billed_tokens(1):,} tokens = "
         f"[bold]{a.billed_tokens:,}[/] billed tokens{est}; cost [bold]{usd_text(a.cost_usd)}[/] {price}",
         highlight=False,
     )
     if a.tuned is not None:
-        out.print(f"[bold]tuned model:[/] {a.tuned.name} serves at ${a.tuned.input}/M in, ${a.tuned.output}/M out",
-                  highlight=False)  # fmt: skip
+        out.print(
+            f"[bold]tuned model:[/] {a.tuned.name} serves at ${a.tuned.input}/M in, ${a.tuned.output}/M out",
+            highlight=False,
+        )
     if (be := a.breakeven) is not None and a.base is not None:
         if be.break_even_monthly_requests is None:
-            out.print(f"[bold]break-even:[/] never: the tuned model costs {usd_text(-be.saving_per_request_usd)} "
-                      f"more a request than {a.base.name}", highlight=False)  # fmt: skip
+            out.print(
+                f"[bold]break-even:[/] never: the tuned model costs {usd_text(-be.saving_per_request_usd)} "
+                f"more a request than {a.base.name}",
+                highlight=False,
+            )
         else:
             payback = ""
             if be.payback_months is not None:
@@ -124,14 +138,29 @@ def validate_cmd(
     """Check a training file against a vendor's rules: every problem by line and class, tokens, epochs, cost."""
     cfg = load_project(config) if config is not None else None
     size = file.stat().st_size if file.is_file() else 0
-    with Progress(TextColumn("validating"), BarColumn(), DownloadColumn(), TimeRemainingColumn(), console=err,
-                  transient=True, disable=as_json or size < _BIG) as bar:  # fmt: skip
+    with Progress(
+        TextColumn("validating"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=as_json or size < _BIG,
+    ) as bar:
         task = bar.add_task("validate", total=size)
         audit = audit_training_file(
-            file, fmt.value, model, config=cfg, target=target, replaces=replaces, epochs=epochs,
-            price_per_mtok=price, max_example_tokens=max_tokens, months=months,
+            file,
+            fmt.value,
+            model,
+            config=cfg,
+            target=target,
+            replaces=replaces,
+            epochs=epochs,
+            price_per_mtok=price,
+            max_example_tokens=max_tokens,
+            months=months,
             on_progress=lambda done, total: bar.update(task, completed=done),
-        )  # fmt: skip
+        )
     if as_json:
         sys.stdout.write(orjson.dumps(audit.to_json()).decode() + "\n")
     else:
@@ -141,3 +170,119 @@ def validate_cmd(
 
 
 app.command("validate")(validate_cmd)
+
+
+def tuned_target_yaml(cfg: ProjectConfig, target: str, model: str) -> str:
+    """A `targets:` entry for the tuned model: the base target's endpoint and key, the new model's name."""
+    import yaml
+
+    base = cfg.target(target).model_dump(mode="json", exclude_defaults=True)
+    base.update(name=f"{target}-tuned", model=model)
+    base.pop("pricing", None)  # the tuned model bills differently: price it (or let the catalog's ft: entry)
+    return yaml.safe_dump([base], sort_keys=False)
+
+
+def run_cmd(
+    ctx: typer.Context,
+    config: Path = typer.Option(Path("assay.yaml"), "-c", "--config", help="Project file with the target."),
+    target: str | None = typer.Option(None, "--target", "-t", help="Target whose vendor trains the model."),
+    file: Path | None = typer.Option(None, "--file", "-f", help="The JSONL training file (OpenAI format)."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Base model (default: the target's)."),
+    epochs: int | None = typer.Option(None, "--epochs", min=1, max=50, help="Epochs (default: the vendor's auto)."),
+    suffix: str | None = typer.Option(None, "--suffix", help="Part of the tuned model's name."),
+    seed: int | None = typer.Option(None, "--seed", help="The job's seed, for reproducible training."),
+    poll: float = typer.Option(5.0, "--poll", min=0.01, help="Seconds between polls of the job."),
+    timeout: float = typer.Option(86_400.0, "--timeout", min=0.1, help="Stop following after this many seconds."),
+    retries: int = typer.Option(3, "--retries", min=0, max=10, help="Retries of a failed upload or job creation."),
+    resume: str | None = typer.Option(None, "--resume", help="Follow the job of an interrupted run (RUN_ID|latest)."),
+    emit_target: str | None = typer.Option(None, "--emit-target", help="Write a targets: entry for the tuned model."),
+    as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
+) -> None:
+    """Upload the file, start a fine-tuning job, follow it with a progress bar; every API call is recorded."""
+    from assay.cli.console import refuse_with_resume, run_async
+    from assay.config import state_dir
+    from assay.suites.finetune_job import FinetuneOptions, run_finetune
+
+    db = state_dir() / "assay.db"
+    cfg, opts = None, None
+    if resume is None:
+        if target is None or file is None:
+            raise ConfigError("--target and --file are needed (or --resume RUN_ID to follow an earlier job)")
+        cfg = load_project(config)
+        cfg.target(target)
+        opts = FinetuneOptions(
+            target=target,
+            file=str(file),
+            model=model,
+            epochs=epochs,
+            suffix=suffix,
+            seed=seed,
+            poll_s=poll,
+            timeout_s=timeout,
+            retries=retries,
+        )
+    else:
+        refuse_with_resume("finetune run", ctx)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[status]}"),
+        console=err,
+        transient=True,
+        disable=as_json,
+    )
+    task = progress.add_task("fine-tuning", total=None, status="uploading")
+    state: dict[str, str] = {}
+
+    def on_start(run_id: str) -> None:
+        state["run"] = run_id
+        progress.start()
+
+    def on_job(job: dict[str, object], events: list[dict[str, object]]) -> None:
+        steps = next((e.get("data") for e in events if e.get("type") == "metrics"), None)
+        status = str(job.get("status"))
+        if isinstance(steps, dict) and steps.get("total_steps"):
+            progress.update(task, total=steps["total_steps"], completed=steps.get("step", 0), status=status)
+        else:
+            progress.update(task, status=status)
+
+    try:
+        outcome = run_async(run_finetune(cfg, opts, db, resume=resume, on_start=on_start, on_job=on_job))
+    except KeyboardInterrupt:
+        progress.stop()
+        if "run" in state:
+            err.print(
+                f"[yellow]interrupted.[/] the job goes on at the vendor; follow it with: "
+                f"assay finetune run --resume {state['run']}"
+            )
+        raise
+    finally:
+        progress.stop()
+    if emit_target and outcome.fine_tuned_model and cfg is not None:
+        text = tuned_target_yaml(cfg, outcome.target, outcome.fine_tuned_model)
+        if emit_target == "-":
+            err.print(text)
+        else:
+            Path(emit_target).write_text(text)
+    if as_json:
+        sys.stdout.write(orjson.dumps(outcome.to_json()).decode() + "\n")
+    else:
+        style = {"succeeded": "green", "failed": "bold red", "cancelled": "yellow"}.get(outcome.status or "", "")
+        out.print(
+            f"run {outcome.run_id}: job {outcome.job_id} [{style}]{outcome.status}[/]"
+            + (f", [bold]{outcome.fine_tuned_model}[/]" if outcome.fine_tuned_model else ""),
+            highlight=False,
+        )
+        if outcome.error:
+            out.print(f"[red]error:[/] {outcome.error.get('code')}: {outcome.error.get('message')}", highlight=False)
+        phases = ", ".join(f"{k.removesuffix('_s').replace('_', ' ')} {v:.1f}s" for k, v in outcome.timeline.items())
+        out.print(
+            f"job latency: {phases or 'not observed'}; trained tokens: {outcome.trained_tokens or '–'}; "
+            f"{outcome.calls} API calls, {outcome.failed_calls} failed",
+            highlight=False,
+        )
+    if outcome.status != "succeeded":
+        raise typer.Exit(1)
+
+
+app.command("run")(run_cmd)

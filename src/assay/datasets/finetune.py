@@ -114,7 +114,9 @@ def _norm_words(text: str) -> list[str]:
 _PATTERNS: dict[str, tuple[re.Pattern[str], str]] = {
     "pii_email": (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), "email addresses"),
     "pii_phone": (
-        re.compile(r"(?<![\w.])(?<!\d[ .-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\d{2,4})[ .-]\d{3,4}[ .-]\d{3,4}(?![\w.]|[ .-]\d)"),
+        re.compile(
+            r"(?<![\w.])(?<!\d[ .-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\d{2,4})[ .-]\d{3,4}[ .-]\d{3,4}(?![\w.]|[ .-]\d)"
+        ),
         "phone numbers",
     ),
     "secret_key": (
@@ -218,8 +220,10 @@ class _Scan:
             self.near.append(_hash(" ".join(words).encode()))
             if self.eval_keys:
                 user = [w for r, t in zip(ex.roles, ex.texts, strict=True) if r == "user" for w in _norm_words(t)]
-                if any(_hash(" ".join(user[i : i + _WINDOW]).encode()) in self.eval_keys
-                       for i in range(max(0, len(user) - _WINDOW + 1))):  # fmt: skip
+                if any(
+                    _hash(" ".join(user[i : i + _WINDOW]).encode()) in self.eval_keys
+                    for i in range(max(0, len(user) - _WINDOW + 1))
+                ):
                     self.flag("eval_contamination", n)
             self._sensitive(n, " ".join(ex.texts + ex.extra))
 
