@@ -115,7 +115,8 @@ _PATTERNS: dict[str, tuple[re.Pattern[str], str]] = {
     "pii_email": (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), "email addresses"),
     "pii_phone": (
         re.compile(
-            r"(?<![\w.])(?<!\d[ .-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\d{2,4})[ .-]\d{3,4}[ .-]\d{3,4}(?![\w.]|[ .-]\d)"
+            r"(?<![\w.])(?<!\d[ .-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\d{2,4})[ .-]\d{3,4}[ .-]\d{3,4}"
+            r"(?![\w.]|[ .-]\d)"  # not a run of digit groups inside a longer one (a card number)
         ),
         "phone numbers",
     ),
