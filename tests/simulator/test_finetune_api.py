@@ -15,6 +15,7 @@ import openai
 import pytest
 
 from assay.datasets import load_items
+from assay.datasets.finetune_formats import default_epochs as auto_epochs
 from assay.model import estimate_tokens
 from assay.simulator import (
     FineTuning,
@@ -27,7 +28,6 @@ from assay.simulator import (
     tuned_profile,
 )
 from assay.simulator.answers import AnswerKey
-from assay.simulator.finetune import auto_epochs
 from assay.simulator.profiles import Answers
 from tests.conftest import one_model_spec
 
@@ -55,9 +55,18 @@ def training(n: int) -> bytes:
 
 
 def tokens_of(rows: list[dict[str, Any]], epochs: int) -> int:
-    """The brief's formula, written out independently of the simulator's code."""
+    """The cookbook's formula (3 a message, its role, content and name, one more for a name; 3 more), written out
+    independently of the validator's code, with the simulator's ~4-characters-a-token estimate."""
     per = [
-        3 + sum(3 + estimate_tokens(m["role"]) + estimate_tokens(m["content"]) + ("name" in m) for m in r["messages"])
+        3
+        + sum(
+            3
+            + estimate_tokens(m["role"])
+            + estimate_tokens(m["content"])
+            + estimate_tokens(m.get("name", ""))
+            + ("name" in m)
+            for m in r["messages"]
+        )
         for r in rows
     ]
     return epochs * sum(per)

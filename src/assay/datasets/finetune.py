@@ -27,7 +27,7 @@ from assay.catalog.tokenizers import DEFAULT_OPENAI, Tokenizer, tokenizer_for
 from assay.datasets.finetune_formats import FORMATS, Example, Format, Problem, check_example
 from assay.errors import ConfigError
 
-__all__ = ["FileWarning", "TokenStats", "TrainingFile", "scan_training_file"]
+__all__ = ["FileWarning", "TokenStats", "TrainingFile", "eval_item_keys", "scan_stream", "scan_training_file"]
 
 _BATCH = 512  # examples whose texts are counted in one tokenizer call
 _SHOW_LINES = 20  # lines listed with each warning
@@ -317,22 +317,38 @@ def scan_training_file(
     """Check every line of a training file for `fmt`; count tokens with `model`'s tokenizer where one is here."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown training-file format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    rules = FORMATS[fmt]
     p = Path(path)
     f, size = _open(p)
     tok = tokenizer_for(model, DEFAULT_OPENAI if fmt == "openai" else None)
     from assay.catalog.training import training_price
 
     known = training_price(model)
-    limit = max_example_tokens or (known.context if known and known.context else rules.max_example_tokens)
+    limit = max_example_tokens or (known.context if known and known.context else None)
+    with f:
+        return scan_stream(f, size, fmt, tok, str(p), limit, eval_questions, max_errors, on_progress)
+
+
+def scan_stream(
+    f: BinaryIO,
+    size: int,
+    fmt: str,
+    tok: Tokenizer,
+    name: str = "<stream>",
+    max_example_tokens: int | None = None,
+    eval_questions: Iterable[str] = (),
+    max_errors: int = 1000,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> TrainingFile:
+    """The scan of JSONL read from `f` (a file, or the bytes a server was sent), counted with `tok`."""
+    rules = FORMATS[fmt]
+    limit = max_example_tokens or rules.max_example_tokens
     scan = _Scan(rules, tok, limit, eval_item_keys(eval_questions), max_errors)
     done = 0
-    with f:
-        for n, raw in enumerate(f, start=1):
-            scan.line(n, raw)
-            done += len(raw)
-            if on_progress is not None and n % 2048 == 0:
-                on_progress(done, size)
+    for n, raw in enumerate(f, start=1):
+        scan.line(n, raw)
+        done += len(raw)
+        if on_progress is not None and n % 2048 == 0:
+            on_progress(done, size)
     scan.flush()
     if on_progress is not None:
         on_progress(size, size)
@@ -357,7 +373,7 @@ def scan_training_file(
         text = _WARNING_TEXT.get(cls) or f"examples with {_PATTERNS[cls][1]}"
         warnings.append(FileWarning(cls, len(lines), lines[:_SHOW_LINES], text.format(limit=limit)))
     return TrainingFile(
-        path=str(p),
+        path=name,
         format=fmt,
         examples=scan.examples,
         valid=scan.valid,

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FORMATS", "Example", "Format", "Problem", "check_example", "format_rules"]
+__all__ = ["FORMATS", "Example", "Format", "Problem", "check_example", "default_epochs", "format_rules"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +126,28 @@ def format_rules(name: str) -> Format:
     return FORMATS[name]
 
 
+# OpenAI's rule (its data-preparation cookbook, which mirrors the API's `n_epochs: auto`).
+TARGET_EPOCHS, MIN_EXAMPLES, MAX_EXAMPLES, MIN_EPOCHS, MAX_EPOCHS = 3, 100, 25_000, 1, 25
+
+
+def default_epochs(n_examples: int, fmt: str = "openai") -> int:
+    """The epochs a vendor trains for by default on `n_examples` examples.
+
+    OpenAI: 3, raised so that examples x epochs reaches 100 (at most 25 epochs), or lowered so it
+    stays under 25,000 (at least 1). The others: their documented fixed default.
+    """
+    fixed = FORMATS[fmt].default_epochs
+    if fixed is not None:
+        return fixed
+    if n_examples <= 0:
+        return TARGET_EPOCHS
+    if n_examples * TARGET_EPOCHS < MIN_EXAMPLES:
+        return min(MAX_EPOCHS, MIN_EXAMPLES // n_examples)
+    if n_examples * TARGET_EPOCHS > MAX_EXAMPLES:
+        return max(MIN_EPOCHS, MAX_EXAMPLES // n_examples)
+    return TARGET_EPOCHS
+
+
 @dataclass(slots=True)
 class Example:
     """What one example holds for the statistics: the texts to count, by who said them."""
@@ -135,7 +157,7 @@ class Example:
     texts: list[str] = field(default_factory=list)  # one per message: its text (content, calls, name)
     names: int = 0  # messages with a `name` (one token more each)
     trained: list[int] = field(default_factory=list)  # indices of the assistant messages trained on
-    extra: list[str] = field(default_factory=list)  # counted once for the example: system key, tool schemas
+    extra: list[str] = field(default_factory=list)  # counted once each: the system key, tool schemas, names
     system: bool = False  # a top-level system prompt (Bedrock)
 
     @property
@@ -259,12 +281,9 @@ def _check_messages(messages: list[Any], line: int, fmt: Format, example: Exampl
             add("weight_out_of_range", f"{at} weight {m['weight']!r}; expected 0 or 1")
         example.roles.append(role if isinstance(role, str) else "?")
         example.names += 1 if isinstance(m.get("name"), str) else 0
-        pieces = [text or ""]
-        if calls:
-            pieces.append(_dumps(calls))
+        example.texts.append(" ".join(p for p in (text or "", _dumps(calls) if calls else "") if p))
         if isinstance(m.get("name"), str):
-            pieces.append(m["name"])
-        example.texts.append(" ".join(p for p in pieces if p))
+            example.extra.append(m["name"])
         if role == "assistant" and m.get("weight", 1) != 0:
             example.trained.append(i)
     if not any(isinstance(m, dict) and m.get("role") == "assistant" for m in messages):

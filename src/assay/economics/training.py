@@ -1,9 +1,8 @@
 """What a fine-tune costs and when it pays for itself: epochs, billed training tokens, price, break-even.
 
-Epochs follow each vendor's documented default unless given. OpenAI's rule
-(from its data-preparation cookbook, which mirrors the API's `auto`): 3 epochs,
-raised so that examples x epochs reaches 100 (at most 25 epochs) or lowered so
-it stays under 25,000 (at least 1). Billed tokens are the file's tokens (each
+Epochs follow each vendor's documented default unless given (the rule lives
+with the formats, datasets/finetune_formats.py, where the simulator reads it
+too). Billed tokens are the file's tokens (each
 example up to the training context) times the epochs.
 
 The break-even compares two ways to serve the same traffic: the base model

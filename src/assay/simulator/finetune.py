@@ -16,6 +16,7 @@ counters, so the same calls give the same answers.
 
 from __future__ import annotations
 
+import io
 import math
 import random
 from collections.abc import Awaitable, Callable
@@ -25,15 +26,17 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
-from assay.model import estimate_tokens
+from assay.catalog.tokenizers import Tokenizer
+from assay.datasets.finetune import TrainingFile, scan_stream
+from assay.datasets.finetune_formats import default_epochs
 from assay.simulator.profiles import FineTuning, ModelProfile
 
 if TYPE_CHECKING:
     from assay.simulator.server import VendorServer
 
-__all__ = ["MIN_EXAMPLES", "FineTuneAPI", "auto_epochs", "example_tokens", "tuned_profile"]
+__all__ = ["FineTuneAPI", "tuned_profile"]
 
-MIN_EXAMPLES = 10  # OpenAI's minimum for a training file
+_ESTIMATE = Tokenizer("estimate", False, "estimate (~4 characters a token)")
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 AUTO_LR = 1.8  # learning_rate_multiplier when "auto"
 _METRIC_EVENTS = 10  # at most this many "Step k/N" events per job
@@ -70,76 +73,22 @@ def tuned_profile(base: ModelProfile, name: str) -> ModelProfile:
     return base.model_copy(update=update)
 
 
-def auto_epochs(n_examples: int) -> int:
-    """OpenAI's documented default: 3 epochs, more for small files and fewer for big ones."""
-    n = max(1, n_examples)
-    if n * 3 < 100:
-        return min(25, 100 // n)
-    if n * 3 > 25_000:
-        return max(1, 25_000 // n)
-    return 3
-
-
-def example_tokens(example: dict[str, Any]) -> int:
-    """A chat example's tokens: 3 + role + content (+1 with a name) per message, + 3."""
-    total = 3
-    for m in example.get("messages") or ():
-        if not isinstance(m, dict):
-            continue
-        total += 3 + estimate_tokens(_text(m.get("role"))) + estimate_tokens(_text(m.get("content")))
-        if "name" in m:
-            total += 1
-    return total
-
-
 def _clip(p: float) -> float:
     return min(1.0, max(0.0, p))
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):  # content parts: their texts
-        return "".join(str(p.get("text", "")) for p in value if isinstance(p, dict))
-    return str(value)
+def _check(data: bytes) -> TrainingFile:
+    """The file as the vendor checks it: assay's own validator, tokens estimated (~4 characters a token)."""
+    return scan_stream(io.BytesIO(data), len(data), "openai", _ESTIMATE, max_errors=1)
 
 
-def _examples(data: bytes) -> list[dict[str, Any]]:
-    """The file's lines that are usable examples."""
-    out: list[dict[str, Any]] = []
-    for line in data.splitlines():
-        if not line.strip():
-            continue
-        try:
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(obj, dict) and isinstance(obj.get("messages"), list) and obj["messages"]:
-            out.append(obj)
-    return out
-
-
-def _file_problem(data: bytes) -> str | None:
-    """Why a training file cannot be used, or None (a first check; a full validator comes later)."""
-    count = 0
-    for number, line in enumerate(data.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            return f"Invalid file format: line {number} is not valid JSON."
-        if not isinstance(obj, dict):
-            return f"Invalid file format: line {number} is not a JSON object."
-        messages = obj.get("messages")
-        if not isinstance(messages, list) or not messages:
-            return f"Invalid file format: line {number} has no non-empty `messages` list."
-        count += 1
-    if count < MIN_EXAMPLES:
-        return f"Training file has {count} example(s), but must have at least {MIN_EXAMPLES} examples."
-    return None
+def _problem(scan: TrainingFile) -> str | None:
+    """Why the job fails validation, in OpenAI's words, or None."""
+    if scan.ok:
+        return None
+    e = scan.errors[0]
+    where = "" if e.line is None else f"line {e.line}: {e.cls}: "
+    return f"Invalid file format: {where}{e.detail}."
 
 
 class ApiError(Exception):
@@ -529,13 +478,12 @@ class FineTuneAPI:
 
         n = len(self.jobs)
         job_id = "ftjob-" + _hex(f"{self.server.seed}/ftjob/{n}")
-        data = self.files[training].data
-        examples = _examples(data)
-        n_examples = max(1, len(examples))
-        epochs = hyper["n_epochs"] if hyper["n_epochs"] != "auto" else auto_epochs(len(examples))
+        scan = _check(self.files[training].data)
+        n_examples = max(1, scan.valid)
+        epochs = hyper["n_epochs"] if hyper["n_epochs"] != "auto" else default_epochs(scan.valid)
         batch = hyper["batch_size"] if hyper["batch_size"] != "auto" else max(1, min(256, round(n_examples * 0.002)))
         lr = hyper["learning_rate_multiplier"] if hyper["learning_rate_multiplier"] != "auto" else AUTO_LR
-        trained_tokens = epochs * sum(map(example_tokens, examples))
+        trained_tokens = scan.billed_tokens(epochs)
         total_steps = epochs * math.ceil(n_examples / batch)
         run_s = max(config.min_run_s, trained_tokens / config.tokens_per_s)
         loss_rng = random.Random(f"{self.server.seed}/{job_id}/loss")
@@ -557,7 +505,7 @@ class FineTuneAPI:
             wall0=self.server.clock.wall_s(),
             asked=hyper,
             resolved={"n_epochs": epochs, "batch_size": batch, "learning_rate_multiplier": lr},
-            problem=_file_problem(data),
+            problem=_problem(scan),
             trained_tokens=trained_tokens,
             total_steps=total_steps,
             run_ns=round(run_s * 1e9),
