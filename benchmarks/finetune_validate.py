@@ -47,7 +47,7 @@ DATA_PATH_LINE = 'data_path = "data/toy_chat_fine_tuning.jsonl"'
 LIKE_FOR_LIKE = "gpt-3.5-turbo"  # cl100k_base, the encoding the cookbook hard-codes
 CURRENT = "gpt-4o-mini"  # o200k_base
 
-# A small vocabulary: support-desk English, no digits or @ (nothing for the PII checks to find).
+# A small vocabulary of support-desk English (emails and phone numbers are added to a few messages).
 VOCAB = (
     "the a an of to in for on with at by from about into over after before under between through during "
     "and or but so because if when while then than as not no yes please thanks sorry okay sure "
@@ -71,11 +71,19 @@ VOCAB = (
 SYSTEM_PROMPTS = 24  # distinct system prompts, as real files reuse a handful
 P_SYSTEM = 0.85  # share of examples with a system message
 P_DUPLICATE = 0.02  # share of lines that repeat an earlier example exactly
+P_EMAIL, P_PHONE, P_EVAL = 0.01, 0.005, 0.002  # user messages with an email, a phone number, an eval question
+EVAL_ITEMS = 1000  # questions of the project's eval suite (assay checks the file against them)
+PROJECT = """\
+targets:
+  - {{name: base, base_url: "http://127.0.0.1:9/v1", model: gpt-3.5-turbo}}
+suites:
+  - {{name: golden, dataset: "{golden}", scorer: contains}}
+"""
 
 
 def _text(rng: random.Random, low: int = 5, high: int = 200) -> str:
-    """low-high words, most of them short (a quadratic skew: median ~55 words, mean ~70)."""
-    n = low + int((high - low + 1) * rng.random() ** 2)
+    """low-high words, most of them short (a cubic skew: median ~30 words, mean ~55)."""
+    n = low + int((high - low + 1) * rng.random() ** 3)
     words = rng.choices(VOCAB, k=n)
     out, start = [], True
     for w in words:
@@ -87,10 +95,25 @@ def _text(rng: random.Random, low: int = 5, high: int = 200) -> str:
     return " ".join(out).rstrip(",") + ("" if out[-1][-1] in ".?!" else ".")
 
 
-def generate(path: Path, n: int) -> dict[str, Any]:
-    """`n` chat examples, one a line, deterministic (random.Random(0)); valid for both tools."""
+def _user(rng: random.Random, questions: list[str]) -> str:
+    text, r = _text(rng), rng.random()
+    if r < P_EMAIL:
+        text += f" My email is {rng.choice(VOCAB)}.{rng.choice(VOCAB)}@example.com."
+    elif r < P_EMAIL + P_PHONE:
+        text += f" Call me at +1 415 {rng.randint(200, 999)} {rng.randint(1000, 9999)}."
+    elif r < P_EMAIL + P_PHONE + P_EVAL:
+        text = f"{text} {rng.choice(questions)}"
+    return text
+
+
+def generate(path: Path, golden: Path, n: int) -> dict[str, Any]:
+    """`n` chat examples, one a line, and the eval suite's questions, deterministic (random.Random(0))."""
     rng = random.Random(0)
     systems = [_text(rng, 8, 60) for _ in range(SYSTEM_PROMPTS)]
+    questions = [_text(rng, 12, 40) for _ in range(EVAL_ITEMS)]
+    with golden.open("w", encoding="utf-8") as f:
+        for i, q in enumerate(questions):
+            f.write(json.dumps({"id": f"q{i}", "input": q, "expected": "yes"}) + "\n")
     kept: list[str] = []
     dups = 0
     with path.open("w", encoding="utf-8") as f:
@@ -102,8 +125,8 @@ def generate(path: Path, n: int) -> dict[str, Any]:
                 messages = []
                 if rng.random() < P_SYSTEM:
                     messages.append({"role": "system", "content": rng.choice(systems)})
-                for _ in range(rng.randint(1, 4)):
-                    messages.append({"role": "user", "content": _text(rng)})
+                for _ in range(rng.choices((1, 2, 3, 4), weights=(4, 3, 2, 1))[0]):
+                    messages.append({"role": "user", "content": _user(rng, questions)})
                     messages.append({"role": "assistant", "content": _text(rng)})
                 line = json.dumps({"messages": messages})
                 if i % 50 == 0:  # a pool to draw duplicates from, spread over the file
@@ -156,17 +179,19 @@ def run(cmd: list[str], env: dict[str, str], cwd: Path) -> dict[str, Any]:
     }
 
 
-def assay_cmd(data: Path, model: str) -> list[str]:
+def assay_cmd(data: Path, model: str, project: Path | None = None) -> list[str]:
     exe = Path(sys.executable).with_name("assay")
-    return [str(exe), "finetune", "validate", str(data), "--format", "openai", "--model", model, "--json"]
+    config = ["-c", str(project)] if project else []
+    return [str(exe), "finetune", "validate", str(data), *config, "--format", "openai", "--model", model, "--json"]
 
 
-def check_assay(r: dict[str, Any], n: int, dups: int, encoding: str) -> dict[str, Any]:
+def check_assay(r: dict[str, Any], n: int, dups: int, encoding: str, eval_items: int = 0) -> dict[str, Any]:
     j = json.loads(r.pop("stdout"))
     warnings = {w["class"]: w["count"] for w in j["warnings"]}
     assert j["examples"] == n and j["valid"] == n and j["ok"], (j["examples"], j["valid"], j["error_counts"])
     assert j["tokens"]["tokenizer"] == encoding and j["tokens"]["exact"], j["tokens"]
     assert warnings.get("exact_duplicate", 0) == dups, (warnings, dups)
+    assert j["eval_items_checked"] == eval_items, j["eval_items_checked"]
     return {**r, "examples": j["examples"], "tokens": j["tokens"]["total"], "warnings": warnings}
 
 
@@ -197,6 +222,12 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3, help="runs of each tool (the best is quoted)")
     ap.add_argument("--notebook", type=Path, default=DEFAULT_NOTEBOOK, help="the cookbook notebook (.ipynb)")
     ap.add_argument("--json", type=Path, help="write the figures here")
+    ap.add_argument(
+        "--project",
+        action="store_true",
+        help=f"also run assay ({LIKE_FOR_LIKE}) with -c: a project whose eval suite ({EVAL_ITEMS:,} questions) "
+        "the file is checked against for contamination",
+    )
     args = ap.parse_args()
 
     env = dict(os.environ)
@@ -205,9 +236,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="assay-ft-bench-") as tmp:
         tmpd = Path(tmp)
         env["ASSAY_HOME"] = str(tmpd / "home")
-        data = tmpd / "train.jsonl"
+        data, golden, project = tmpd / "train.jsonl", tmpd / "golden.jsonl", tmpd / "assay.yaml"
         t0 = time.perf_counter()
-        info = generate(data, args.examples)
+        info = generate(data, golden, args.examples)
+        project.write_text(PROJECT.format(golden=golden), encoding="utf-8")
         mb = info["bytes"] / 1e6
         print(
             f"file: {args.examples:,} examples, {mb:.1f} MB, {info['duplicates']:,} exact duplicates "

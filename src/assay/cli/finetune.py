@@ -17,6 +17,7 @@ from assay.config import ProjectConfig
 from assay.errors import ConfigError
 from assay.report.formats import plural, usd_text
 from assay.suites.finetune import TrainingAudit, audit_training_file
+from assay.suites.finetune_compare import FinetuneComparison
 
 app = typer.Typer(help="Fine-tuning due diligence: will our data be accepted, what it costs, does the tuned model pay.")
 
@@ -286,3 +287,138 @@ def run_cmd(
 
 
 app.command("run")(run_cmd)
+
+
+def show_comparison(c: FinetuneComparison) -> None:
+    from assay.report.formats import ms, pct, points
+
+    table = new_table(f"base vs tuned on {c.suite} (eval {c.run_id}, {c.n} items both scored)")
+    table.add_column("", style="bold", no_wrap=True)
+    for col in ("score", "cost / request", "E2E p50", "E2E p95"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for role, name, score in (("base", c.base, c.base_score), ("tuned", c.tuned, c.tuned_score)):
+        lat = c.latency_ms[name]
+        table.add_row(
+            f"{role}: {name}",
+            pct(score),
+            usd_text(c.cost_per_request_usd[name]),
+            f"{ms(lat['p50'])} ms",
+            f"{ms(lat['p95'])} ms",
+        )
+    show_table(table)
+    lo, hi = c.ci95
+    test = (
+        f"McNemar exact p = {c.p_value:.2g} ({c.tuned_only} items only tuned got right, {c.base_only} only base)"
+        if c.test == "mcnemar_exact"
+        else f"paired bootstrap p = {c.p_value:.2g}"
+    )
+    mark = (
+        "[green]significant[/]"
+        if c.significant and c.diff > 0
+        else ("[bold red]significantly worse[/]" if c.significant else "[yellow]not significant[/]")
+    )
+    out.print(
+        f"[bold]tuned − base:[/] {points(c.diff)} points (95% CI {points(lo)} to {points(hi)}), {test}: {mark}",
+        highlight=False,
+    )
+    if c.slices:
+        table = new_table("by tag", "paired per tag, Holm-corrected across tags; regressed: catastrophic forgetting")
+        table.add_column("tag", style="bold", no_wrap=True)
+        for col in ("n", "base", "tuned", "Δ pts", "Holm p", ""):
+            table.add_column(col, justify="right", no_wrap=True)
+        style = {"improved": "green", "regressed": "bold red", "unchanged": "dim"}
+        for s in sorted(c.slices, key=lambda s: s.diff):
+            table.add_row(
+                s.tag,
+                str(s.n),
+                pct(s.base),
+                pct(s.tuned),
+                points(s.diff),
+                f"{s.p_holm:.2g}",
+                Text(s.verdict, style=style[s.verdict]),
+            )
+        show_table(table)
+    if c.training_usd is not None:
+        out.print(f"[bold]training:[/] {usd_text(c.training_usd)} ({c.training_source})", highlight=False)
+    be = c.breakeven
+    if be is not None:
+        if be.break_even_monthly_requests is None:
+            out.print(
+                f"[bold]break-even:[/] never: the tuned model costs {usd_text(-be.saving_per_request_usd)} more "
+                "a request, as measured",
+                highlight=False,
+            )
+        else:
+            payback = (
+                ""
+                if be.payback_months is None
+                else f"; at the workload's {be.monthly_requests:,.0f} a month, in {be.payback_months:.1f} months"
+            )
+            out.print(
+                f"[bold]break-even:[/] saves {usd_text(be.saving_per_request_usd)} a request (measured); pays "
+                f"back the training within {be.months} months from {be.break_even_monthly_requests:,.0f} "
+                f"requests a month{payback}",
+                highlight=False,
+            )
+
+
+def compare_cmd(
+    config: Path = typer.Option(Path("assay.yaml"), "-c", "--config", help="Project file with both targets."),
+    base: str = typer.Option(..., "--base", help="The base model's target."),
+    tuned: str = typer.Option(..., "--tuned", help="The tuned model's target."),
+    suite: str = typer.Option(..., "--suite", "-s", help="The quality suite both answer."),
+    run: str | None = typer.Option(None, "--run", help="Weigh an eval run that already has both (RUN_ID|latest)."),
+    training_usd: float | None = typer.Option(None, "--training-usd", min=0.0, help="What training cost, USD."),
+    training_run: str | None = typer.Option(None, "--training-run", help="The `finetune run` that trained it."),
+    months: int = typer.Option(12, "--months", min=1, max=120, help="Horizon of the break-even."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="The first N items of the suite."),
+    sample: int | None = typer.Option(None, "--sample", min=1, help="A seeded random N items."),
+    concurrency: int = typer.Option(8, "--concurrency", min=1, help="Requests in flight per target."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Local dataset copies (default $ASSAY_DATA_DIR)."),
+    as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
+) -> None:
+    """Base and tuned answer the same items: paired difference, per-tag changes, cost, latency, break-even."""
+    from assay.cli.eval import run_with_progress
+    from assay.config import state_dir
+    from assay.store import Store
+    from assay.suites.finetune_compare import compare_finetune
+    from assay.suites.quality import EvalOptions
+
+    if training_usd is not None and training_run is not None:
+        raise ConfigError("give --training-usd or --training-run, not both")
+    db = state_dir() / "assay.db"
+    pair = {
+        "base": base,
+        "tuned": tuned,
+        "suite": suite,
+        "training_usd": training_usd,
+        "training_run": training_run,
+        "months": months,
+    }
+    if run is None:
+        cfg = load_project(config)
+        for name in (base, tuned):
+            cfg.target(name)
+        cfg.suite(suite)
+        opts = EvalOptions(
+            suites=(suite,),
+            targets=(base, tuned),
+            concurrency=concurrency,
+            limit=limit,
+            sample=sample,
+            data_dir=str(data_dir) if data_dir else None,
+            finetune=pair,
+        )
+        run = run_with_progress(cfg, opts, db, quiet=as_json).run_id
+    with Store(db) as store:
+        comparison = compare_finetune(
+            store, run, base, tuned, suite, training_usd=training_usd, training_run=training_run, months=months
+        )
+    if as_json:
+        sys.stdout.write(orjson.dumps(comparison.to_json()).decode() + "\n")
+        return
+    show_comparison(comparison)
+    out.print(f"[dim]full scorecard:[/] assay report {comparison.run_id}")
+
+
+app.command("compare")(compare_cmd)

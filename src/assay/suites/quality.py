@@ -77,6 +77,8 @@ class EvalOptions(StrictModel):
     limit: int | None = None  # overrides each suite's limit
     sample: int | None = None  # overrides each suite's sample (a seeded random N)
     seed: int | None = None  # overrides each suite's seed
+    # `assay finetune compare`: the pair this eval weighs (base, tuned, suite, training_usd|training_run, months)
+    finetune: dict[str, Any] | None = None
 
 
 def request_key(target: Target, request: ChatRequest) -> str:

@@ -95,6 +95,7 @@ class EvalSummary:
     disagreements: list[Disagreement] = field(default_factory=list)
     # (target, suite) -> item id -> score: what paired resampling and the decision's Pugh tests read
     outcomes: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
+    item_tags: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)  # (suite, item) -> its tags
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -200,7 +201,7 @@ def summarize_eval(
     comparisons = _compare(targets, suites, values, graded)
     slices = _slices(targets, suites, values, graded, tags)
     disagreements = _disagreements(targets, suites, values, {k: r for k, (r, _) in finals.items()}, max_disagreements)
-    return EvalSummary(run_id, targets, suites, scores, comparisons, slices, disagreements, values)
+    return EvalSummary(run_id, targets, suites, scores, comparisons, slices, disagreements, values, tags)
 
 
 def _compare(
