@@ -290,7 +290,7 @@ app.command("run")(run_cmd)
 
 
 def show_comparison(c: FinetuneComparison) -> None:
-    from assay.report.formats import ms, pct, points
+    from assay.report.formats import ms, pct, signed_points
 
     table = new_table(f"base vs tuned on {c.suite} (eval {c.run_id}, {c.n} items both scored)")
     table.add_column("", style="bold", no_wrap=True)
@@ -318,7 +318,8 @@ def show_comparison(c: FinetuneComparison) -> None:
         else ("[bold red]significantly worse[/]" if c.significant else "[yellow]not significant[/]")
     )
     out.print(
-        f"[bold]tuned − base:[/] {points(c.diff)} points (95% CI {points(lo)} to {points(hi)}), {test}: {mark}",
+        f"[bold]tuned − base:[/] {signed_points(c.diff)} points "
+        f"(95% CI {signed_points(lo)} to {signed_points(hi)}), {test}: {mark}",
         highlight=False,
     )
     if c.slices:
@@ -333,7 +334,7 @@ def show_comparison(c: FinetuneComparison) -> None:
                 str(s.n),
                 pct(s.base),
                 pct(s.tuned),
-                points(s.diff),
+                signed_points(s.diff),
                 f"{s.p_holm:.2g}",
                 Text(s.verdict, style=style[s.verdict]),
             )

@@ -21,6 +21,7 @@ __all__ = [
     "points",
     "rank_range",
     "rate",
+    "signed_points",
     "unit_interval",
     "usd_text",
     "value_in_unit",
@@ -59,6 +60,11 @@ def pct_with_ci(v: float | None, ci: tuple[float, float] | None) -> str:
 def points(diff: float) -> str:
     """A difference of two shares in percentage points, unsigned: 31.7."""
     return f"{abs(diff) * 100:.1f}"
+
+
+def signed_points(diff: float) -> str:
+    """A difference of two shares in percentage points, with its sign: +31.7, −4.0."""
+    return f"{diff * 100:+.1f}".replace("-", "−")
 
 
 def fraction(v: float | None) -> str:
