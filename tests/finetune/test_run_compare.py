@@ -309,3 +309,10 @@ def test_compare_base_and_tuned_exactly(tmp_path: Path, sim: tuple[SimulatorProc
     )
     assert r.returncode == 0, r.stderr
     assert "tuned − base" in r.stdout and "by tag" in r.stdout and "negation" in r.stdout
+    # The scorecard of the comparison's eval run has the fine-tuning section, with the same figures.
+    r = assay(tmp_path, "report", got["run_id"])
+    assert r.returncode == 0, r.stderr
+    md = next((tmp_path / "reports").glob(f"{got['run_id']}*/scorecard.md")).read_text()
+    section = md.split("## Fine-tuning: base against tuned", 1)[1].split("\n## ", 1)[0]
+    assert f"{got['diff'] * 100:+.1f}".replace("-", "−") in section and "| negation |" in section
+    assert "Training cost unknown" in section and "no training price known for base" in section

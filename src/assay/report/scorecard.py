@@ -16,6 +16,7 @@ from assay.errors import ERROR_CLASSES, ConfigError
 from assay.report import plots
 from assay.report.costs import CostView, build_cost_view
 from assay.report.decision import DecisionView, build_decision_view
+from assay.report.finetune import FinetuneView, build_finetune_view
 from assay.report.formats import ms, pct_sign, plural, rate, usd_text
 from assay.report.load import LoadView, build_load_view
 from assay.report.quality import QualityView, build_quality_view
@@ -66,6 +67,7 @@ class Scorecard:
     safety: SafetyView | None = None
     load: LoadView | None = None
     decision: DecisionView | None = None
+    finetune: FinetuneView | None = None
 
     @property
     def slo_text(self) -> list[str]:
@@ -275,6 +277,13 @@ def write_report(
 
         colours = {r.name: r.colour for r in card.rows}
         card.quality = build_quality_view(summarize_eval_run(store, eval_run), colours)
+        if pair := store.run(eval_run).params.get("finetune"):  # an eval `assay finetune compare` ran
+            from assay.suites.finetune_compare import compare_finetune
+
+            compared = compare_finetune(store, eval_run, pair["base"], pair["tuned"], pair["suite"],
+                                        training_usd=pair.get("training_usd"), training_run=pair.get("training_run"),
+                                        months=pair.get("months") or 12)  # fmt: skip
+            card.finetune = build_finetune_view(compared)
     red_run = run_id if run.kind == "redteam" else safety_run
     if red_run is not None:
         from assay.config import ProjectConfig

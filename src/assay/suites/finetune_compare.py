@@ -132,7 +132,9 @@ def training_usd_of_run(store: Store, run_id: str) -> tuple[Decimal | None, str]
         rate, said = known.per_mtok, f"{known.model}'s list price"
     else:
         return None, f"run {info.run_id}: {tokens:,} trained tokens, no training price known for {model}"
-    return training_cost(int(tokens), rate), f"run {info.run_id}: {tokens:,} trained tokens at ${rate}/M ({said})"
+    return training_cost(
+        int(tokens), rate
+    ), f"run {info.run_id}: {tokens:,} trained tokens at ${rate.normalize()}/M ({said})"
 
 
 def _pair(summary: EvalSummary, config: ProjectConfig, base: str, tuned: str, suite: str) -> FinetuneComparison:
