@@ -165,7 +165,7 @@ def test_token_counts_equal_tiktoken(tmp_path: Path) -> None:
         for r in rows
     ]
     assert scan.tokenizer.name == "o200k_base" and scan.tokenizer.exact
-    assert scan.example_tokens == expected
+    assert scan.example_tokens.tolist() == expected
     trained = [
         sum(len(enc.encode_ordinary(m["content"])) for m in r["messages"] if m["role"] == "assistant") for r in rows
     ]

@@ -87,7 +87,7 @@ class TrainingFile:
     tokens: TokenStats  # whole examples, as the vendor bills them (valid examples)
     assistant: TokenStats  # the assistant tokens trained on (weight 1), per valid example
     messages: TokenStats  # messages per valid example
-    example_tokens: list[int] = field(repr=False, default_factory=list)  # per valid example, for billing
+    example_tokens: array[int] = field(repr=False, default_factory=lambda: array("I"))  # per valid example
     limit_tokens: int = 0  # the longest example the model trains on
 
     @property
@@ -96,8 +96,10 @@ class TrainingFile:
 
     def billed_tokens(self, epochs: int) -> int:
         """Tokens billed for `epochs`: each valid example up to the limit (longer ones are truncated), times epochs."""
-        x = np.asarray(self.example_tokens, dtype=np.int64)
-        return int(np.minimum(x, self.limit_tokens).sum()) * epochs if len(x) else 0
+        if not len(self.example_tokens):
+            return 0
+        x = np.frombuffer(self.example_tokens, dtype=np.uint32).astype(np.int64)
+        return int(np.minimum(x, self.limit_tokens).sum()) * epochs
 
 
 def _hash(data: bytes) -> int:
@@ -155,11 +157,15 @@ class _Scan:
         self.exact: array[int] = array("Q")
         self.near: array[int] = array("Q")
         self.lines: array[int] = array("I")  # line of each valid example, in order
-        self.flags: dict[str, list[int]] = {}  # warning class -> lines (all, to count them)
+        self.flags: dict[str, list[int]] = {}  # warning class -> its first lines (the ones shown)
+        self.flag_counts: dict[str, int] = {}  # warning class -> how many (memory stays flat on a huge file)
         self.role_tokens: dict[str, int] = {}
 
     def flag(self, cls: str, line: int) -> None:
-        self.flags.setdefault(cls, []).append(line)
+        self.flag_counts[cls] = self.flag_counts.get(cls, 0) + 1
+        lines = self.flags.setdefault(cls, [])
+        if len(lines) < _SHOW_LINES:
+            lines.append(line)
 
     def error(self, p: Problem) -> None:
         self.error_counts[p.cls] = self.error_counts.get(p.cls, 0) + 1
@@ -256,17 +262,17 @@ _WARNING_TEXT = {
 }
 
 
-def _duplicates(hashes: array[int], lines: array[int]) -> list[int]:
-    """Lines whose hash appeared on an earlier line (in file order)."""
+def _duplicates(hashes: array[int], lines: array[int]) -> np.ndarray[Any, Any]:
+    """Lines whose hash appeared on an earlier line, in file order."""
     if not len(hashes):
-        return []
+        return np.zeros(0, dtype=np.uint32)
     h = np.frombuffer(hashes, dtype=np.uint64)
     ln = np.frombuffer(lines, dtype=np.uint32)
     order = np.lexsort((ln, h))
     hs = h[order]
     later = np.zeros(len(hs), dtype=bool)
     later[1:] = hs[1:] == hs[:-1]
-    return sorted(int(x) for x in ln[order][later])
+    return np.sort(ln[order][later])
 
 
 def eval_item_keys(questions: Iterable[str]) -> set[int]:
@@ -363,15 +369,16 @@ def scan_stream(
             )
         )
     exact = _duplicates(scan.exact, scan.lines)
-    scan.flags["exact_duplicate"] = exact
-    exact_set = set(exact)
-    scan.flags["near_duplicate"] = [n for n in _duplicates(scan.near, scan.lines) if n not in exact_set]
+    near = _duplicates(scan.near, scan.lines)
+    near = near[~np.isin(near, exact)]
+    for cls, found in (("exact_duplicate", exact), ("near_duplicate", near)):
+        scan.flags[cls], scan.flag_counts[cls] = [int(x) for x in found[:_SHOW_LINES]], len(found)
     warnings = []
     for cls, lines in scan.flags.items():
         if not lines:
             continue
         text = _WARNING_TEXT.get(cls) or f"examples with {_PATTERNS[cls][1]}"
-        warnings.append(FileWarning(cls, len(lines), lines[:_SHOW_LINES], text.format(limit=limit)))
+        warnings.append(FileWarning(cls, scan.flag_counts[cls], lines, text.format(limit=limit)))
     return TrainingFile(
         path=name,
         format=fmt,
@@ -384,6 +391,6 @@ def scan_stream(
         tokens=TokenStats.of(scan.tokens),
         assistant=TokenStats.of(scan.assistant),
         messages=TokenStats.of(scan.messages),
-        example_tokens=scan.tokens.tolist(),
+        example_tokens=scan.tokens,
         limit_tokens=limit,
     )
