@@ -15,6 +15,7 @@ from assay.cli.console import err, new_table, out, show_table
 from assay.cli.project import load_project
 from assay.config import ProjectConfig
 from assay.errors import ConfigError
+from assay.report.finetune import break_even_sentence
 from assay.report.formats import plural, usd_text
 from assay.suites.finetune import TrainingAudit, audit_training_file
 from assay.suites.finetune_compare import FinetuneComparison
@@ -104,23 +105,9 @@ def show_audit(a: TrainingAudit) -> None:
             f"[bold]tuned model:[/] {a.tuned.name} serves at ${a.tuned.input}/M in, ${a.tuned.output}/M out",
             highlight=False,
         )
-    if (be := a.breakeven) is not None and a.base is not None:
-        if be.break_even_monthly_requests is None:
-            out.print(
-                f"[bold]break-even:[/] never: the tuned model costs {usd_text(-be.saving_per_request_usd)} "
-                f"more a request than {a.base.name}",
-                highlight=False,
-            )
-        else:
-            payback = ""
-            if be.payback_months is not None:
-                payback = f"; at the workload's {be.monthly_requests:,.0f} a month, in {be.payback_months:.1f} months"
-            out.print(
-                f"[bold]break-even:[/] saves {usd_text(be.saving_per_request_usd)} a request against {a.base.name}; "
-                f"pays back the training within {be.months} months from {be.break_even_monthly_requests:,.0f} "
-                f"requests a month{payback}",
-                highlight=False,
-            )
+    if a.breakeven is not None and a.base is not None:
+        said = break_even_sentence(a.breakeven, a.base_target or a.base.name, "list prices, the workload's requests")
+        out.print(f"[bold]break-even:[/] {said}", highlight=False)
 
 
 def validate_cmd(
@@ -130,6 +117,9 @@ def validate_cmd(
     config: Path | None = typer.Option(None, "-c", "--config", help="Project file: eval suites to check, workload."),
     target: str | None = typer.Option(None, "--target", "-t", help="Base model from this target of the project."),
     replaces: str | None = typer.Option(None, "--replaces", help="Target the tuned model would replace: break-even."),
+    tuned: str | None = typer.Option(
+        None, "--tuned", help="Target of the tuned model: its price (else the catalog's)."
+    ),
     epochs: int | None = typer.Option(None, "--epochs", min=1, max=50, help="Epochs (default: the vendor's rule)."),
     price: float | None = typer.Option(None, "--price", min=0.0, help="Training USD per million tokens."),
     max_tokens: int | None = typer.Option(None, "--max-tokens", min=1, help="Longest example trained on, tokens."),
@@ -156,6 +146,7 @@ def validate_cmd(
             config=cfg,
             target=target,
             replaces=replaces,
+            tuned_target=tuned,
             epochs=epochs,
             price_per_mtok=price,
             max_example_tokens=max_tokens,
@@ -341,26 +332,9 @@ def show_comparison(c: FinetuneComparison) -> None:
         show_table(table)
     if c.training_usd is not None:
         out.print(f"[bold]training:[/] {usd_text(c.training_usd)} ({c.training_source})", highlight=False)
-    be = c.breakeven
-    if be is not None:
-        if be.break_even_monthly_requests is None:
-            out.print(
-                f"[bold]break-even:[/] never: the tuned model costs {usd_text(-be.saving_per_request_usd)} more "
-                "a request, as measured",
-                highlight=False,
-            )
-        else:
-            payback = (
-                ""
-                if be.payback_months is None
-                else f"; at the workload's {be.monthly_requests:,.0f} a month, in {be.payback_months:.1f} months"
-            )
-            out.print(
-                f"[bold]break-even:[/] saves {usd_text(be.saving_per_request_usd)} a request (measured); pays "
-                f"back the training within {be.months} months from {be.break_even_monthly_requests:,.0f} "
-                f"requests a month{payback}",
-                highlight=False,
-            )
+    if c.breakeven is not None:
+        said = break_even_sentence(c.breakeven, c.base, "measured on the suite's requests")
+        out.print(f"[bold]break-even:[/] {said}", highlight=False)
 
 
 def compare_cmd(
@@ -408,6 +382,7 @@ def compare_cmd(
             limit=limit,
             sample=sample,
             data_dir=str(data_dir) if data_dir else None,
+            cache=False,  # cost and latency per request are measured: a cached reply has neither
             finetune=pair,
         )
         run = run_with_progress(cfg, opts, db, quiet=as_json).run_id

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
+from assay.economics.training import BreakEven
 from assay.report.formats import ms, pct, signed_points, usd_text
 from assay.suites.finetune_compare import FinetuneComparison
 
-__all__ = ["FinetuneView", "build_finetune_view", "slice_changes_svg"]
+__all__ = ["FinetuneView", "break_even_sentence", "build_finetune_view", "slice_changes_svg"]
 
 
 @dataclass
@@ -49,17 +51,31 @@ def _money(c: FinetuneComparison) -> list[str]:
         elif c.training_usd is None:
             out.append("No training cost given (--training-usd or --training-run), so no break-even.")
         return out
-    if be.break_even_monthly_requests is None:
-        out.append(f"Never pays back: the tuned model costs {usd_text(-be.saving_per_request_usd)} more a request.")
-        return out
-    text = (
-        f"Saves {usd_text(be.saving_per_request_usd)} a request as measured; pays back the training within "
-        f"{be.months} months from {be.break_even_monthly_requests:,.0f} requests a month"
-    )
-    if be.payback_months is not None:
-        text += f"; at the workload's {be.monthly_requests:,.0f} a month, in {be.payback_months:.1f} months"
-    out.append(text + ".")
+    out.append(break_even_sentence(be, c.base, "as measured"))
     return out
+
+
+def _duration(months: Decimal) -> str:
+    days = months * 30
+    if days < Decimal(1) / 24:
+        return "under an hour"
+    return f"{days * 24:.0f} hours" if days < 1 else f"{days:.1f} days" if months < 1 else f"{months:.1f} months"
+
+
+def break_even_sentence(be: BreakEven, against: str, how: str) -> str:
+    """The break-even in words, for the terminal and the page: the saving, the volume that repays, the payback."""
+    if be.break_even_monthly_requests is None:
+        return (
+            f"Never pays back: the tuned model costs {usd_text(-be.saving_per_request_usd)} more a request "
+            f"than {against} ({how})."
+        )
+    text = (
+        f"Saves {usd_text(be.saving_per_request_usd)} a request against {against} ({how}); repays the training "
+        f"within {be.months} months from {be.break_even_monthly_requests:,.0f} requests a month"
+    )
+    if be.payback_months is not None and be.monthly_requests is not None:
+        text += f"; at the workload's {be.monthly_requests:,.0f} a month, in {_duration(be.payback_months)}"
+    return text + "."
 
 
 def build_finetune_view(c: FinetuneComparison) -> FinetuneView:

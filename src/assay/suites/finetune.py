@@ -42,6 +42,7 @@ class TrainingAudit:
     tuned: ModelPrice | None  # the tuned model's inference prices, when known
     base: ModelPrice | None
     breakeven: BreakEven | None
+    base_target: str | None = None  # the target the tuned model would replace
     eval_items: int = 0  # eval-suite items the file was checked against
 
     def to_json(self) -> dict[str, Any]:
@@ -130,6 +131,7 @@ def audit_training_file(
     config: ProjectConfig | None = None,
     target: str | None = None,
     replaces: str | None = None,
+    tuned_target: str | None = None,
     epochs: int | None = None,
     price_per_mtok: float | None = None,
     max_example_tokens: int | None = None,
@@ -155,21 +157,27 @@ def audit_training_file(
     cost = training_cost(billed, price)
     tuned = tuned_price(model)
     base, be = None, None
-    if replaces and config is not None:
-        book, unpriced = PriceBook.known(config.targets, load_catalog(state_dir()))
+    book, unpriced = PriceBook.known(config.targets, load_catalog(state_dir())) if config else (None, {})
+    if tuned_target is not None:
+        if config is None or book is None:
+            raise ConfigError("--tuned needs the project file (-c assay.yaml) that defines it")
+        tuned = book.prices.get(config.target(tuned_target).name)
+        if tuned is None:
+            raise ConfigError(f"--tuned {tuned_target}: no price known for it ({unpriced.get(tuned_target)})")
+    if replaces and config is not None and book is not None:
         base = book.prices.get(config.target(replaces).name)
         if base is None:
             raise ConfigError(f"--replaces {replaces}: no price known for it ({unpriced.get(replaces, 'self-hosted')})")
         if tuned is None:
             raise ConfigError(
-                f"no inference price for a tuned {model or 'model'} in the catalog; give the tuned target's "
-                "pricing in the project file and use `assay finetune compare`, which measures it"
+                f"no inference price for a tuned {model or 'model'} in the catalog; name the tuned model's target "
+                "(--tuned TARGET, with its pricing) or measure both with `assay finetune compare`"
             )
         if cost is not None:
             volume = _monthly_interactions(config)
             be = break_even(cost, per_request_usd(config, base), per_request_usd(config, tuned), volume, months)
     return TrainingAudit(
-        scan, model, n_epochs, source, billed, price, price_source, cost, tuned, base, be, len(questions)
+        scan, model, n_epochs, source, billed, price, price_source, cost, tuned, base, be, len(questions), replaces
     )
 
 
@@ -182,9 +190,9 @@ def _monthly_interactions(config: ProjectConfig) -> Decimal:
 
 def _training_rate(given: float | None, tgt: Any, model: str | None) -> tuple[Decimal | None, str | None]:
     if given is not None:
-        return Decimal(repr(given)), "--price"
+        return Decimal(repr(given)).normalize(), "--price"
     if tgt is not None and tgt.pricing is not None and tgt.pricing.training_per_mtok is not None:
-        return Decimal(repr(tgt.pricing.training_per_mtok)), f"target {tgt.name}: pricing.training_per_mtok"
+        return Decimal(repr(tgt.pricing.training_per_mtok)).normalize(), f"target {tgt.name}: pricing.training_per_mtok"
     known = training_price(model)
     if known is not None:
         return known.per_mtok, f"{known.model}: {known.source}"
