@@ -192,13 +192,8 @@ class Gateway:
         if not state.keys.open:
             key = state.keys.find(_presented_key(request))
             if key is None:
-                return self._refuse(
-                    wire,
-                    401,
-                    "missing or unknown API key for this gateway",
-                    "auth",
-                    type="authentication_error" if wire is ANTHROPIC else "invalid_api_key",
-                )
+                return self._refuse(wire, 401, "missing or unknown API key for this gateway", "auth",
+                                    type="authentication_error" if wire is ANTHROPIC else "invalid_api_key")
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:

@@ -292,11 +292,8 @@ class Exchange:
             kind = failure_kind(e.error_class, e.http_status, e.message)
             cooldown = None
             if kind == "rate_limited" or e.retry_after_s is not None:
-                cooldown = (
-                    e.retry_after_s
-                    if e.retry_after_s is not None
-                    else backoff_s(1, self.state.rng, _RATE_LIMIT_BACKOFF_S)
-                )
+                cooldown = e.retry_after_s if e.retry_after_s is not None else backoff_s(1, self.state.rng,
+                                                                                          _RATE_LIMIT_BACKOFF_S)
             outcome = Outcome(False, counts_against=kind in ("transient", "target_config"), cooldown_s=cooldown,
                               limits=e.headers)  # fmt: skip
             self.gw.metrics.attempts.inc((result.target, e.error_class))
@@ -352,10 +349,8 @@ class Exchange:
             status = 503
         elif isinstance(last, _Unsupported):
             return self._error(400, "; ".join(e.message for _, e in self.errors if isinstance(e, _Unsupported)))
-        elif (
-            last.error_class == "client_error"
-            and failure_kind("client_error", last.http_status, last.message) == "context_length"
-        ):
+        elif last.error_class == "client_error" and failure_kind("client_error", last.http_status, last.message) \
+                == "context_length":
             return self._error(last.http_status or 400, _upstream_message(last))
         elif last.error_class == "rate_limited":
             status = 429

@@ -99,73 +99,43 @@ class Metrics:
     """Every metric the gateway exports; `render` is the /metrics body."""
 
     def __init__(self) -> None:
-        self.duration = Histogram(
-            "gen_ai_client_operation_duration_seconds",
-            "GenAI operation duration, per upstream attempt.",
-            _ATTEMPT,
-            DURATION_BUCKETS,
-        )
-        self.tokens = Histogram(
-            "gen_ai_client_token_usage", "Tokens used per upstream attempt.", _TOKENS, TOKEN_BUCKETS
-        )
-        self.ttft = Histogram(
-            "gen_ai_server_time_to_first_token_seconds",
-            "Time to the first content token, per successful streaming attempt.",
-            _SERVER,
-            TTFT_BUCKETS,
-        )
-        self.tpot = Histogram(
-            "gen_ai_server_time_per_output_token_seconds",
-            "Time per output token after the first, per successful attempt.",
-            _SERVER,
-            TPOT_BUCKETS,
-        )
-        self.request_duration = Histogram(
-            "gen_ai_server_request_duration_seconds",
-            "Gateway request duration as its client sees it.",
-            ("gen_ai_operation_name", "assay_route", "http_status"),
-            DURATION_BUCKETS,
-        )
-        self.overhead = Histogram(
-            "assay_gateway_overhead_seconds",
-            "Time the gateway adds: client-facing time to first byte minus the serving "
-            "attempt's own, failed attempts and waits excluded.",
-            ("assay_route",),
-            OVERHEAD_BUCKETS,
-        )
-        self.requests = Counter(
-            "assay_gateway_requests_total", "Client requests by route and status.", ("assay_route", "http_status")
-        )
-        self.attempts = Counter(
-            "assay_gateway_attempts_total", "Upstream attempts by target and outcome.", ("assay_target", "outcome")
-        )
-        self.fallbacks = Counter(
-            "assay_gateway_fallbacks_total",
-            "Moves to another target within a request, by reason.",
-            ("assay_route", "from_target", "reason"),
-        )
+        self.duration = Histogram("gen_ai_client_operation_duration_seconds",
+                                  "GenAI operation duration, per upstream attempt.", _ATTEMPT, DURATION_BUCKETS)
+        self.tokens = Histogram("gen_ai_client_token_usage", "Tokens used per upstream attempt.", _TOKENS,
+                                TOKEN_BUCKETS)
+        self.ttft = Histogram("gen_ai_server_time_to_first_token_seconds",
+                              "Time to the first content token, per successful streaming attempt.", _SERVER,
+                              TTFT_BUCKETS)
+        self.tpot = Histogram("gen_ai_server_time_per_output_token_seconds",
+                              "Time per output token after the first, per successful attempt.", _SERVER, TPOT_BUCKETS)
+        self.request_duration = Histogram("gen_ai_server_request_duration_seconds",
+                                          "Gateway request duration as its client sees it.",
+                                          ("gen_ai_operation_name", "assay_route", "http_status"), DURATION_BUCKETS)
+        self.overhead = Histogram("assay_gateway_overhead_seconds",
+                                  "Time the gateway adds: client-facing time to first byte minus the serving "
+                                  "attempt's own, failed attempts and waits excluded.", ("assay_route",),
+                                  OVERHEAD_BUCKETS)
+        self.requests = Counter("assay_gateway_requests_total", "Client requests by route and status.",
+                                ("assay_route", "http_status"))
+        self.attempts = Counter("assay_gateway_attempts_total", "Upstream attempts by target and outcome.",
+                                ("assay_target", "outcome"))
+        self.fallbacks = Counter("assay_gateway_fallbacks_total",
+                                 "Moves to another target within a request, by reason.",
+                                 ("assay_route", "from_target", "reason"))
         self.retries = Counter("assay_gateway_retries_total", "Retries on the same target.", ("assay_target",))
-        self.continued = Counter(
-            "assay_gateway_stream_continuations_total",
-            "Streams cut after bytes reached the client and continued on another target.",
-            ("assay_route", "outcome"),
-        )
-        self.breaker = Counter(
-            "assay_gateway_breaker_transitions_total",
-            "Circuit breaker transitions.",
-            ("assay_target", "from_state", "to_state", "reason"),
-        )
-        self.refused = Counter("assay_gateway_refused_total", "Requests refused at the edge, by reason.", ("reason",))
-        self.dropped = Gauge(
-            "assay_gateway_records_dropped_total",
-            "Records not stored because the store's queue was full (a slow or locked store).",
-            (),
-        )
+        self.continued = Counter("assay_gateway_stream_continuations_total",
+                                 "Streams cut after bytes reached the client and continued on another target.",
+                                 ("assay_route", "outcome"))
+        self.breaker = Counter("assay_gateway_breaker_transitions_total", "Circuit breaker transitions.",
+                               ("assay_target", "from_state", "to_state", "reason"))
+        self.refused = Counter("assay_gateway_refused_total", "Requests refused at the edge, by reason.",
+                               ("reason",))
+        self.dropped = Gauge("assay_gateway_records_dropped_total",
+                             "Records not stored because the store's queue was full (a slow or locked store).", ())
         self.queue = Gauge("assay_gateway_record_queue", "Records waiting to be stored.", ())
         self.in_flight = Gauge("assay_gateway_in_flight", "Upstream attempts in flight.", ("assay_target",))
-        self.breaker_state = Gauge(
-            "assay_gateway_breaker_open", "1 while a target's breaker is open or half-open.", ("assay_target",)
-        )
+        self.breaker_state = Gauge("assay_gateway_breaker_open", "1 while a target's breaker is open or half-open.",
+                                   ("assay_target",))
 
     def render(self) -> bytes:
         lines: list[str] = []

@@ -31,7 +31,6 @@ from assay.runner.runs import open_run
 
 __all__ = ["GatewayOptions", "RunningGateway", "serve_gateway", "start_gateway"]
 
-
 class GatewayOptions(BaseModel):
     config: str
     host: str = "127.0.0.1"
@@ -95,14 +94,8 @@ async def start_gateway(config: ProjectConfig, config_path: Path | None = None, 
             raise AssayError(f"gateway: cannot listen on {host}:{port}: {e.strerror}") from None
         stack.callback(sock.close)
         bound = sock.getsockname()[1]
-        run = open_run(
-            db or state_dir() / "assay.db",
-            "gateway",
-            config,
-            GatewayOptions(config=str(config_path or ""), host=host, port=port),
-            names,
-            clock=clock,
-        )
+        run = open_run(db or state_dir() / "assay.db", "gateway", config,
+                       GatewayOptions(config=str(config_path or ""), host=host, port=port), names, clock=clock)
         stack.callback(run.close)
         gw.writer = await stack.enter_async_context(run.active(queue_limit=settings.record_queue))
         gw.run_id, gw.session = run.run_id, run.session

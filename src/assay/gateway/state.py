@@ -91,17 +91,8 @@ def build_state(
         budgets[r.model].ratio = r.retry_budget
     prefill = {n for n, t in targets.items() if t.api == "anthropic" or n in settings.prefill_targets}
     return GatewayState(
-        config,
-        settings,
-        {r.model: r for r in settings.routes},
-        targets,
-        clients,
-        health,
-        keys,
-        book,
-        prices,
-        windows,
-        budgets,
-        prefill,
-        previous.rng if previous else random.Random(),
+        config, settings, {r.model: r for r in settings.routes}, targets, clients, health, keys, book, prices,
+        windows, budgets, prefill, previous.rng if previous else random.Random(),
     )
+
+

@@ -140,10 +140,8 @@ def describe(decision: dict[str, Any]) -> dict[str, Any]:
     if rival is None:
         rec = f"Choose {winner}: it is the only target that passes every gate."
     elif abs(top["score"] - ranking[1]["score"]) <= 1e-9:
-        rec = (
-            f"No clear choice: {winner} and {rival} tie on the weighted score ({unit_interval(top['score'])} of 1); "
-            f"{winner} is named first only because the config lists it first."
-        )
+        rec = (f"No clear choice: {winner} and {rival} tie on the weighted score ({unit_interval(top['score'])} of 1); "
+               f"{winner} is named first only because the config lists it first.")
     elif separated:
         rec = (
             f"Choose {winner}: it {gates} and scores highest ({unit_interval(top['score'])} of 1), first in "

@@ -37,7 +37,6 @@ def _fallback(route: Route, facts: RequestFacts, views: list[TargetView], rng: r
 def _weighted(route: Route, facts: RequestFacts, views: list[TargetView], rng: random.Random) -> list[TargetView]:
     """A weighted draw without replacement (Efraimidis-Spirakis keys): the first is chosen by weight,
     the rest follow as fallbacks in weighted order too."""
-
     def key(v: TargetView) -> float:
         w = route.weights.get(v.name, 1.0 if not route.weights else 0.0)
         return -math.inf if w <= 0 else math.log(rng.random() or 1e-300) / w
@@ -51,7 +50,6 @@ def _ttft_or_prior(v: TargetView) -> float:
 
 def _least_latency(route: Route, facts: RequestFacts, views: list[TargetView], rng: random.Random) -> list[TargetView]:
     """Lowest EWMA TTFT (E2E for non-streaming requests), penalised by the recent error share."""
-
     def key(v: TargetView) -> float:
         base = _ttft_or_prior(v) if facts.stream else (v.e2e_ms if v.e2e_ms is not None else 0.0)
         return base * (1.0 + 4.0 * v.error_rate)

@@ -42,8 +42,8 @@ class TrainingAudit:
     tuned: ModelPrice | None  # the tuned model's inference prices, when known
     base: ModelPrice | None
     breakeven: BreakEven | None
-    base_target: str | None = None  # the target the tuned model would replace
     eval_items: int = 0  # eval-suite items the file was checked against
+    base_target: str | None = None  # the target the tuned model would replace
 
     def to_json(self) -> dict[str, Any]:
         s = self.scan
