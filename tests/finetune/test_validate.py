@@ -249,13 +249,14 @@ def test_warnings_duplicates_contamination_and_secrets(tmp_path: Path) -> None:
     rows[8] = chat(("user", "Mail me at jane.doe@example.com or +1 415-555-0100"), ("assistant", "Noted."))
     rows[9] = chat(("user", "my key is sk-proj-abcdefghijklmnopqrstuvwxyz123456"), ("assistant", "Revoke it."))
     rows[10] = chat(("user", "card 4111 1111 1111 1111 please"), ("assistant", "Never share it."))
+    rows[4] = chat(("user", "Call me at +1 415 234 5678."), ("assistant", "Will do."))  # a number ending a sentence
     question = "Which planet in our solar system is known as the red planet because of iron oxide dust"
     rows[11] = chat(("user", f"Quick one: {question}?"), ("assistant", "Mars."))
     scan = scan_training_file(write(tmp_path / "w.jsonl", rows), "openai", eval_questions=[question, "short one"])
     warned = {w.cls: w.lines for w in scan.warnings}
     assert warned["exact_duplicate"] == [6]
     assert warned["near_duplicate"] == [7]
-    assert warned["pii_email"] == [9] and warned["pii_phone"] == [9]
+    assert warned["pii_email"] == [9] and warned["pii_phone"] == [5, 9]
     assert warned["secret_key"] == [10]
     assert warned["pii_card"] == [11]
     assert warned["eval_contamination"] == [12]

@@ -54,7 +54,7 @@ class Tokenizer:
         return self.count_batch([text])[0]
 
     def count_batch(self, texts: Sequence[str]) -> list[int]:
-        """Token counts of many texts at once (tiktoken encodes a batch on its own threads)."""
+        """Token counts of many texts."""
         if self._encode_batch is None:
             return [estimate_tokens(t) for t in texts]
         return self._encode_batch(texts)
@@ -106,9 +106,12 @@ def tokenizer_for(model: str | None, default_encoding: str | None = None) -> Tok
         )
     enc = tiktoken.get_encoding(encoding)
 
+    encode = enc.encode_ordinary  # text containing "<|endoftext|>" is counted as text, as the API bills it
+
     def batch(texts: Sequence[str]) -> list[int]:
-        # encode_ordinary: text that contains "<|endoftext|>" is counted as text, as the API bills it.
-        return [len(t) for t in enc.encode_ordinary_batch(list(texts), num_threads=2)]
+        # A plain loop: tiktoken's batch call hands each text to a thread pool, which costs more than it saves
+        # on short texts (measured: 2x slower on 97k chat messages).
+        return [len(encode(t)) for t in texts]
 
     whose = f", the encoding of {model}" if model and encoding_for_model(model) else ""
     return Tokenizer(encoding, True, f"{encoding} (tiktoken){whose}", batch)

@@ -106,30 +106,34 @@ def _hash(data: bytes) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
 
 
-_NORM = re.compile(r"[^a-z0-9]+")
+# ASCII letters and digits are kept (lower-cased), everything else ASCII becomes a space; bytes above 127 (the
+# UTF-8 of other scripts) are kept, so words in any script still count. bytes.translate runs in C.
+_WORD_BYTES = bytes(
+    (c + 32 if 65 <= c <= 90 else c) if (48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 or c >= 128) else 32
+    for c in range(256)
+)
 
 
-def _norm_words(text: str) -> list[str]:
-    return _NORM.sub(" ", text.lower()).split()
+def _norm_words(text: str) -> list[bytes]:
+    return text.encode("utf-8", "surrogatepass").translate(_WORD_BYTES).split()
 
 
-_PATTERNS: dict[str, tuple[re.Pattern[str], str]] = {
-    "pii_email": (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), "email addresses"),
-    "pii_phone": (
-        re.compile(
-            r"(?<![\w.])(?<!\d[ .-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\d{2,4})[ .-]\d{3,4}[ .-]\d{3,4}"
-            r"(?![\w.]|[ .-]\d)"  # not a run of digit groups inside a longer one (a card number)
-        ),
-        "phone numbers",
-    ),
-    "secret_key": (
-        re.compile(
-            r"\b(?:sk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{36}|"
-            r"xox[abprs]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35})\b|-----BEGIN [A-Z ]*PRIVATE KEY-----"
-        ),
-        "API keys or private keys",
-    ),
-    "pii_card": (re.compile(r"\b(?:\d[ -]?){13,19}\b"), "payment card numbers (Luhn-valid)"),
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+_KEY = re.compile(
+    r"\b(?:sk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{36}|xox[abprs]-[A-Za-z0-9-]{10,}|"
+    r"AIza[0-9A-Za-z_-]{35})\b|-----BEGIN [A-Z ]*PRIVATE KEY-----"
+)
+_KEY_HINTS = ("sk-", "AKIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox", "AIza", "-----BEGIN")
+# A run of digits and separators starts with a digit, "+" or "(": the engine skips to those characters, so a
+# text without numbers costs one scan. Each run is then read as a card number or a phone number.
+_NUMBERISH = re.compile(r"[+(]?\d[\d ().-]{5,}\d")
+_PHONE = re.compile(r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}")
+_CARD = re.compile(r"(?:\d[ -]?){12,18}\d")
+_SENSITIVE_TEXT = {
+    "pii_email": "email addresses",
+    "pii_phone": "phone numbers",
+    "secret_key": "API keys or private keys",
+    "pii_card": "payment card numbers (Luhn-valid)",
 }
 
 
@@ -223,12 +227,11 @@ class _Scan:
                 self.flag("missing_user", n)
             if not ex.trained or trained == 0:
                 self.flag("nothing_trained", n)
-            words = [w for t in ex.texts for w in _norm_words(t)]
-            self.near.append(_hash(" ".join(words).encode()))
+            self.near.append(_hash(b" ".join(_norm_words(" ".join(ex.texts)))))
             if self.eval_keys:
-                user = [w for r, t in zip(ex.roles, ex.texts, strict=True) if r == "user" for w in _norm_words(t)]
+                user = _norm_words(" ".join(t for r, t in zip(ex.roles, ex.texts, strict=True) if r == "user"))
                 if any(
-                    _hash(" ".join(user[i : i + _WINDOW]).encode()) in self.eval_keys
+                    _hash(b" ".join(user[i : i + _WINDOW])) in self.eval_keys
                     for i in range(max(0, len(user) - _WINDOW + 1))
                 ):
                     self.flag("eval_contamination", n)
@@ -240,15 +243,22 @@ class _Scan:
         return self.role_tokens[role]
 
     def _sensitive(self, n: int, text: str) -> None:
-        for cls, (pattern, _) in _PATTERNS.items():
-            if cls == "pii_email" and "@" not in text:
-                continue
-            if cls == "pii_card":
-                if any(_luhn(m.group()) for m in pattern.finditer(text)):
-                    self.flag(cls, n)
-            elif pattern.search(text):
-                self.flag(cls, n)
-
+        found = set()
+        if "@" in text and _EMAIL.search(text):
+            found.add("pii_email")
+        if any(h in text for h in _KEY_HINTS) and _KEY.search(text):
+            found.add("secret_key")
+        for m in _NUMBERISH.finditer(text):
+            before = text[m.start() - 1] if m.start() else " "
+            if before.isalnum() or before in "._":
+                continue  # inside a word, an identifier or a decimal
+            run = m.group()
+            if _CARD.fullmatch(run) and _luhn(run):
+                found.add("pii_card")
+            elif _PHONE.fullmatch(run):
+                found.add("pii_phone")
+        for cls in found:
+            self.flag(cls, n)
 
 _WARNING_TEXT = {
     "missing_system": "examples with no system message (the model learns no instructions for them)",
@@ -282,7 +292,7 @@ def eval_item_keys(questions: Iterable[str]) -> set[int]:
         words = _norm_words(q)
         if len(words) < _WINDOW:
             continue
-        keys.update(_hash(" ".join(words[i : i + _WINDOW]).encode()) for i in range(len(words) - _WINDOW + 1))
+        keys.update(_hash(b" ".join(words[i : i + _WINDOW])) for i in range(len(words) - _WINDOW + 1))
     return keys
 
 
@@ -377,7 +387,7 @@ def scan_stream(
     for cls, lines in scan.flags.items():
         if not lines:
             continue
-        text = _WARNING_TEXT.get(cls) or f"examples with {_PATTERNS[cls][1]}"
+        text = _WARNING_TEXT.get(cls) or f"examples with {_SENSITIVE_TEXT[cls]}"
         warnings.append(FileWarning(cls, scan.flag_counts[cls], lines, text.format(limit=limit)))
     return TrainingFile(
         path=name,
