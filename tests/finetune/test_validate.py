@@ -319,3 +319,37 @@ def test_break_even_arithmetic() -> None:
     assert be.break_even_monthly_requests == Decimal(120) / (Decimal("0.006") * 12)  # 1,666.67 a month
     assert be.payback_months == Decimal(120) / (Decimal("0.006") * 5000)  # 4 months
     assert break_even(Decimal(10), 0.001, 0.002).break_even_monthly_requests is None
+
+
+def test_a_file_scanned_in_parallel_chunks_gives_the_one_pass_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from assay.datasets import finetune
+
+    rows: list[object] = [good(i) for i in range(3000)]
+    for line, (_, row) in PLANTED_OPENAI.items():
+        for at in (line, line + 997, line + 1999):  # some near where the cuts fall
+            rows[at - 1] = row
+    rows[2500] = good(7)  # a duplicate in another chunk than its original
+    path = write(tmp_path / "big.jsonl", rows)
+    one = scan_training_file(path, "openai", workers=1)
+    monkeypatch.setattr(finetune, "_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(finetune, "_CHUNK_MIN_BYTES", 20_000)  # many chunks, cut mid-file
+    with path.open("rb") as f:
+        chunks = finetune._chunks(f, path.stat().st_size, 2)
+    assert len(chunks) >= 4 and chunks[-1][1] == path.stat().st_size
+    par = scan_training_file(path, "openai", workers=2)
+
+    def seen(s: object) -> tuple[object, ...]:
+        return (
+            s.examples,
+            s.valid,
+            [e.to_json() for e in s.errors],
+            s.error_counts,  # type: ignore[attr-defined]
+            [w.to_json() for w in s.warnings],
+            s.tokens,
+            s.example_tokens.tolist(),
+        )  # type: ignore[attr-defined]
+
+    assert seen(par) == seen(one)
+    assert {(e.line, e.cls) for e in par.errors} >= {(line + 997, cls) for line, (cls, _) in PLANTED_OPENAI.items()}

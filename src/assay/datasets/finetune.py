@@ -12,7 +12,10 @@ contaminated), and secrets or personal data, with counts and lines.
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
+import multiprocessing
+import os
 import re
 from array import array
 from collections.abc import Callable, Iterable
@@ -24,7 +27,7 @@ import numpy as np
 import orjson
 
 from assay.catalog.tokenizers import DEFAULT_OPENAI, Tokenizer, tokenizer_for
-from assay.datasets.finetune_formats import FORMATS, Example, Format, Problem, check_example
+from assay.datasets.finetune_formats import FORMATS, Example, Format, Problem, check_example, shape_of
 from assay.errors import ConfigError
 
 __all__ = ["FileWarning", "TokenStats", "TrainingFile", "eval_item_keys", "scan_stream", "scan_training_file"]
@@ -165,6 +168,42 @@ class _Scan:
         self.flag_counts: dict[str, int] = {}  # warning class -> how many (memory stays flat on a huge file)
         self.role_tokens: dict[str, int] = {}
 
+    _PARTS = (
+        "examples",
+        "valid",
+        "errors",
+        "error_counts",
+        "tokens",
+        "assistant",
+        "messages",
+        "exact",
+        "near",
+        "lines",
+        "flags",
+        "flag_counts",
+    )
+
+    def state(self) -> dict[str, Any]:
+        """What a chunk's scan found, to merge into the whole file's (a worker process sends it back)."""
+        self.flush()
+        return {k: getattr(self, k) for k in self._PARTS}
+
+    def merge(self, part: dict[str, Any]) -> None:
+        """Add the next chunk's findings (chunks are merged in file order, so every list stays in line order)."""
+        self.examples += part["examples"]
+        self.valid += part["valid"]
+        for e in part["errors"]:
+            if len(self.errors) < self.max_errors:
+                self.errors.append(e)
+        for cls, k in part["error_counts"].items():
+            self.error_counts[cls] = self.error_counts.get(cls, 0) + k
+        for key in ("tokens", "assistant", "messages", "exact", "near", "lines"):
+            getattr(self, key).extend(part[key])
+        for cls, lines in part["flags"].items():
+            mine = self.flags.setdefault(cls, [])
+            mine.extend(lines[: max(0, _SHOW_LINES - len(mine))])
+            self.flag_counts[cls] = self.flag_counts.get(cls, 0) + part["flag_counts"][cls]
+
     def flag(self, cls: str, line: int) -> None:
         self.flag_counts[cls] = self.flag_counts.get(cls, 0) + 1
         lines = self.flags.setdefault(cls, [])
@@ -260,6 +299,7 @@ class _Scan:
         for cls in found:
             self.flag(cls, n)
 
+
 _WARNING_TEXT = {
     "missing_system": "examples with no system message (the model learns no instructions for them)",
     "missing_user": "examples with no user message",
@@ -329,19 +369,113 @@ def scan_training_file(
     eval_questions: Iterable[str] = (),
     max_errors: int = 1000,
     on_progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
 ) -> TrainingFile:
-    """Check every line of a training file for `fmt`; count tokens with `model`'s tokenizer where one is here."""
+    """Check every line of a training file for `fmt`; count tokens with `model`'s tokenizer where one is here.
+
+    A file over 16 MB is cut at line ends into chunks scanned by `workers` processes (default: one a core) and
+    merged in file order, so the result is the same as one pass.
+    """
     if fmt not in FORMATS:
         raise ConfigError(f"unknown training-file format {fmt!r}; expected one of {', '.join(FORMATS)}")
     p = Path(path)
     f, size = _open(p)
-    tok = tokenizer_for(model, DEFAULT_OPENAI if fmt == "openai" else None)
+    default = DEFAULT_OPENAI if fmt == "openai" else None
+    tok = tokenizer_for(model, default)
     from assay.catalog.training import training_price
 
     known = training_price(model)
     limit = max_example_tokens or (known.context if known and known.context else None)
+    questions = list(eval_questions)
+    n_workers = workers if workers is not None else (os.cpu_count() or 1)
     with f:
-        return scan_stream(f, size, fmt, tok, str(p), limit, eval_questions, max_errors, on_progress)
+        if size < _PARALLEL_BYTES or n_workers < 2:
+            return scan_stream(f, size, fmt, tok, str(p), limit, questions, max_errors, on_progress)
+        chunks = _chunks(f, size, n_workers)
+    rules = FORMATS[fmt]
+    task = _Task(
+        str(p),
+        fmt,
+        model,
+        default,
+        limit or rules.max_example_tokens,
+        eval_item_keys(questions),
+        max_errors,
+        _first_shape(p),
+    )
+    scan = _Scan(rules, tok, task.limit, task.eval_keys, max_errors)
+    done = 0
+    # spawn, not fork: the caller may hold threads (a progress bar's) whose locks a forked child would inherit.
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(n_workers, mp_context=ctx) as pool:
+        for (start, end, _), part in zip(chunks, pool.map(_scan_chunk, [(task, c) for c in chunks]), strict=True):
+            scan.merge(part)
+            done += end - start
+            if on_progress is not None:
+                on_progress(done, size)
+    return _finish(scan, fmt, str(p))
+
+
+_PARALLEL_BYTES = 16 * 1024 * 1024  # smaller files are done before worker processes would have started
+_CHUNK_MIN_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class _Task:
+    """What each worker needs to scan its chunk as the whole-file scan would."""
+
+    path: str
+    fmt: str
+    model: str | None
+    default_encoding: str | None
+    limit: int
+    eval_keys: set[int]
+    max_errors: int
+    file_shape: str | None
+
+
+def _chunks(f: BinaryIO, size: int, workers: int) -> list[tuple[int, int, int]]:
+    """(start, end, first line number) of chunks that end at line ends: a few per worker, so progress moves."""
+    target = max(_CHUNK_MIN_BYTES, size // (workers * 4))
+    out: list[tuple[int, int, int]] = []
+    start, line = 0, 1
+    while start < size:
+        f.seek(min(size, start + target))
+        f.readline()  # to the end of the line the cut fell in
+        end = min(size, f.tell()) if start + target < size else size
+        f.seek(start)
+        out.append((start, end, line))
+        line += f.read(end - start).count(b"\n")
+        start = end
+    return out
+
+
+def _first_shape(path: Path) -> str | None:
+    """The shape of the file's first example that has one (Together's "one format a file" rule)."""
+    with path.open("rb") as f:
+        for raw in f:
+            try:
+                obj = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(obj, dict):
+                return shape_of(obj)
+    return None
+
+
+def _scan_chunk(job: tuple[_Task, tuple[int, int, int]]) -> dict[str, Any]:
+    """One worker's part: the lines of [start, end), numbered from the chunk's first line."""
+    task, (start, end, first) = job
+    scan = _Scan(
+        FORMATS[task.fmt], tokenizer_for(task.model, task.default_encoding), task.limit, task.eval_keys, task.max_errors
+    )
+    scan.file_shape = task.file_shape
+    with open(task.path, "rb") as f:
+        f.seek(start)
+        data = f.read(end - start)
+    for n, raw in enumerate(data.splitlines(keepends=True), start=first):
+        scan.line(n, raw)
+    return scan.state()
 
 
 def scan_stream(
@@ -368,6 +502,12 @@ def scan_stream(
     scan.flush()
     if on_progress is not None:
         on_progress(size, size)
+    return _finish(scan, fmt, name)
+
+
+def _finish(scan: _Scan, fmt: str, name: str) -> TrainingFile:
+    """File-level checks, duplicates and warnings, once every line has been seen."""
+    rules, limit, tok = scan.fmt, scan.limit, scan.tok
     if scan.examples < rules.min_examples:
         scan.error(
             Problem(None, "too_few_examples", f"{scan.examples} example(s); {fmt} needs at least {rules.min_examples}")

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FORMATS", "Example", "Format", "Problem", "check_example", "default_epochs", "format_rules"]
+__all__ = ["FORMATS", "Example", "Format", "Problem", "check_example", "default_epochs", "format_rules", "shape_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +169,7 @@ class Example:
         return "user" in self.roles or self.shape != "messages"
 
 
-def _shape_of(obj: Mapping[str, Any]) -> str:
+def shape_of(obj: Mapping[str, Any]) -> str:
     if "messages" in obj:
         return "messages"
     if "prompt" in obj or "completion" in obj:
@@ -201,7 +201,7 @@ def check_example(obj: Any, line: int, fmt: Format, file_shape: str | None) -> t
     """The problems of one parsed line, and what it holds when it can be counted (None when it cannot)."""
     if not isinstance(obj, dict):
         return [Problem(line, "data_type", f"the line is a JSON {_json_type(obj)}, not an object")], None
-    shape = _shape_of(obj)
+    shape = shape_of(obj)
     keys = ", ".join(map(repr, sorted(obj))) or "none"
     if shape not in fmt.shapes:
         return [Problem(line, "missing_messages_list", f"no `messages` list (keys: {keys})")], None
