@@ -14,9 +14,10 @@ process started with this venv's python:
   ~/.cache/assay-peers/, downloaded there from GitHub when missing).
 
 Per run and tool: wall seconds (process start to exit, imports included),
-examples per second (examples / wall), CPU seconds (user + system) and the
-peak RSS, all from `os.wait4` on that one child (ru_maxrss: the high-water
-mark of its resident set). The figures quoted are the best of `--runs` runs:
+examples per second (examples / wall), CPU seconds (user + system, from
+`os.wait4`: the child and the workers it waited for) and the peak resident
+memory of the whole process tree (VmRSS of the child and its descendants
+summed, sampled every 20 ms: assay's worker processes count). The figures quoted are the best of `--runs` runs:
 the shortest wall time (with that run's CPU) and the lowest peak RSS. The
 tools alternate within each run, never in parallel. Both count tokens with
 tiktoken from TIKTOKEN_CACHE_DIR (default: the venv's tiktoken-cache), never
@@ -171,12 +172,37 @@ def peer_script(notebook: str, data: Path) -> str:
     return notebook.replace(DATA_PATH_LINE, f"data_path = {str(data)!r}", 1)
 
 
+def tree_rss_kb(pid: int) -> int:
+    """Resident memory of a process and all its descendants now (kB, from /proc): worker processes count too."""
+    total, todo, seen = 0, [pid], set()
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            with open(f"/proc/{p}/status") as f:
+                total += next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0)
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                todo += [int(x) for x in f.read().split()]
+        except OSError:
+            pass  # it ended between the two reads
+    return total
+
+
 def run(cmd: list[str], env: dict[str, str], cwd: Path) -> dict[str, Any]:
-    """Run one tool in a fresh process: wall, CPU and peak RSS from wait4 on that child, and its stdout."""
+    """Run one tool in a fresh process: wall, CPU (its workers' included), and the peak of the summed resident
+    memory of its whole process tree, sampled every 20 ms (a worker pool's memory is the sum of its processes)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=cwd)
-        _, status, ru = os.wait4(p.pid, 0)
+        peak_kb = 0
+        while True:
+            pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+            if pid:
+                break
+            peak_kb = max(peak_kb, tree_rss_kb(p.pid))
+            time.sleep(0.02)
         wall = time.perf_counter() - t0
         p.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
@@ -186,16 +212,29 @@ def run(cmd: list[str], env: dict[str, str], cwd: Path) -> dict[str, Any]:
         raise SystemExit(f"{' '.join(cmd)} exited {p.returncode}:\n{stderr[-2000:]}\n{stdout[-2000:]}")
     return {
         "wall_s": wall,
-        "cpu_s": ru.ru_utime + ru.ru_stime,
-        "peak_rss_mb": ru.ru_maxrss / 1024,  # Linux: kilobytes
+        "cpu_s": ru.ru_utime + ru.ru_stime,  # wait4: the child and the descendants it waited for
+        "peak_rss_mb": max(peak_kb, ru.ru_maxrss) / 1024,  # Linux: kilobytes
         "stdout": stdout,
     }
 
 
-def assay_cmd(data: Path, model: str, project: Path | None = None) -> list[str]:
+def assay_cmd(data: Path, model: str, project: Path | None = None, workers: int | None = None) -> list[str]:
     exe = Path(sys.executable).with_name("assay")
     config = ["-c", str(project)] if project else []
-    return [str(exe), "finetune", "validate", str(data), *config, "--format", "openai", "--model", model, "--json"]
+    more = ["--workers", str(workers)] if workers else []
+    return [
+        str(exe),
+        "finetune",
+        "validate",
+        str(data),
+        *config,
+        "--format",
+        "openai",
+        "--model",
+        model,
+        "--json",
+        *more,
+    ]
 
 
 def check_assay(r: dict[str, Any], n: int, dups: int, encoding: str, eval_items: int = 0) -> dict[str, Any]:
@@ -265,6 +304,10 @@ def main() -> None:
             "cookbook (cl100k_base)": ([sys.executable, str(script)], lambda r: check_peer(r, args.examples)),
             f"assay --model {LIKE_FOR_LIKE} (cl100k_base)": (
                 assay_cmd(data, LIKE_FOR_LIKE),
+                lambda r: check_assay(r, args.examples, info["duplicates"], "cl100k_base"),
+            ),
+            f"assay --model {LIKE_FOR_LIKE} --workers 1 (cl100k_base)": (
+                assay_cmd(data, LIKE_FOR_LIKE, workers=1),
                 lambda r: check_assay(r, args.examples, info["duplicates"], "cl100k_base"),
             ),
             f"assay --model {CURRENT} (o200k_base)": (

@@ -104,11 +104,12 @@ def tokenizer_for(model: str | None, default_encoding: str | None = None) -> Tok
             f"estimate (~4 characters a token): no cached copy of {encoding} in {tiktoken_cache_dir()} "
             f"(online, `python -c \"import tiktoken; tiktoken.get_encoding('{encoding}')\"` caches it)",
         )
-    enc = tiktoken.get_encoding(encoding)
-
-    encode = enc.encode_ordinary  # text containing "<|endoftext|>" is counted as text, as the API bills it
+    loaded: list[Callable[[str], list[int]]] = []  # loaded on first use: a process that only merges never pays
 
     def batch(texts: Sequence[str]) -> list[int]:
+        if not loaded:  # text containing "<|endoftext|>" is counted as text, as the API bills it
+            loaded.append(tiktoken.get_encoding(encoding).encode_ordinary)
+        encode = loaded[0]
         # A plain loop: tiktoken's batch call hands each text to a thread pool, which costs more than it saves
         # on short texts (measured: 2x slower on 97k chat messages).
         return [len(encode(t)) for t in texts]

@@ -124,6 +124,9 @@ def validate_cmd(
     price: float | None = typer.Option(None, "--price", min=0.0, help="Training USD per million tokens."),
     max_tokens: int | None = typer.Option(None, "--max-tokens", min=1, help="Longest example trained on, tokens."),
     months: int = typer.Option(12, "--months", min=1, max=120, help="Horizon of the break-even."),
+    workers: int | None = typer.Option(
+        None, "--workers", min=1, max=64, help="Processes for a file over 16 MB (default: one a core; 1: least memory)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
 ) -> None:
     """Check a training file against a vendor's rules: every problem by line and class, tokens, epochs, cost."""
@@ -151,6 +154,7 @@ def validate_cmd(
             price_per_mtok=price,
             max_example_tokens=max_tokens,
             months=months,
+            workers=workers,
             on_progress=lambda done, total: bar.update(task, completed=done),
         )
     if as_json:

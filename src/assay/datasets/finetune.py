@@ -472,9 +472,13 @@ def _scan_chunk(job: tuple[_Task, tuple[int, int, int]]) -> dict[str, Any]:
     scan.file_shape = task.file_shape
     with open(task.path, "rb") as f:
         f.seek(start)
-        data = f.read(end - start)
-    for n, raw in enumerate(data.splitlines(keepends=True), start=first):
-        scan.line(n, raw)
+        at, n = start, first
+        while at < end:
+            raw = f.readline()
+            if not raw:
+                break
+            scan.line(n, raw)
+            at, n = at + len(raw), n + 1
     return scan.state()
 
 

@@ -137,6 +137,7 @@ def audit_training_file(
     max_example_tokens: int | None = None,
     months: int = 12,
     data_root: Path | None = None,
+    workers: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> TrainingAudit:
     """Scan the file and price training on it; refuse inconsistent options before reading it."""
@@ -148,7 +149,13 @@ def audit_training_file(
         raise ConfigError("--replaces needs a project file with a `workload:` section (its volume prices the saving)")
     questions = _eval_questions(config, data_root)
     scan = scan_training_file(
-        path, fmt, model, max_example_tokens=max_example_tokens, eval_questions=questions, on_progress=on_progress
+        path,
+        fmt,
+        model,
+        max_example_tokens=max_example_tokens,
+        eval_questions=questions,
+        on_progress=on_progress,
+        workers=workers,
     )
     n_epochs = epochs or default_epochs(scan.valid, fmt)
     source = "given" if epochs else ("openai rule" if fmt == "openai" else f"{fmt} default")
