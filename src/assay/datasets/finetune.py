@@ -405,8 +405,10 @@ def scan_training_file(
     )
     scan = _Scan(rules, tok, task.limit, task.eval_keys, max_errors)
     done = 0
-    # spawn, not fork: the caller may hold threads (a progress bar's) whose locks a forked child would inherit.
-    ctx = multiprocessing.get_context("spawn")
+    # Not fork: the caller may hold threads (a progress bar's) whose locks a forked child would inherit. Not spawn:
+    # it re-imports the caller's __main__ (the whole CLI) in every worker. A fork server starts clean.
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["assay.datasets.finetune"])  # what a worker needs, loaded once, shared by fork
     with concurrent.futures.ProcessPoolExecutor(n_workers, mp_context=ctx) as pool:
         for (start, end, _), part in zip(chunks, pool.map(_scan_chunk, [(task, c) for c in chunks]), strict=True):
             scan.merge(part)
