@@ -15,9 +15,10 @@ process started with this venv's python:
 
 Per run and tool: wall seconds (process start to exit, imports included),
 examples per second (examples / wall), CPU seconds (user + system, from
-`os.wait4`: the child and the workers it waited for) and the peak resident
-memory of the whole process tree (VmRSS of the child and its descendants
-summed, sampled every 20 ms: assay's worker processes count). The figures quoted are the best of `--runs` runs:
+`os.wait4` for the child, /proc for its worker processes) and the peak
+memory of the whole process tree: the PSS of the child and its descendants
+summed, sampled every 20 ms (PSS, not RSS: forked workers share pages, which
+summed RSS would count twice). The figures quoted are the best of `--runs` runs:
 the shortest wall time (with that run's CPU) and the lowest peak RSS. The
 tools alternate within each run, never in parallel. Both count tokens with
 tiktoken from TIKTOKEN_CACHE_DIR (default: the venv's tiktoken-cache), never
@@ -172,8 +173,12 @@ def peer_script(notebook: str, data: Path) -> str:
     return notebook.replace(DATA_PATH_LINE, f"data_path = {str(data)!r}", 1)
 
 
-def tree_rss_kb(pid: int) -> int:
-    """Resident memory of a process and all its descendants now (kB, from /proc): worker processes count too."""
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_sample(pid: int, cpu: dict[int, float]) -> int:
+    """Proportional memory (PSS, kB) of a process and all its descendants now, from /proc; records each one's CPU
+    seconds so far in `cpu`. PSS, not RSS: forked workers share pages with their parent, which RSS counts twice."""
     total, todo, seen = 0, [pid], set()
     while todo:
         p = todo.pop()
@@ -181,12 +186,15 @@ def tree_rss_kb(pid: int) -> int:
             continue
         seen.add(p)
         try:
-            with open(f"/proc/{p}/status") as f:
-                total += next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0)
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                total += next((int(line.split()[1]) for line in f if line.startswith("Pss:")), 0)
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+                cpu[p] = (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
             with open(f"/proc/{p}/task/{p}/children") as f:
                 todo += [int(x) for x in f.read().split()]
-        except OSError:
-            pass  # it ended between the two reads
+        except (OSError, IndexError, ValueError):
+            pass  # it ended between two reads
     return total
 
 
@@ -196,12 +204,12 @@ def run(cmd: list[str], env: dict[str, str], cwd: Path) -> dict[str, Any]:
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=cwd)
-        peak_kb = 0
+        peak_kb, cpu = 0, dict[int, float]()
         while True:
             pid, status, ru = os.wait4(p.pid, os.WNOHANG)
             if pid:
                 break
-            peak_kb = max(peak_kb, tree_rss_kb(p.pid))
+            peak_kb = max(peak_kb, tree_sample(p.pid, cpu))
             time.sleep(0.02)
         wall = time.perf_counter() - t0
         p.returncode = os.waitstatus_to_exitcode(status)
@@ -212,8 +220,9 @@ def run(cmd: list[str], env: dict[str, str], cwd: Path) -> dict[str, Any]:
         raise SystemExit(f"{' '.join(cmd)} exited {p.returncode}:\n{stderr[-2000:]}\n{stdout[-2000:]}")
     return {
         "wall_s": wall,
-        "cpu_s": ru.ru_utime + ru.ru_stime,  # wait4: the child and the descendants it waited for
-        "peak_rss_mb": max(peak_kb, ru.ru_maxrss) / 1024,  # Linux: kilobytes
+        # The child's own CPU from wait4, its descendants' (workers of a fork server) as last sampled.
+        "cpu_s": ru.ru_utime + ru.ru_stime + sum(v for k, v in cpu.items() if k != p.pid),
+        "peak_rss_mb": peak_kb / 1024 if peak_kb else ru.ru_maxrss / 1024,  # kB; PSS of the tree
         "stdout": stdout,
     }
 
