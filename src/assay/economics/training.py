@@ -2,8 +2,8 @@
 
 Epochs follow each vendor's documented default unless given (the rule lives
 with the formats, datasets/finetune_formats.py, where the simulator reads it
-too). Billed tokens are the file's tokens (each
-example up to the training context) times the epochs.
+too). Billed tokens are the file's tokens (each example up to the training
+context) times the epochs.
 
 The break-even compares two ways to serve the same traffic: the base model
 today and the tuned one (usually a smaller model tuned to replace a larger
@@ -18,24 +18,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from assay.catalog.prices import MILLION, dec
+from assay.datasets.finetune_formats import default_epochs
 
-__all__ = ["TRAINING_EPOCHS", "BreakEven", "break_even", "default_epochs", "training_cost"]
-
-TARGET_EPOCHS, MIN_EXAMPLES, MAX_EXAMPLES, MIN_EPOCHS, MAX_EPOCHS = 3, 100, 25_000, 1, 25
-TRAINING_EPOCHS = {"together": 1, "fireworks": 1, "anthropic-bedrock": 2}  # their documented defaults
-
-
-def default_epochs(n_examples: int, fmt: str = "openai") -> int:
-    """The epochs a vendor trains for by default on `n_examples` examples."""
-    if fmt in TRAINING_EPOCHS:
-        return TRAINING_EPOCHS[fmt]
-    if n_examples <= 0:
-        return TARGET_EPOCHS
-    if n_examples * TARGET_EPOCHS < MIN_EXAMPLES:
-        return min(MAX_EPOCHS, MIN_EXAMPLES // n_examples)
-    if n_examples * TARGET_EPOCHS > MAX_EXAMPLES:
-        return max(MIN_EPOCHS, MAX_EXAMPLES // n_examples)
-    return TARGET_EPOCHS
+__all__ = ["BreakEven", "break_even", "default_epochs", "training_cost"]
 
 
 def training_cost(billed_tokens: int, per_mtok: Decimal | float | None) -> Decimal | None:
