@@ -103,6 +103,26 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+def records_so_far(db: Path) -> int:
+    """Records a running command has committed, read without a write lock.
+
+    Opening a `Store` migrates the schema, which takes the write lock: while the command's writer holds it,
+    a test polling that way could wait until the command had finished, and then interrupt nothing.
+    """
+    import sqlite3
+
+    if not db.exists():
+        return 0
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.5)
+        try:
+            return int(conn.execute("SELECT COUNT(*) FROM records").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.Error:  # not created yet, or busy for a moment: ask again on the next poll
+        return 0
+
+
 def cli_env(home: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["ASSAY_HOME"] = str(home / ".assay")

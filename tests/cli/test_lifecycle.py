@@ -17,7 +17,7 @@ import pytest
 
 from assay.simulator import SimulatorProcess
 from assay.store import Store
-from tests.conftest import ASSAY, PRICE, cli_env
+from tests.conftest import ASSAY, PRICE, cli_env, records_so_far
 
 PROFILE = """
 vendors:
@@ -77,10 +77,8 @@ def test_sigint_then_resume_completes_with_no_duplicate_attempt(
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)
-        if db.exists():
-            with Store(db) as store:
-                if store.conn.execute("SELECT COUNT(*) FROM records").fetchone()[0] >= 8:
-                    break
+        if records_so_far(db) >= 8:
+            break
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130, stderr
@@ -128,10 +126,8 @@ def test_a_run_still_running_elsewhere_is_not_resumed_twice(tmp_path: Path, sim:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             time.sleep(0.1)
-            if db.exists():
-                with Store(db) as store:
-                    if store.conn.execute("SELECT COUNT(*) FROM records").fetchone()[0] >= 2:
-                        break
+            if records_so_far(db) >= 2:
+                break
         second = _assay(tmp_path, "probe", "--resume", "latest")
         assert second.returncode == 2 and "is still running (process" in second.stderr, second.stderr
     finally:
@@ -157,10 +153,8 @@ def test_a_secret_header_is_resent_from_the_same_project_file(tmp_path: Path, si
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and run.poll() is None:  # interrupt it once it has sent some (a busy
         time.sleep(0.1)  # machine may take seconds to get there)
-        if db.exists():
-            with Store(db) as store:
-                if store.conn.execute("SELECT COUNT(*) FROM records").fetchone()[0] >= 3:
-                    break
+        if records_so_far(db) >= 3:
+            break
     run.send_signal(signal.SIGINT)
     run.wait(timeout=30)
     blind = _assay(tmp_path, "probe", "--resume", "latest", "-c", str(tmp_path / "elsewhere.yaml"))

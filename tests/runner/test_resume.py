@@ -17,7 +17,7 @@ from assay.config import parse_config
 from assay.simulator import Faults, SimulatorProcess, start_simulator
 from assay.store import Store
 from assay.suites.probe import ProbeOptions, run_probe
-from tests.conftest import ASSAY, PRICE, cli_env, interrupt_after, one_model_spec
+from tests.conftest import ASSAY, PRICE, cli_env, interrupt_after, one_model_spec, records_so_far
 
 
 def config_for(url: str, names: tuple[str, ...] = ("a", "b")) -> str:
@@ -86,9 +86,7 @@ def test_killed_cli_run_leaves_a_readable_store_and_resumes(tmp_path: Path) -> N
         count = 0
         while time.monotonic() < deadline and count < 20:
             time.sleep(0.2)
-            if db.exists():
-                with Store(db) as store:
-                    count = store.conn.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+            count = records_so_far(db)
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate()
         with Store(db) as store:
@@ -162,10 +160,8 @@ def test_sigterm_cancels_cleanly_and_marks_the_run_interrupted(tmp_path: Path) -
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             time.sleep(0.2)
-            if db.exists():
-                with Store(db) as store:
-                    if store.conn.execute("SELECT COUNT(*) FROM records").fetchone()[0] >= 4:
-                        break
+            if records_so_far(db) >= 4:
+                break
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=30)
         assert proc.returncode == 143
