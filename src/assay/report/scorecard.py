@@ -112,6 +112,9 @@ class Scorecard:
                 s["name"] for s in self.run.config.get("suites", []) if not p.get("suites") or s["name"] in p["suites"]
             )
             return f"Suites: {suites} · concurrency {p.get('concurrency')} per target · retries {p.get('retries')}"
+        if self.run.kind == "finetune":
+            return (f"Fine-tuning job: {p.get('file')} on {p.get('model') or 'the target model'} · every files and "
+                    f"jobs API call is a request here · polled every {p.get('poll_s')} s · retries {p.get('retries')}")
         stream = "streaming" if p.get("stream", True) else "non-streaming"
         prompt = self.prompt if len(self.prompt) <= 110 else self.prompt[:109] + "…"
         how = f"concurrency {p.get('concurrency')} per target · retries {p.get('retries')}"
