@@ -80,8 +80,8 @@ def test_sigint_then_resume_completes_with_no_duplicate_attempt(
         if records_so_far(db) >= 8:
             break
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=30)
-    assert proc.returncode == 130, stderr
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, f"{stderr}\n{stdout[-3000:]}\nrecords seen: {records_so_far(db)}"
     assert f"resume with: assay {kind} --resume" in stderr
     with Store(db) as store:
         first = store.run("latest")
