@@ -123,6 +123,21 @@ def records_so_far(db: Path) -> int:
         return 0
 
 
+def wait_until_sending(proc: Any, db: Path, records: int, timeout_s: float = 60, settle_s: float = 2.0) -> None:
+    """Return once a command has written `records` Records, or has had its store open for `settle_s` (a busy
+    machine can hold its writer's commits back that long), or has ended; so a signal sent next interrupts it
+    while it sends, not after it finished."""
+    import time
+
+    deadline, opened = time.monotonic() + timeout_s, None
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+        if opened is None and db.exists():
+            opened = time.monotonic()
+        if records_so_far(db) >= records or (opened is not None and time.monotonic() - opened >= settle_s):
+            return
+
+
 def cli_env(home: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["ASSAY_HOME"] = str(home / ".assay")

@@ -17,7 +17,7 @@ import pytest
 
 from assay.simulator import SimulatorProcess
 from assay.store import Store
-from tests.conftest import ASSAY, PRICE, cli_env, records_so_far
+from tests.conftest import ASSAY, PRICE, cli_env, records_so_far, wait_until_sending
 
 PROFILE = """
 vendors:
@@ -74,11 +74,7 @@ def test_sigint_then_resume_completes_with_no_duplicate_attempt(
         cwd=tmp_path, env=cli_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     db = tmp_path / ".assay" / "assay.db"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.1)
-        if records_so_far(db) >= 8:
-            break
+    wait_until_sending(proc, db, 8)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130, f"{stderr}\n{stdout[-3000:]}\nrecords seen: {records_so_far(db)}"
@@ -150,11 +146,7 @@ def test_a_secret_header_is_resent_from_the_same_project_file(tmp_path: Path, si
         cwd=tmp_path, env=cli_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     db = tmp_path / ".assay" / "assay.db"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and run.poll() is None:  # interrupt it once it has sent some (a busy
-        time.sleep(0.1)  # machine may take seconds to get there)
-        if records_so_far(db) >= 3:
-            break
+    wait_until_sending(run, db, 3)  # interrupt it once it has sent some (a busy machine may take seconds)
     run.send_signal(signal.SIGINT)
     run.wait(timeout=30)
     blind = _assay(tmp_path, "probe", "--resume", "latest", "-c", str(tmp_path / "elsewhere.yaml"))
