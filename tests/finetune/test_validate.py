@@ -353,3 +353,12 @@ def test_a_file_scanned_in_parallel_chunks_gives_the_one_pass_result(
 
     assert seen(par) == seen(one)
     assert {(e.line, e.cls) for e in par.errors} >= {(line + 997, cls) for line, (cls, _) in PLANTED_OPENAI.items()}
+
+
+def test_crlf_line_ends_a_byte_order_mark_and_no_final_newline_are_read(tmp_path: Path) -> None:
+    body = "\r\n".join(json.dumps(good(i)) for i in range(12))
+    path = tmp_path / "windows.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + body.encode())
+    scan = scan_training_file(path, "openai")
+    assert scan.errors == [] and scan.valid == 12
+    assert [(w.cls, w.lines) for w in scan.warnings] == [("byte_order_mark", [1])]

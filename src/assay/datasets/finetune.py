@@ -216,6 +216,9 @@ class _Scan:
             self.errors.append(p)
 
     def line(self, n: int, raw: bytes) -> None:
+        if n == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark, as Windows editors write
+            raw = raw[3:]
+            self.flag("byte_order_mark", n)
         if not raw.strip():
             self.flag("blank_line", n)
             return
@@ -309,6 +312,7 @@ _WARNING_TEXT = {
     "near_duplicate": "near-duplicates of an earlier example (the same words, ignoring case and punctuation)",
     "eval_contamination": "examples containing an item of the project's eval suites (the eval would be contaminated)",
     "blank_line": "blank lines (skipped)",
+    "byte_order_mark": "a UTF-8 byte-order mark at the start of the file (read past; some uploaders refuse it)",
 }
 
 
