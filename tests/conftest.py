@@ -138,6 +138,17 @@ def wait_until_sending(proc: Any, db: Path, records: int, timeout_s: float = 60,
             return
 
 
+def default_signals() -> None:
+    """`preexec_fn` for a command a test will signal: SIGINT and SIGTERM at their defaults and unblocked, as a
+    shell starts it. A test worker may carry another disposition or mask (left by an event loop or a process pool
+    in that worker), which a child inherits, and then the signal would never arrive."""
+    import signal
+
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def cli_env(home: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["ASSAY_HOME"] = str(home / ".assay")

@@ -17,7 +17,7 @@ import pytest
 
 from assay.simulator import SimulatorProcess
 from assay.store import Store
-from tests.conftest import ASSAY, PRICE, cli_env, records_so_far, wait_until_sending
+from tests.conftest import ASSAY, PRICE, cli_env, default_signals, records_so_far, wait_until_sending
 
 PROFILE = """
 vendors:
@@ -70,7 +70,7 @@ def test_sigint_then_resume_completes_with_no_duplicate_attempt(
 ) -> None:
     cfg = _config(tmp_path, sim.urls["v"])
     proc = subprocess.Popen(
-        [ASSAY, *COMMANDS[kind], "-c", str(cfg)],
+        [ASSAY, *COMMANDS[kind], "-c", str(cfg)], preexec_fn=default_signals,
         cwd=tmp_path, env=cli_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     db = tmp_path / ".assay" / "assay.db"
@@ -142,7 +142,7 @@ def test_a_secret_header_is_resent_from_the_same_project_file(tmp_path: Path, si
         "headers: {x-org-token: s3cret}}\n"
     )
     run = subprocess.Popen(
-        [ASSAY, "probe", "-c", str(path), "--requests", "60", "--concurrency", "1"],
+        [ASSAY, "probe", "-c", str(path), "--requests", "60", "--concurrency", "1"], preexec_fn=default_signals,
         cwd=tmp_path, env=cli_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     db = tmp_path / ".assay" / "assay.db"
