@@ -27,6 +27,7 @@ import numpy as np
 import orjson
 
 from assay.catalog.tokenizers import DEFAULT_OPENAI, Tokenizer, tokenizer_for
+from assay.catalog.training import training_price
 from assay.datasets.finetune_formats import FORMATS, Example, Format, Problem, check_example, shape_of
 from assay.errors import ConfigError
 
@@ -386,8 +387,6 @@ def scan_training_file(
     f, size = _open(p)
     default = DEFAULT_OPENAI if fmt == "openai" else None
     tok = tokenizer_for(model, default)
-    from assay.catalog.training import training_price
-
     known = training_price(model)
     limit = max_example_tokens or (known.context if known and known.context else None)
     questions = list(eval_questions)

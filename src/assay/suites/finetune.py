@@ -21,7 +21,7 @@ from assay.config import ProjectConfig, state_dir
 from assay.datasets import data_dir, load_items
 from assay.datasets.finetune import TrainingFile, scan_training_file
 from assay.economics.training import BreakEven, break_even, default_epochs, training_cost
-from assay.economics.workload import conversation_list_cost
+from assay.economics.workload import conversation_list_cost, volume
 from assay.errors import AssayError, ConfigError
 
 __all__ = ["TrainingAudit", "audit_training_file", "per_request_usd", "tuned_price"]
@@ -189,8 +189,6 @@ def audit_training_file(
 
 
 def _monthly_interactions(config: ProjectConfig) -> Decimal:
-    from assay.economics.workload import volume
-
     assert config.workload is not None
     return volume(config.workload).interactions
 

@@ -116,7 +116,7 @@ def training_usd_of_run(store: Store, run_id: str) -> tuple[Decimal | None, str]
     """What a `finetune run` trained (its job's trained tokens) at the base model's training price."""
     info = store.run(run_id, kind=FINETUNE_KIND)
     if info.kind != FINETUNE_KIND:
-        raise ConfigError(f"run {info.run_id} is a {info.kind} run, not a finetune run")
+        raise ConfigError(f"run {info.run_id} is of kind {info.kind}, not a finetune run (`assay runs` lists them)")
     tokens = None
     for r in store.records(info.run_id):
         if r.ok and r.response_text and r.item_id.startswith("fine_tuning.jobs.retrieve"):
