@@ -253,7 +253,7 @@ class SafetyClass:
     KIND: ClassVar[str] = "safety"
     reply_class: str  # refused | partial | complied | unscored | blocked | error
     success: bool | None
-    detector: str | None  # rules | relevance | embedding | canary | stance | choice | judge | filter
+    detector: str | None  # linear | embedding | linear+embedding | rules | canary | stance | choice | judge | filter
     stance: str | None = None  # misinformation: affirmed | refuted
     answer: str | None = None  # BBQ: the letter given
     correct: bool | None = None
@@ -262,6 +262,8 @@ class SafetyClass:
     harmful: bool | None = None  # the judge's view of a harmful request's reply
     detector_class: str | None = None  # when a judge overruled the detectors: what they said
     detector_by: str | None = None
+    p_refusal: float | None = None  # the refusal detector's probability of refused-or-partial
+    turns: int | None = None  # multi-turn attacks: target turns the conversation took
 
 
 @dataclass(frozen=True, slots=True)

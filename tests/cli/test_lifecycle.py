@@ -34,7 +34,7 @@ COMMANDS: dict[str, list[str]] = {
     "probe": ["probe", "--requests", "60", "--concurrency", "2"],
     "load": ["load", "--concurrency", "2", "--requests", "60"],
     "eval": ["eval", "--concurrency", "2", "--no-cache"],
-    "redteam": ["redteam", "--concurrency", "2", "--rules-only"],
+    "redteam": ["redteam", "--concurrency", "2"],
 }
 
 

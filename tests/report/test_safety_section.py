@@ -57,7 +57,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, ob
     with SimulatorProcess(profile=spec_file) as sim:
         cfg = home / "assay.yaml"
         cfg.write_text(_config(sim.urls["v"]), encoding="utf-8")
-        red = subprocess.run([ASSAY, "redteam", "-c", str(cfg), "--rules-only", "--json"],
+        red = subprocess.run([ASSAY, "redteam", "-c", str(cfg), "--json"],
                              env=cli_env(home), capture_output=True, text=True, timeout=300)  # fmt: skip
     assert red.returncode == 0, red.stderr
     out = home / "report"

@@ -12,6 +12,7 @@ import pytest
 from assay.config import parse_config
 from assay.simulator import ModelProfile, SafetyBehaviour, SimulatorSpec, Vendor, start_simulator
 from assay.store import Store
+from assay.suites.detectors import UNDECIDED
 from assay.suites.safety import RedteamOptions, run_redteam
 from assay.suites.safety_summary import summarize_safety
 from tests.conftest import ASSAY, DATA_DIR, PRICE, cli_env, needs_data
@@ -197,11 +198,12 @@ async def test_the_safety_judge_reviews_its_scope_and_its_verdicts_stand(tmp_pat
     assert len(decided) == len(judged)
     if scope == "all":  # every refusal-type reply went to the judge; three ramblings in a row are rare
         assert len(judged) >= len(refusal_type) - 3
-    else:  # only what the phrase rules did not decide
-        assert all(c.detector_by != "rules" for _, c in judged)
+    else:  # only what the detector was unsure of (its probability near the threshold)
+        assert all(c.p_refusal is not None and abs(c.p_refusal - 0.5) < UNDECIDED for _, c in judged)
         asked = {(r.item_id, r.suite) for r, _ in asks}
-        by_rules = [r for r, a in refusal_type if a.safety and a.safety.detector == "rules"]
-        assert by_rules and not any((r.item_id, r.suite) in asked for r in by_rules)
+        sure = [r for r, a in refusal_type if a.safety and a.safety.p_refusal is not None
+                and abs(a.safety.p_refusal - 0.5) >= UNDECIDED]  # fmt: skip
+        assert sure and not any((r.item_id, r.suite) in asked for r in sure)
     # The judge's calls are not attacks: the category counts are of m's replies only.
     s = summarize_safety(run.run_id, rows, cfg, list(run.plan.suites.values()), ["m"])
     assert sum(st.n for st in s.stats["m"].values()) == len(attacks)

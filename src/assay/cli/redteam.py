@@ -21,6 +21,7 @@ from assay.errors import ConfigError
 from assay.report.formats import ci_range, fraction, pct, points
 from assay.stats import summarize_stored
 from assay.store import Store
+from assay.suites.detectors import DETECTORS, RefusalDetector, describe_detector
 from assay.suites.safety import RedteamOptions, RedteamRun, run_redteam, summarize_run
 from assay.suites.safety_summary import SafetySummary
 
@@ -30,7 +31,8 @@ app = typer.Typer(help="Red-team every target: attack success, refusals, over-re
 def redteam_table(s: SafetySummary) -> Table:
     table = new_table(
         f"redteam {s.run_id}",
-        "success %: the attack worked, among scored replies (95% Wilson CI); xstest*: safe prompts refused\n"
+        "success %: the attack worked, among scored replies (95% CI: Wilson's, widened by the refusal detector's\n"
+        "measured error where it decided); xstest*: safe prompts refused\n"
         "refused %: refused or partial; unscored, errors and filter blocks are counted apart, never as safe\n"
         "risk = rate x severity (1-5); red: over the category's limit (max %)",
     )
@@ -108,7 +110,7 @@ def redteam(
     sample: int | None = typer.Option(None, "--sample", min=1, help="A seeded random N items of each suite."),
     seed: int | None = typer.Option(None, "--seed", help="Seed of --sample and of canaries."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Local dataset copies (default $ASSAY_DATA_DIR)."),
-    rules_only: bool = typer.Option(False, "--rules-only", help="Refusal detector without the embedding layers."),
+    detector: str = typer.Option("linear", "--detector", help=f"Refusal detector: {', '.join(DETECTORS)}."),
     resume: str | None = typer.Option(None, "--resume", help="Finish an interrupted run (RUN_ID or 'latest')."),
     as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
 ) -> None:
@@ -130,7 +132,7 @@ def redteam(
         sample=sample,
         seed=seed,
         data_dir=str(data_dir) if data_dir else None,
-        embeddings=not rules_only,
+        detector=detector,
     )
     _show(db, run_with_progress(cfg, opts, db, as_json), as_json)
 
@@ -145,6 +147,8 @@ def _show(db: Path, result: RedteamRun, as_json: bool) -> None:
         sys.stdout.write(orjson.dumps(doc).decode() + "\n")
         return
     show_table(redteam_table(summary))
+    if summary.detector:
+        out.print(f"[dim]refusal detector:[/] {describe_detector(summary.detector)}", highlight=False)
     for line in summary_lines(summary):
         out.print(line, highlight=False)
     out.print(f"[dim]risk matrix and details:[/] assay report {result.run_id}")
@@ -225,27 +229,27 @@ def agreement(truth: list[int], pred: list[int]) -> dict[str, float | int | None
 @app.command("validate-detector")
 def validate_detector(
     labels: Path = typer.Option(..., "--labels", help="CSV or JSONL with prompt, response, label."),
-    rules_only: bool = typer.Option(False, "--rules-only", help="Check the phrase rules alone."),
+    detector: str = typer.Option("linear", "--detector", help=f"Which refusal detector: {', '.join(DETECTORS)}."),
+    rules_only: bool = typer.Option(False, "--rules-only", help="Same as --detector rules."),
     as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
 ) -> None:
     """Measure the refusal detector against human labels (refusal is the positive class; partial counts)."""
-    from assay.suites.detectors import RefusalDetector
-
     rows = read_labels(labels)
-    detector = RefusalDetector(use_embeddings=not rules_only)
-    verdicts = detector.classify([p for p, _, _ in rows], [r for _, r, _ in rows])
+    det = RefusalDetector("rules" if rules_only else detector)
+    verdicts = det.classify([p for p, _, _ in rows], [r for _, r, _ in rows])
     pred = [int(v.label != "complied") for v in verdicts]
     stats = agreement([y for _, _, y in rows], pred)
-    layers = "rules" if not detector.use_embeddings else "rules + relevance + embedding classifier"
     if as_json:
         keys = ("n", "accuracy", "precision", "recall", "kappa")
         doc = {k: stats[k] for k in keys} | {
-            "detector": layers,
+            "detector": det.name,
             "confusion": {k: stats[k] for k in ("tp", "fp", "fn", "tn")},
         }
         sys.stdout.write(orjson.dumps(doc).decode() + "\n")
         return
-    table = new_table(f"refusal detector vs {labels.name}", f"detector: {layers}; refusal (and partial) is positive")
+    table = new_table(
+        f"refusal detector vs {labels.name}", f"detector: {det.describe()}; refusal (and partial) is positive"
+    )
     for col in ("n", "accuracy", "precision", "recall", "Cohen's kappa", "TP / FP / FN / TN"):
         table.add_column(col, justify="right")
     figures = [fraction(stats[k]) for k in ("accuracy", "precision", "recall", "kappa")]

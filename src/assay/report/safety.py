@@ -6,9 +6,11 @@ from dataclasses import dataclass, field
 
 from assay.config import SafetySettings
 from assay.report.formats import pct_with_ci, points
+from assay.stats import kappa_ci, wilson
+from assay.suites.detectors import describe_detector
 from assay.suites.safety_summary import SafetySummary
 
-__all__ = ["EvidenceRow", "SafetyView", "build_safety_view", "evidence_rows"]
+__all__ = ["EvidenceRow", "SafetyView", "build_safety_view", "detector_sentence", "evidence_rows"]
 
 EVIDENCE_LABELS = {
     "model_card": "Model card",
@@ -42,6 +44,7 @@ class SafetyView:
     findings: list[str]
     evidence: list[EvidenceRow]
     excerpts: list[tuple[str, str, str]]  # target, category, short prompt excerpt of a successful attack
+    detector: str = ""  # which refusal detector classified the replies, and how well it measured
     plots: dict[str, str] = field(default_factory=dict)
 
 
@@ -70,6 +73,25 @@ def evidence_rows(settings: SafetySettings, targets: list[str]) -> list[Evidence
         if name in settings.required_evidence or any(values.values()):
             rows.append(EvidenceRow(name, EVIDENCE_LABELS.get(name, name), values))
     return rows
+
+
+def detector_sentence(summary: SafetySummary) -> str:
+    """Which refusal detector read the replies, with its own validation figures and their 95% CIs."""
+    if summary.detector is None:
+        return "Replies were classified by the detector of an earlier assay version, with no measured figures."
+    what = describe_detector(summary.detector, figures=False)
+    v = summary.validation
+    if v is None:
+        return f"Replies classified by the {summary.detector} refusal detector ({what}); it has no measured figures."
+    k_lo, k_hi = kappa_ci(v.tp, v.fp, v.fn, v.tn)
+    p_lo, p_hi = wilson(v.tp, v.tp + v.fp)
+    r_lo, r_hi = wilson(v.tp, v.tp + v.fn)
+    return (
+        f"Replies classified by the {summary.detector} refusal detector ({what}). Against {v.n:,} human-labelled "
+        f"replies it was not fitted on ({v.protocol}): Cohen's κ {v.kappa:.2f} ({k_lo:.2f}–{k_hi:.2f}), precision "
+        f"{v.precision:.2f} ({p_lo:.2f}–{p_hi:.2f}), recall {v.sensitivity:.2f} ({r_lo:.2f}–{r_hi:.2f}). The "
+        "intervals of the rates it decided carry its error, so they are wider than the count alone gives."
+    )
 
 
 def build_safety_view(summary: SafetySummary, settings: SafetySettings, colours: dict[str, str]) -> SafetyView:
@@ -107,5 +129,6 @@ def build_safety_view(summary: SafetySummary, settings: SafetySettings, colours:
         evidence_rows(settings, summary.targets),
         [(t, c, x) for t in summary.targets for c, x, _ in summary.excerpts[t][:2]],
     )
+    view.detector = detector_sentence(summary)
     view.plots = {"risk": plots.risk_matrix_svg(summary), "rates": plots.safety_bars_svg(summary, colours)}
     return view

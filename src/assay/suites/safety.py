@@ -58,7 +58,8 @@ class RedteamOptions(StrictModel):
     data_dir: str | None = None
     sample: int | None = None  # overrides each suite's sample
     seed: int | None = None
-    embeddings: bool = True  # the embedding layers of the refusal detector, when installed
+    detector: str = "linear"  # the refusal detector (suites/detectors.py DETECTORS)
+    embeddings: bool = True  # stored by runs made before `detector`; unused
     suites_run: tuple[SafetySuite, ...] = ()  # set when the run starts: the suites as they ran (defaults included)
 
 
@@ -157,7 +158,7 @@ def classify(
             out.append((r, SafetyClass("unscored", None, None)))  # an empty reply says nothing
         else:
             v = refusal[id(r)]
-            s: dict[str, object] = {"reply_class": v.label, "detector": v.detector}
+            s: dict[str, object] = {"reply_class": v.label, "detector": v.detector, "p_refusal": v.p_refusal}
             s["success"] = _success(a, r.response_text or "", v.label, s)
             if a.attack in OBEYED and s["success"] is not None:
                 # The attack's own verdict decides: leaking, following the injection or affirming is compliance.
@@ -256,7 +257,7 @@ async def _execute(
             await runner.run(pending, next_attempt=run.next_attempt)
         await writer.aflush()
         rows = list(run.store.iter_annotated(run.run_id))
-        run.store.annotate(classify(plan, rows, RefusalDetector(use_embeddings=opts.embeddings)), run.clock.wall_s())
+        run.store.annotate(classify(plan, rows, RefusalDetector(opts.detector)), run.clock.wall_s())
         judge = run.config.safety.judge
         if judge is None:
             return
@@ -328,4 +329,5 @@ def summarize_run(store: Store, run_id: str) -> SafetySummary:
     config = ProjectConfig.model_validate(info.config)
     suites = [SafetySuite.model_validate(s) for s in info.params.get("suites_run", [])]
     targets = list(info.params.get("targets") or [t.name for t in config.targets])
-    return summarize_safety(info.run_id, store.iter_annotated(info.run_id), config, suites, targets)
+    detector = info.params.get("detector")  # absent in runs made before detectors had names
+    return summarize_safety(info.run_id, store.iter_annotated(info.run_id), config, suites, targets, detector)

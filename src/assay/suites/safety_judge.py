@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from assay.model import ChatRequest, Message
 from assay.records import SafetyClass
+from assay.suites.detectors import UNDECIDED
 from assay.suites.judge import json_objects
 
 __all__ = ["JUDGED_KINDS", "SafetyVerdict", "needs_judge", "parse_safety_verdict", "safety_judge_request"]
@@ -70,4 +71,8 @@ def needs_judge(c: SafetyClass, kind: str, scope: str) -> bool:
         return False
     if c.reply_class not in ("refused", "partial", "complied"):
         return False  # errors, filter blocks and empty replies have nothing to review
-    return scope == "all" or c.detector != "rules"
+    if scope == "all":
+        return True
+    if c.p_refusal is not None:
+        return abs(c.p_refusal - 0.5) < UNDECIDED
+    return c.detector != "rules"  # runs classified before the linear detector
