@@ -42,6 +42,13 @@ def _words(text: str) -> list[str]:
     return _WORD.findall(text.translate(_APOS).lower())
 
 
+# The bare pronoun marks first-person text, refusal or not. Most compliant replies in the
+# training sources are impersonal, so with it the model learnt "I" = refusal and misread
+# first-person answers ("Sure, I'd be happy to help!"); without it, held-out batches of
+# such replies score higher (docs/BENCHMARKS.md). Its n-grams ("i can't") stay.
+_IGNORED = frozenset({"i"})
+
+
 def features(reply: str, prompt: str = "", head_words: int = 60, start_words: int = 6) -> set[str]:
     """The n-grams the model weighs (a set: presence, not counts)."""
     words = _words(reply[: head_words * 12])[:head_words]
@@ -51,6 +58,7 @@ def features(reply: str, prompt: str = "", head_words: int = 60, start_words: in
     out: set[str] = set()
     for n in (1, 2, 3):
         out.update(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
+    out -= _IGNORED
     start = words[:start_words]
     for n in (1, 2, 3):
         out.update("^" + " ".join(start[i : i + n]) for i in range(min(len(start) - n + 1, 3)))
