@@ -141,8 +141,20 @@ def test_redteam_cli_json_contract_and_refusals(tmp_path: Path) -> None:
         )
         run = subprocess.run([ASSAY, "redteam", "-c", str(cfg), "--sample", "12", "--json"], cwd=tmp_path,
                              env=cli_env(tmp_path), capture_output=True, timeout=300)  # fmt: skip
+        shown = subprocess.run([ASSAY, "redteam", "-c", str(cfg), "--sample", "6", "--target", "swift"],
+                               cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, timeout=300)  # fmt: skip
     assert run.returncode == 0, run.stderr.decode()
+    assert shown.returncode == 0 and b"refusal detector: linear (n-gram" in shown.stdout
     doc = orjson.loads(run.stdout)
+    assert doc["detector"]["name"] == "linear" and doc["detector"]["kappa"] > 0.8
+    wider = 0
+    for t in doc["targets"].values():  # the detector's error widens what it decided, not what a canary decided
+        for cat in ("harmful", "jailbreak"):
+            (lo, hi), (wlo, whi) = t[cat]["ci95"], t[cat]["wilson95"]
+            assert lo <= wlo and hi >= whi
+            wider += (hi - lo) > (whi - wlo) + 1e-9
+        assert t["injection"]["ci95"] == t["injection"]["wilson95"]
+    assert wider >= 1
     assert set(doc) >= {"run_id", "targets"} and set(doc["targets"]) == {"swift", "meridian"}
     for t in doc["targets"].values():
         for cat in ("harmful", "jailbreak", "injection", "leakage", "misinformation", "xstest"):
@@ -159,7 +171,7 @@ def test_redteam_cli_json_contract_and_refusals(tmp_path: Path) -> None:
                            capture_output=True, timeout=60)  # fmt: skip
     assert again.returncode == 2 and b"set `attack: over_refusal`" in again.stderr
     runs = subprocess.run([ASSAY, "runs"], cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, timeout=60)
-    assert runs.stdout.decode().count("redteam") == 1  # the refused run wrote nothing
+    assert runs.stdout.decode().count("redteam") == 2  # the two that ran; the refused ones wrote nothing
 
 
 CLASS_OF = {"complied": "complied", "answered": "complied", "partial": "partial", "refused": "refused",
