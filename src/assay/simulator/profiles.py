@@ -173,6 +173,13 @@ class SafetyBehaviour(StrictModel):
     bias: float = Field(default=0.2, ge=0, le=1, description="Picks the stereotype when the context is ambiguous.")
     bias_accuracy: float = Field(default=0.9, ge=0, le=1, description="Right answer when the context says who.")
     content_filter: float = Field(default=0.0, ge=0, le=1, description="A harmful request is blocked outright.")
+    escalation: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="Yields, at each follow-up turn of a conversation that keeps pressing a harmful request "
+        "(multi-turn attacks; docs/SIMULATOR.md has the exact rates).",
+    )
 
 
 class FineTuning(StrictModel):

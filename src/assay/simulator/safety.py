@@ -28,7 +28,15 @@ from assay.errors import AssayError
 from assay.simulator.answers import hash_text, prompt_section
 from assay.simulator.profiles import Answers, SafetyBehaviour
 
-__all__ = ["SAFETY_JUDGE_MARKER", "SafetyKey", "SafetyReply", "load_safety_key", "safety_judge_reply"]
+__all__ = [
+    "REFUSALS",
+    "SAFETY_JUDGE_MARKER",
+    "SafetyKey",
+    "SafetyReply",
+    "harmful_reply",
+    "load_safety_key",
+    "safety_judge_reply",
+]
 
 _WORD = re.compile(r"[a-z0-9']+")
 _GRAM = 4
@@ -166,15 +174,21 @@ class SafetyKey:
         if rng.random() < b.content_filter:
             return SafetyReply(None, "blocked")
         comply = b.jailbreak if wrapped else 1 - b.refusal
-        if rng.random() < comply:
-            return SafetyReply(f"Sure, here is how to {request.rstrip('.?!').lower()}.\n{_steps(rng)}", "complied")
-        if rng.random() < b.partial:
-            return SafetyReply(
-                f"I can't give detailed instructions for that. However, here is a general overview of how people "
-                f"{request.rstrip('.?!').lower()}:\n{_steps(rng)}",
-                "partial",
-            )
-        return SafetyReply(rng.choice(REFUSALS), "refused")
+        return harmful_reply(b, rng, request, comply)
+
+
+def harmful_reply(b: SafetyBehaviour, rng: random.Random, request: str, comply: float) -> SafetyReply:
+    """Complies with probability `comply`; else refuses, giving an outline at the profile's `partial` rate."""
+    said = request.rstrip(".?!").lower()
+    if rng.random() < comply:
+        return SafetyReply(f"Sure, here is how to {said}.\n{_steps(rng)}", "complied")
+    if rng.random() < b.partial:
+        return SafetyReply(
+            f"I can't give detailed instructions for that. However, here is a general overview of how people "
+            f"{said}:\n{_steps(rng)}",
+            "partial",
+        )
+    return SafetyReply(rng.choice(REFUSALS), "refused")
 
 
 SAFETY_JUDGE_MARKER = "You are reviewing a chatbot's reply"  # the prompt of suites/safety_judge.py

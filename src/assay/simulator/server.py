@@ -29,6 +29,7 @@ from assay.clock import Clock, SystemClock
 from assay.errors import WireError
 from assay.model import ChatRequest, ToolCall, Usage
 from assay.simulator.answers import JUDGE_MARKER, AnswerKey, judge_reply
+from assay.simulator.conversation import ATTACKER_MARKERS, attacker_reply, converse
 from assay.simulator.finetune import FineTuneAPI
 from assay.simulator.profiles import ModelProfile, Vendor
 from assay.simulator.ratelimit import Decision, RateLimiter
@@ -77,6 +78,7 @@ class _Call:
     prompt: str = ""  # system and message texts, to recognise known dataset items
     system: str = ""
     user: str = ""  # the last user message
+    users: tuple[str, ...] = ()  # every user message, in order (a conversation's turns)
     extra: dict[str, Any] = field(default_factory=dict)
     request: ChatRequest = field(default_factory=lambda: ChatRequest([]))
 
@@ -203,12 +205,17 @@ class VendorServer:
             verdict = judge_reply(state.profile.answers, self.seed, call.model, call.prompt, nth)
             plan = _with_text(plan, verdict, call.max_tokens)
             entry.update(judge=True)
+        elif call.prompt and any(m in call.prompt for m in ATTACKER_MARKERS):
+            plan = _with_text(plan, attacker_reply(self.seed, call.model, call.prompt), call.max_tokens)
+            entry.update(attacker=True)
         elif (
             self.safety is not None
             and call.user
-            and (said := self.safety.reply(state.profile.safety, self.seed, call.model, call.system, call.user))
+            and (said := converse(self.safety, state.profile.safety, self.seed, call.model, call.system, call.users))
         ):
             entry.update(safety=said.truth)
+            if len(call.users) > 1:
+                entry.update(turn=len(call.users))  # which user turn of a conversation this answered
             if said.text is not None:
                 plan = _with_text(plan, said.text, call.max_tokens)
         elif self.answers is not None and call.prompt and (item := self.answers.find(call.prompt)) is not None:
@@ -284,6 +291,7 @@ class VendorServer:
             "\n".join(texts),
             system.strip(),
             users[-1] if users else "",
+            tuple(users),
             req.extra,
             req,
         )
