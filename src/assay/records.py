@@ -9,7 +9,8 @@ a detector without rewriting history.
 
 Identity: (run, target, suite, item, judged_target, attempt). `judged_target` is
 empty except on a judge's own calls, where it names the target whose reply the
-judge read (the judge's Record keeps the suite and item it judged).
+judge read (the judge's Record keeps the suite and item it judged), and on a
+multi-turn attacker's calls, where it names the target attacked.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ class Record:
     prompt: str | None = None
     final: bool = True  # the last attempt for its item: a success, or a failure with no retry to follow
     cached: bool = False  # answered from the response cache: no request was sent, so no timings
-    judged_target: str = ""  # a judge's call: the target whose reply it judged
+    judged_target: str = ""  # a judge's call: the target whose reply it judged; an attacker's: the one attacked
     session: int = 0  # which process of the run wrote it: 0 the first, 1 after one --resume... (rates skip the gaps)
     # Routing (the gateway): which route and policy chose this target, the experiment arm, the caller's key id,
     # and the target this attempt fell back from.
@@ -232,6 +233,7 @@ class ItemFacts:
     label: str | None = None  # red-team: harmful | safe | ...
     technique: str | None = None  # red-team: how a jailbreak was wrapped
     condition: str | None = None  # BBQ: ambig | disambig
+    conversation: str | None = None  # multi-turn: the attack item whose conversation this turn is (one trial)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,11 +18,11 @@ from assay.cli.project import load_project, project_if_present
 from assay.config import ProjectConfig, state_dir
 from assay.datasets.loaders import read_jsonl
 from assay.errors import ConfigError
-from assay.report.formats import ci_range, fraction, pct, points
+from assay.report.formats import ci_range, fraction, pct, plural, points
 from assay.stats import summarize_stored
 from assay.store import Store
 from assay.suites.detectors import DETECTORS, RefusalDetector, describe_detector
-from assay.suites.safety import RedteamOptions, RedteamRun, run_redteam, summarize_run
+from assay.suites.safety import RedteamOptions, RedteamRun, run_redteam, summarize_conversations, summarize_run
 from assay.suites.safety_summary import SafetySummary
 
 app = typer.Typer(help="Red-team every target: attack success, refusals, over-refusal, bias, risk matrix.")
@@ -96,6 +96,25 @@ def summary_lines(s: SafetySummary) -> list[str]:
     return lines
 
 
+def multi_turn_lines(turns: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """One line per target and multi-turn category: how often and how soon the attack worked, and what it sent."""
+    lines = []
+    for target, per in turns.items():
+        for category, e in per.items():
+            if not e["scored"]:
+                continue
+            mean = e["mean_turns_to_success"]
+            sent = plural(e["target_requests"], "request")
+            if e["attacker_requests"]:
+                sent += f" + {e['attacker_requests']:,} by the attacker"
+            soon = f" (mean {mean:.1f} turns)" if mean else ""
+            lines.append(
+                f"  [dim]{category}[/] {target}: worked within {plural(e['turn_budget'], 'turn')} in {e['successes']} "
+                f"of {plural(e['scored'], 'conversation')}{soon}; {sent}"
+            )
+    return lines
+
+
 @app.callback(invoke_without_command=True)
 def redteam(
     ctx: typer.Context,
@@ -141,15 +160,18 @@ def _show(db: Path, result: RedteamRun, as_json: bool) -> None:
     with Store(db) as store:
         summary = summarize_run(store, result.run_id)
         traffic = summarize_stored(store, result.run_id)
+        turns = summarize_conversations(store, result.run_id) if result.plan.conversations else {}
     if as_json:
         doc = summary.to_json()
         doc["summaries"] = {n: s.to_json() for n, s in traffic.items()}  # its traffic, as a probe reports it
+        if turns:
+            doc["multi_turn"] = turns
         sys.stdout.write(orjson.dumps(doc).decode() + "\n")
         return
     show_table(redteam_table(summary))
     if summary.detector:
         out.print(f"[dim]refusal detector:[/] {describe_detector(summary.detector)}", highlight=False)
-    for line in summary_lines(summary):
+    for line in summary_lines(summary) + multi_turn_lines(turns):
         out.print(line, highlight=False)
     out.print(f"[dim]risk matrix and details:[/] assay report {result.run_id}")
 

@@ -24,6 +24,7 @@ from assay.config.project import (
 from assay.config.quality import JudgeSettings, SuiteConfig, slug
 from assay.config.safety import (
     ATTACK_KINDS,
+    MULTI_TURN,
     AttackKind,
     SafetyJudge,
     SafetySettings,
@@ -37,6 +38,7 @@ from assay.config.timeouts import TIMEOUT_KEYS, TimeoutSettings, effective_timeo
 __all__ = [
     "ATTACK_KINDS",
     "LATENCY_KEYS",
+    "MULTI_TURN",
     "POLICY_NAMES",
     "SLO",
     "SUITE_TAGS",

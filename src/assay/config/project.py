@@ -98,6 +98,12 @@ class ProjectConfig(StrictModel):
                     "judge target '{name}' is not one of the targets ({known})",
                     {"name": s.judge.target, "known": ", ".join(sorted(names)), "at": ("suites", i, "judge", "target")},
                 )
+            if isinstance(s, SafetySuite) and s.attacker is not None and s.attacker not in names:
+                raise PydanticCustomError(
+                    "unknown_target",
+                    "attacker '{name}' is not one of the targets ({known})",
+                    {"name": s.attacker, "known": ", ".join(sorted(names)), "at": ("suites", i, "attacker")},
+                )
         judge = self.safety.judge
         if judge is not None and judge.target not in names:
             raise PydanticCustomError(

@@ -12,6 +12,7 @@ from assay.model import StrictModel
 
 __all__ = [
     "ATTACK_KINDS",
+    "MULTI_TURN",
     "AttackKind",
     "SafetyJudge",
     "SafetySettings",
@@ -21,8 +22,12 @@ __all__ = [
 ]
 
 
-AttackKind = Literal["harmful", "jailbreak", "injection", "leakage", "misinformation", "bias", "over_refusal"]
+AttackKind = Literal[
+    "harmful", "jailbreak", "injection", "leakage", "misinformation", "bias", "over_refusal", "crescendo", "pair"
+]
 ATTACK_KINDS: tuple[str, ...] = AttackKind.__args__  # type: ignore[attr-defined]
+MULTI_TURN: frozenset[str] = frozenset({"crescendo", "pair"})  # a conversation per item, up to `turns` target turns
+DEFAULT_TURNS = 5
 Technique = Literal["template", "base64", "rot13", "leetspeak", "roleplay"]
 
 
@@ -46,11 +51,40 @@ class SafetySuite(StrictModel):
     max_rate: float | None = Field(default=None, ge=0, le=1, description="Highest acceptable likelihood.")
     max_tokens: int = Field(default=256, ge=16)
     temperature: float | None = Field(default=0.0, ge=0, le=2)
+    turns: int | None = Field(
+        default=None, ge=1, le=50, description="crescendo, pair: the most target turns a conversation has (5)."
+    )
+    attacker: str | None = Field(
+        default=None, description="crescendo (optional), pair (required): the target that writes the attacks."
+    )
 
     @field_validator("name")
     @classmethod
     def _slug(cls, v: str) -> str:
         return slug(v)
+
+    @model_validator(mode="after")
+    def _multi_turn_keys(self) -> SafetySuite:
+        kind = self.mechanism
+        if kind not in MULTI_TURN:
+            for key in ("turns", "attacker"):
+                if getattr(self, key) is not None:
+                    raise PydanticCustomError(
+                        "multi_turn_only",
+                        "`{key}` is for multi-turn attacks (attack: crescendo or pair), not {kind}",
+                        {"key": key, "kind": kind, "at": (key,)},
+                    )
+        elif kind == "pair" and self.attacker is None:
+            raise PydanticCustomError(
+                "attacker_needed",
+                "a pair attack needs `attacker:`, the target that rewrites each refused request",
+                {"at": ("attack",) if "attack" in self.model_fields_set else ("category",)},
+            )
+        elif kind == "crescendo" and self.turn_budget < 2:
+            raise PydanticCustomError(
+                "turns", "a crescendo needs at least 2 turns (a benign opener, then the asks)", {"at": ("turns",)}
+            )
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -76,6 +110,11 @@ class SafetySuite(StrictModel):
     def mechanism(self) -> str:
         """The attack kind (filled from the category when not given)."""
         return self.attack or self.category
+
+    @property
+    def turn_budget(self) -> int:
+        """Multi-turn attacks: the most target turns of one conversation."""
+        return self.turns or DEFAULT_TURNS
 
 
 class VendorEvidence(StrictModel):

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from assay.clients import open_session
 from assay.clock import Clock
-from assay.config import ProjectConfig, SafetySuite, state_dir
+from assay.config import MULTI_TURN, ProjectConfig, SafetySuite, state_dir
 from assay.datasets import data_dir
 from assay.errors import ConfigError
 from assay.model import StrictModel
@@ -38,11 +39,21 @@ from assay.runner.runs import Run, open_run
 from assay.store import Store
 from assay.suites.attacks import Attack, build_attacks
 from assay.suites.detectors import RefusalDetector, canary_leaked, content_filtered, stance
+from assay.suites.multiturn import Conversation, conversation_stats, run_conversations
 from assay.suites.safety_judge import needs_judge, parse_safety_verdict, safety_judge_request
 from assay.suites.safety_summary import SafetySummary, summarize_safety
 from assay.suites.scorers import extract_choice
 
-__all__ = ["KIND", "RedteamOptions", "RedteamPlan", "default_suites", "plan_redteam", "run_redteam", "summarize_run"]
+__all__ = [
+    "KIND",
+    "RedteamOptions",
+    "RedteamPlan",
+    "default_suites",
+    "plan_redteam",
+    "run_redteam",
+    "summarize_conversations",
+    "summarize_run",
+]
 
 KIND = "redteam"
 
@@ -90,6 +101,12 @@ class RedteamPlan:
     suites: dict[str, SafetySuite]
     attacks: dict[tuple[str, str], Attack]  # (suite, item id) -> attack
     work: list[WorkItem]
+    conversations: list[Conversation] = field(default_factory=list)  # multi-turn attacks (suites/multiturn.py)
+
+    @property
+    def attackers(self) -> list[str]:
+        """Targets that write multi-turn attacks."""
+        return list(dict.fromkeys(s.attacker for s in self.suites.values() if s.attacker))
 
 
 def plan_redteam(config: ProjectConfig, opts: RedteamOptions) -> RedteamPlan:
@@ -110,14 +127,18 @@ def plan_redteam(config: ProjectConfig, opts: RedteamOptions) -> RedteamPlan:
     cache = state_dir() / "datasets"
     attacks: dict[tuple[str, str], Attack] = {}
     work: list[WorkItem] = []
+    conversations: list[Conversation] = []
     for suite in suites:
         for a in build_attacks(suite, root, cache):
             attacks[(a.suite, a.item_id)] = a
-            work += [WorkItem(t.name, a.suite, a.item_id, a.request, a.prompt) for t in targets]
-    if not work:
+            if suite.mechanism in MULTI_TURN:
+                conversations += [Conversation(t.name, suite, a) for t in targets]
+            else:
+                work += [WorkItem(t.name, a.suite, a.item_id, a.request, a.prompt) for t in targets]
+    if not work and not conversations:
         raise ConfigError("nothing to send: every safety suite came out empty (check `limit`, `sample`, datasets)")
     opts = opts.model_copy(update={"suites_run": tuple(suites), "targets": tuple(t.name for t in targets)})
-    return RedteamPlan(config, opts, {s.name: s for s in suites}, attacks, work)
+    return RedteamPlan(config, opts, {s.name: s for s in suites}, attacks, work, conversations)
 
 
 def _facts(plan: RedteamPlan) -> Callable[[Record], list[ItemFacts]]:
@@ -223,7 +244,7 @@ async def run_redteam(
             raise ValueError("a new red-team run needs a config")
         plan = plan_redteam(config, opts)  # refuse bad input before anything is written
         judge = config.safety.judge
-        names = list(plan.opts.targets) + ([judge.target] if judge else [])
+        names = list(plan.opts.targets) + plan.attackers + ([judge.target] if judge else [])
     run = open_run(db, KIND, config, plan.opts if plan else None, names, resume=resume, clock=clock)
     try:
         if plan is None:
@@ -243,7 +264,10 @@ async def _execute(
     opts = plan.opts
     pending = [w for w in plan.work if w.key not in run.done]
     if on_start:
-        on_start(run.run_id, run.pending(pending))
+        counts = run.pending(pending)
+        for c in plan.conversations:  # at most its budget of turns each (a resumed run shows the whole budget)
+            counts[c.target] = counts.get(c.target, 0) + c.suite.turn_budget
+        on_start(run.run_id, counts)
     async with run.active() as writer, open_session() as session:
         if pending:
             runner = run.runner(
@@ -255,9 +279,13 @@ async def _execute(
                 keep_text=True,
             )
             await runner.run(pending, next_attempt=run.next_attempt)
+        detector = RefusalDetector(opts.detector)
+        if plan.conversations:
+            await run_conversations(run, session, plan.conversations, detector, concurrency=opts.concurrency,
+                                    retries=opts.retries, total_s=opts.timeout_s, on_record=on_record)  # fmt: skip
         await writer.aflush()
         rows = list(run.store.iter_annotated(run.run_id))
-        run.store.annotate(classify(plan, rows, RefusalDetector(opts.detector)), run.clock.wall_s())
+        run.store.annotate(classify(plan, rows, detector), run.clock.wall_s())
         judge = run.config.safety.judge
         if judge is None:
             return
@@ -288,7 +316,7 @@ def _judge_asks(
     def asks(rows: list[tuple[Record, Annotations]]) -> list[JudgeAsk]:
         out = []
         for r, a in rows:
-            attack = plan.attacks.get((r.suite, r.item_id))
+            attack = plan.attacks.get((r.suite, _trial(r, a)))
             if attack is None or r.judged_target or not r.final or a.safety is None:
                 continue
             if not needs_judge(a.safety, attack.attack, scope):
@@ -305,7 +333,7 @@ def _overrule(plan: RedteamPlan, rows: list[tuple[Record, Annotations]]) -> list
     found = {key: v for key, tries in verdicts(rows).items() if (v := decided(tries)) is not None}
     out = []
     for r, a in rows:
-        attack = plan.attacks.get((r.suite, r.item_id))
+        attack = plan.attacks.get((r.suite, _trial(r, a)))
         v = found.get((r.suite, r.item_id, r.target))
         if attack is None or v is None or r.judged_target or not r.final or a.safety is None:
             continue
@@ -319,6 +347,18 @@ def _overrule(plan: RedteamPlan, rows: list[tuple[Record, Annotations]]) -> list
                                            harmful=v.harmful, detector_class=a.safety.reply_class,
                                            detector_by=a.safety.detector)))  # fmt: skip
     return out
+
+
+def _trial(r: Record, a: Annotations) -> str:
+    """The attack a Record answers: its item, or the conversation a multi-turn turn belongs to."""
+    return a.item.conversation if a.item is not None and a.item.conversation else r.item_id
+
+
+def summarize_conversations(store: Store, run_id: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """Multi-turn figures of a stored red-team run (turns to success, requests), per target and category."""
+    info = store.run(run_id, kind=KIND)
+    suites = [SafetySuite.model_validate(s) for s in info.params.get("suites_run", [])]
+    return conversation_stats(store.iter_annotated(info.run_id), suites)
 
 
 def summarize_run(store: Store, run_id: str) -> SafetySummary:
