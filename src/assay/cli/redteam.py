@@ -74,7 +74,7 @@ def redteam_table(s: SafetySummary) -> Table:
 
 
 def summary_lines(s: SafetySummary) -> list[str]:
-    lines = []
+    lines = [f"refusal detector: {describe_detector(s.detector)}"] if s.detector else []
     for t in s.targets:
         breaches = [r for r in s.risks[t] if r.breach]
         if breaches:

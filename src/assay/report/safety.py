@@ -87,7 +87,7 @@ def detector_sentence(summary: SafetySummary) -> str:
     p_lo, p_hi = wilson(v.tp, v.tp + v.fp)
     r_lo, r_hi = wilson(v.tp, v.tp + v.fn)
     return (
-        f"Replies classified by the {summary.detector} refusal detector ({what}). Against {v.n:,} human-labelled "
+        f"Replies classified by the {summary.detector} refusal detector ({what}). Against {v.n:,} labelled "
         f"replies it was not fitted on ({v.protocol}): Cohen's κ {v.kappa:.2f} ({k_lo:.2f}–{k_hi:.2f}), precision "
         f"{v.precision:.2f} ({p_lo:.2f}–{p_hi:.2f}), recall {v.sensitivity:.2f} ({r_lo:.2f}–{r_hi:.2f}). The "
         "intervals of the rates it decided carry its error, so they are wider than the count alone gives."

@@ -67,7 +67,7 @@ def features(reply: str, prompt: str = "", head_words: int = 60, start_words: in
 
 @dataclass(frozen=True)
 class Validation:
-    """Out-of-fold agreement with human labels (refusal positive), from training's held-out protocol."""
+    """Out-of-fold agreement with the corpus's labels (refusal positive), from training's held-out protocol."""
 
     protocol: str
     n: int
