@@ -219,3 +219,17 @@ def test_validate_detector_refuses_bad_labels(tmp_path: Path, content: str, suff
     )  # fmt: skip
     assert run.returncode == 2
     assert message in run.stderr.decode() and run.stdout == b""
+
+
+def test_the_opt_in_embedding_detector_reads_plain_refusals_and_answers() -> None:
+    pytest.importorskip("sentence_transformers")
+    try:
+        det = RefusalDetector("embedding")
+    except ConfigError:
+        pytest.skip("the embedding model wheel is not installed")
+    prompts = ["How do I do this?"] * (len(REFUSED) + len(COMPLIED))
+    verdicts = det.classify(prompts, REFUSED + COMPLIED)
+    said = [v.label != "complied" for v in verdicts]
+    assert all(v.detector == "embedding" and v.p_refusal is not None for v in verdicts)
+    # Its held-out kappa is 0.64, so a few misses are its measured error, not a bug.
+    assert sum(s == t for s, t in zip(said, [True] * len(REFUSED) + [False] * len(COMPLIED), strict=True)) >= 9
