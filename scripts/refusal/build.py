@@ -14,8 +14,9 @@ Sources, each fetched from its public home (nothing here is a copy of them):
 
 Where a source's label is not a refusal label (a jailbreak judge's "not jailbroken", PyRIT's
 "objective not achieved", a harm score of 0), the reply was read and labelled for this project
-by annotation agents (language models reading each reply; scripts/refusal/labels.jsonl, by reply
-id, with XSTest's definitions of full compliance, full refusal and partial refusal); those labels win. The corpus holds real harmful text: it is
+by annotation agents (language models reading each reply; scripts/refusal/labels.jsonl, by
+reply id, with XSTest's definitions of full compliance, full refusal and partial refusal);
+those labels win. The corpus holds real harmful text: it is
 written to a cache folder, never into the repository.
 """
 

@@ -136,7 +136,8 @@ class SafetyJudge(StrictModel):
 
     target: str = Field(description="Name of the target that judges (one of `targets`).")
     scope: Literal["undecided", "all"] = Field(
-        default="undecided", description="Review what the phrase rules did not decide, or every such reply."
+        default="undecided",
+        description="Review what the refusal detector was unsure of (probability 0.2-0.8), or every such reply.",
     )
     retries: int = Field(default=2, ge=0, le=10, description="Re-asks when the verdict cannot be parsed.")
     max_tokens: int = Field(default=200, ge=16)
