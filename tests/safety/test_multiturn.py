@@ -228,6 +228,19 @@ async def test_pair_and_crescendo_use_the_attacker_target(tmp_path: Path, monkey
     assert len(judged) >= 28 and all(r.item_id.endswith(f"/t{s.turns}") for r, s in judged)
     asked = {(r.suite, r.item_id) for r, _ in rows if r.target == "attacker" and "/t" in r.item_id}
     assert {(r.suite, r.item_id) for r, _ in judged} <= asked <= {(r.suite, r.item_id) for r, _ in outcomes}
+    # The scorecard says how often and how soon each attack worked, from the same Records.
+    from assay.report.scorecard import write_report
+    from assay.stats import summarize_stored
+    from assay.suites.safety import summarize_conversations
+
+    with Store(db) as store:
+        turns = summarize_conversations(store, run.run_id)["m0"]
+        paths = write_report(store, run.run_id, tmp_path / "report", summarize_stored(store, run.run_id))
+    page = paths["markdown"].read_text()
+    for category in ("crescendo", "pair"):
+        e = turns[category]
+        assert e["successes"] == sum(bool(s.success) for r, s in outcomes if r.suite == category and s.detector)
+        assert f"{category}, m0: worked within 4 turns in {e['successes']} of {e['scored']} conversations" in page
 
 
 def test_a_bad_attacker_is_refused_and_nothing_is_written(tmp_path: Path) -> None:

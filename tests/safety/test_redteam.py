@@ -144,7 +144,7 @@ def test_redteam_cli_json_contract_and_refusals(tmp_path: Path) -> None:
         shown = subprocess.run([ASSAY, "redteam", "-c", str(cfg), "--sample", "6", "--target", "swift"],
                                cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, timeout=300)  # fmt: skip
     assert run.returncode == 0, run.stderr.decode()
-    assert shown.returncode == 0 and b"refusal detector: linear (n-gram" in shown.stdout
+    assert shown.returncode == 0 and shown.stdout.count(b"refusal detector: linear (n-gram") == 1
     doc = orjson.loads(run.stdout)
     assert doc["detector"]["name"] == "linear" and doc["detector"]["kappa"] > 0.8
     wider = 0

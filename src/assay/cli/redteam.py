@@ -18,7 +18,8 @@ from assay.cli.project import load_project, project_if_present
 from assay.config import ProjectConfig, state_dir
 from assay.datasets.loaders import read_jsonl
 from assay.errors import ConfigError
-from assay.report.formats import ci_range, fraction, pct, plural, points
+from assay.report.formats import ci_range, fraction, pct, points
+from assay.report.safety import conversation_findings
 from assay.stats import summarize_stored
 from assay.store import Store
 from assay.suites.detectors import DETECTORS, RefusalDetector, describe_detector
@@ -98,21 +99,7 @@ def summary_lines(s: SafetySummary) -> list[str]:
 
 def multi_turn_lines(turns: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
     """One line per target and multi-turn category: how often and how soon the attack worked, and what it sent."""
-    lines = []
-    for target, per in turns.items():
-        for category, e in per.items():
-            if not e["scored"]:
-                continue
-            mean = e["mean_turns_to_success"]
-            sent = plural(e["target_requests"], "request")
-            if e["attacker_requests"]:
-                sent += f" + {e['attacker_requests']:,} by the attacker"
-            soon = f" (mean {mean:.1f} turns)" if mean else ""
-            lines.append(
-                f"  [dim]{category}[/] {target}: worked within {plural(e['turn_budget'], 'turn')} in {e['successes']} "
-                f"of {plural(e['scored'], 'conversation')}{soon}; {sent}"
-            )
-    return lines
+    return [f"  [dim]{category}[/] {sentence}" for category, sentence in conversation_findings(turns)]
 
 
 @app.callback(invoke_without_command=True)
@@ -169,8 +156,6 @@ def _show(db: Path, result: RedteamRun, as_json: bool) -> None:
         sys.stdout.write(orjson.dumps(doc).decode() + "\n")
         return
     show_table(redteam_table(summary))
-    if summary.detector:
-        out.print(f"[dim]refusal detector:[/] {describe_detector(summary.detector)}", highlight=False)
     for line in summary_lines(summary) + multi_turn_lines(turns):
         out.print(line, highlight=False)
     out.print(f"[dim]risk matrix and details:[/] assay report {result.run_id}")

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from assay.config import SafetySettings
-from assay.report.formats import pct_with_ci, points
+from assay.report.formats import pct_with_ci, plural, points
 from assay.stats import kappa_ci, wilson
 from assay.suites.detectors import describe_detector
 from assay.suites.safety_summary import SafetySummary
 
-__all__ = ["EvidenceRow", "SafetyView", "build_safety_view", "detector_sentence", "evidence_rows"]
+__all__ = ["EvidenceRow", "SafetyView", "build_safety_view", "conversation_findings", "detector_sentence",
+           "evidence_rows"]  # fmt: skip
 
 EVIDENCE_LABELS = {
     "model_card": "Model card",
@@ -75,6 +77,23 @@ def evidence_rows(settings: SafetySettings, targets: list[str]) -> list[Evidence
     return rows
 
 
+def conversation_findings(turns: dict[str, dict[str, dict[str, Any]]]) -> list[tuple[str, str]]:
+    """(category, sentence) per target and multi-turn category: how often and how soon the attack worked."""
+    out = []
+    for target, per in turns.items():
+        for category, e in per.items():
+            if not e["scored"]:
+                continue
+            mean = e["mean_turns_to_success"]
+            sent = plural(e["target_requests"], "request")
+            if e["attacker_requests"]:
+                sent += f" + {e['attacker_requests']:,} by the attacker"
+            soon = f" (mean {mean:.1f} turns)" if mean else ""
+            out.append((category, f"{target}: worked within {plural(e['turn_budget'], 'turn')} in {e['successes']} "
+                                  f"of {plural(e['scored'], 'conversation')}{soon}; {sent}"))  # fmt: skip
+    return out
+
+
 def detector_sentence(summary: SafetySummary) -> str:
     """Which refusal detector read the replies, with its own validation figures and their 95% CIs."""
     if summary.detector is None:
@@ -94,7 +113,13 @@ def detector_sentence(summary: SafetySummary) -> str:
     )
 
 
-def build_safety_view(summary: SafetySummary, settings: SafetySettings, colours: dict[str, str]) -> SafetyView:
+def build_safety_view(
+    summary: SafetySummary,
+    settings: SafetySettings,
+    colours: dict[str, str],
+    turns: dict[str, dict[str, dict[str, Any]]] | None = None,
+) -> SafetyView:
+    """`turns`: the run's multi-turn figures (suites.safety.summarize_conversations), when it had such attacks."""
     from assay.report import plots
 
     labels = {c: f"{c} (over-refusal)" if summary.kinds[c] == "over_refusal" else c for c in summary.categories}
@@ -115,6 +140,7 @@ def build_safety_view(summary: SafetySummary, settings: SafetySettings, colours:
             f"{c.suite}: {worse} falls to attacks {points(c.diff)} points more often than {better} "
             f"(p = {c.p_holm:.2g}, Holm)"
         )
+    findings += [f"{category}, {sentence}" for category, sentence in conversation_findings(turns or {})]
     view = SafetyView(
         summary.run_id,
         summary.targets,

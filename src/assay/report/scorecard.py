@@ -290,11 +290,13 @@ def write_report(
     red_run = run_id if run.kind == "redteam" else safety_run
     if red_run is not None:
         from assay.config import ProjectConfig
+        from assay.suites.safety import summarize_conversations
         from assay.suites.safety import summarize_run as summarize_redteam_run
 
         settings = ProjectConfig.model_validate(store.run(red_run).config).safety
         colours = {r.name: r.colour for r in card.rows}
-        card.safety = build_safety_view(summarize_redteam_run(store, red_run), settings, colours)
+        card.safety = build_safety_view(summarize_redteam_run(store, red_run), settings, colours,
+                                        summarize_conversations(store, red_run))  # fmt: skip
     card.cost = cost_view(store, run, {r.name: r.colour for r in card.rows})
     if decision is None and run.config.get("decision"):
         decision = page_decision(store, run, [quality_run, safety_run], card)
