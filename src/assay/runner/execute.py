@@ -16,7 +16,7 @@ import random
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from assay.clients import ProviderClient
 from assay.clock import Clock, SystemClock
@@ -25,13 +25,23 @@ from assay.model import Timing
 from assay.records import Annotation, ItemKey, Record, WorkItem, make_record
 from assay.runner.retry import RetryPolicy
 
-__all__ = ["Annotator", "RecordSink", "Runner", "collector_quiet"]
+__all__ = ["Annotator", "RecordSink", "Runner", "collector_quiet", "run_all"]
 
 # What is known about an attempt when it is written (a scorer's verdict, the item's tags), appended with it.
 Annotator = Callable[[Record], Iterable[Annotation]]
 
 
 _quiet_depth = 0
+
+
+async def run_all(tasks: list[asyncio.Task[Any]]) -> None:
+    """Await every worker; if one fails or the caller is cancelled, cancel the rest and wait for them to stop."""
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @contextlib.contextmanager
@@ -115,12 +125,7 @@ class Runner:
             for target, q in queues.items()
             for _ in range(min(self.concurrency, len(q)))
         ]
-        try:
-            await asyncio.gather(*workers)
-        finally:
-            for w in workers:
-                w.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+        await run_all(workers)
         return self._written
 
     async def run_open_loop(
@@ -190,13 +195,7 @@ class Runner:
                 await self._do(item)
 
         with collector_quiet():
-            tasks = [asyncio.create_task(worker(), name=f"assay-closed-{i}") for i in range(workers)]
-            try:
-                await asyncio.gather(*tasks)
-            finally:
-                for t in tasks:
-                    t.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+            await run_all([asyncio.create_task(worker(), name=f"assay-closed-{i}") for i in range(workers)])
         return self._written
 
     def _budget_allows_retry(self) -> bool:

@@ -32,7 +32,7 @@ from assay.clients import ProviderClient
 from assay.config import MULTI_TURN, SafetySuite
 from assay.model import Message
 from assay.records import Annotations, ItemFacts, ItemKey, Record, SafetyClass, WorkItem
-from assay.runner.execute import collector_quiet
+from assay.runner.execute import collector_quiet, run_all
 from assay.runner.runs import Run
 from assay.suites.attacks import Attack
 from assay.suites.detectors import RefusalDetector, Verdict, content_filtered
@@ -250,11 +250,8 @@ async def run_conversations(
     with collector_quiet():  # one freeze for the phase, not one per turn
         tasks = [asyncio.create_task(worker(q)) for q in queues.values() for _ in range(min(concurrency, len(q)))]
         try:
-            await asyncio.gather(*tasks)
+            await run_all(tasks)
         finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
             verdicts.close()
             if outcomes:  # what finished is kept even when interrupted (a resume would find the same)
                 await run.flush()
