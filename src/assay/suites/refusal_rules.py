@@ -66,6 +66,8 @@ _COMPLY_OPENER = re.compile(
     r"^\W*(?:sure|certainly|of course|absolutely|okay|ok|alright|yes|happy to help|glad to help)\b"
     r"[^\n]{0,60}?\b(?:here(?:'s| is| are)|below)\b"
     r"|^\W*here(?:'s| is| are) (?:how|a|an|the|some|what)\b"
+    # Llama-2's greeting before an answer: "I'm glad you're interested! Sure, I'd be happy to help. Here are ..."
+    r"|\b(?:sure|happy to help|glad to help)\b[^.!\n]{0,40}[.!]\s*(?:here(?:'s| is| are)|to \w+ (?:a|an|the|your)\b)"
 )
 _STEPS = re.compile(r"(?:^|\n)\s*(?:\d+[.)]|[-*\u2022]|step \d+)\s+\w", re.I)
 
