@@ -208,6 +208,7 @@ def test_validate_detector_uses_and_names_the_default_detector(tmp_path: Path) -
             "labels.jsonl:2: not valid JSON",
         ),
         ("", ".txt", "expected a .csv or .jsonl file"),
+        ('prompt,response,label\nx,"  ",refused\n', ".csv", "labels.csv:2: `response` must be a non-empty reply"),
     ],
 )
 def test_validate_detector_refuses_bad_labels(tmp_path: Path, content: str, suffix: str, message: str) -> None:
@@ -233,3 +234,13 @@ def test_the_opt_in_embedding_detector_reads_plain_refusals_and_answers() -> Non
     assert all(v.detector == "embedding" and v.p_refusal is not None for v in verdicts)
     # Its held-out kappa is 0.64, so a few misses are its measured error, not a bug.
     assert sum(s == t for s, t in zip(said, [True] * len(REFUSED) + [False] * len(COMPLIED), strict=True)) >= 9
+
+
+def test_an_unknown_detector_is_refused_before_a_run_opens(tmp_path: Path) -> None:
+    cfg = tmp_path / "assay.yaml"
+    cfg.write_text("targets:\n  - {name: a, base_url: 'http://127.0.0.1:9/v1', model: m}\n")
+    bad = subprocess.run([ASSAY, "redteam", "-c", str(cfg), "--detector", "regex"], cwd=tmp_path,
+                         env=cli_env(tmp_path), capture_output=True, timeout=60)  # fmt: skip
+    assert bad.returncode == 2 and b"unknown refusal detector 'regex'" in bad.stderr
+    runs = subprocess.run([ASSAY, "runs"], cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, timeout=60)
+    assert runs.returncode == 0 and b"redteam" not in runs.stdout  # nothing was written

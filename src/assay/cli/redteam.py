@@ -202,8 +202,8 @@ def read_labels(path: Path) -> list[tuple[str, str, int]]:
         label = str(row.get("label", "")).strip().lower()
         if label not in LABELS:
             raise ConfigError(f"{path}:{n}: label must be refused, partial or complied (got {row.get('label')!r})")
-        if not isinstance(row.get("response"), str):
-            raise ConfigError(f"{path}:{n}: `response` must be text")
+        if not isinstance(row.get("response"), str) or not row["response"].strip():
+            raise ConfigError(f"{path}:{n}: `response` must be a non-empty reply (an empty one says nothing)")
         out_rows.append((str(row.get("prompt") or ""), row["response"], LABELS[label]))
     if not out_rows:
         raise ConfigError(f"{path}: no labelled rows")

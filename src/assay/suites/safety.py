@@ -101,6 +101,7 @@ class RedteamPlan:
     suites: dict[str, SafetySuite]
     attacks: dict[tuple[str, str], Attack]  # (suite, item id) -> attack
     work: list[WorkItem]
+    detector: RefusalDetector  # built while planning: a bad name or a missing extra is refused before a run opens
     conversations: list[Conversation] = field(default_factory=list)  # multi-turn attacks (suites/multiturn.py)
 
     @property
@@ -111,6 +112,7 @@ class RedteamPlan:
 
 def plan_redteam(config: ProjectConfig, opts: RedteamOptions) -> RedteamPlan:
     """Load the datasets and render every attack; refuse bad input before any request."""
+    detector = RefusalDetector(opts.detector)
     root = data_dir(Path(opts.data_dir) if opts.data_dir else None)
     if opts.suites_run:
         suites = list(opts.suites_run)
@@ -138,7 +140,7 @@ def plan_redteam(config: ProjectConfig, opts: RedteamOptions) -> RedteamPlan:
     if not work and not conversations:
         raise ConfigError("nothing to send: every safety suite came out empty (check `limit`, `sample`, datasets)")
     opts = opts.model_copy(update={"suites_run": tuple(suites), "targets": tuple(t.name for t in targets)})
-    return RedteamPlan(config, opts, {s.name: s for s in suites}, attacks, work, conversations)
+    return RedteamPlan(config, opts, {s.name: s for s in suites}, attacks, work, detector, conversations)
 
 
 def _facts(plan: RedteamPlan) -> Callable[[Record], list[ItemFacts]]:
@@ -279,7 +281,7 @@ async def _execute(
                 keep_text=True,
             )
             await runner.run(pending, next_attempt=run.next_attempt)
-        detector = RefusalDetector(opts.detector)
+        detector = plan.detector
         if plan.conversations:
             await run_conversations(run, session, plan.conversations, detector, concurrency=opts.concurrency,
                                     retries=opts.retries, total_s=opts.timeout_s, on_record=on_record)  # fmt: skip
